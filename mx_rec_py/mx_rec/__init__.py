@@ -1,0 +1,1 @@
+"""mx_rec: Rec SDK programming model on CPUs and GPUs."""

@@ -1,0 +1,1 @@
+"""Process-wide SDK configuration set by ``init()``."""

@@ -1,0 +1,89 @@
+"""``ConfigInitializer``: the process-wide state behind ``init()`` (settings, ranks, tables)."""
+import threading
+from typing import Any, Dict, Optional
+
+from mx_rec.communication import collectives
+from mx_rec.config.params import validate_init_kwargs
+from mx_rec.util.log import logger
+
+
+class TrainParamsConfig:
+    """Iterator initializers and batches that graph-modify mode hands back to the user script."""
+
+    def __init__(self) -> None:
+        self._initializers: Dict[bool, Any] = {}
+        self._batches: Dict[bool, Any] = {}
+
+    def set_initializer(self, is_training: bool, initializer: Any) -> None:
+        self._initializers[bool(is_training)] = initializer
+
+    def set_target_batch(self, is_training: bool, batch: Any) -> None:
+        self._batches[bool(is_training)] = batch
+
+    def get_initializer(self, is_training: bool) -> Any:
+        """The rebuilt iterator's initializer op for the train (True) or eval (False) pipeline."""
+        if bool(is_training) not in self._initializers:
+            raise RuntimeError(
+                f"no {'training' if is_training else 'evaluation'} iterator initializer is registered: "
+                "call mx_rec.graph.modifier.modify_graph_and_start_emb_cache() first")
+        return self._initializers[bool(is_training)]
+
+    def get_target_batch(self, is_training: bool) -> Any:
+        """The rebuilt pipeline's batch (dict of tensors) for train (True) or eval (False)."""
+        if bool(is_training) not in self._batches:
+            raise RuntimeError(
+                f"no {'training' if is_training else 'evaluation'} batch is registered: "
+                "call mx_rec.graph.modifier.modify_graph_and_start_emb_cache() first")
+        return self._batches[bool(is_training)]
+
+
+class ConfigInitializer:
+    """Singleton holding the settings given to ``init()`` and the tables created since.
+
+    Attributes mirror the ``init()`` keywords (``train_steps``, ``use_dynamic``, ...);
+    ``use_static`` is ``not use_dynamic``; ``tables`` maps table name to table object.
+    """
+
+    _instance: Optional["ConfigInitializer"] = None
+    _lock = threading.Lock()
+
+    def __init__(self, **kwargs: Any) -> None:
+        values = validate_init_kwargs(kwargs)
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.use_static = not self.use_dynamic
+        self.rank_id = collectives.get_rank_id()
+        self.rank_size = collectives.get_rank_size()
+        self.local_rank_size = collectives.get_local_rank_size()
+        self.tables: Dict[str, Any] = {}
+        self.train_params_config = TrainParamsConfig()
+
+    @classmethod
+    def get_instance(cls) -> "ConfigInitializer":
+        """The live configuration; raises RuntimeError before ``init()`` or after termination."""
+        if cls._instance is None:
+            raise RuntimeError("mx_rec is not initialised: call mx_rec.util.initialize.init() first")
+        return cls._instance
+
+    @classmethod
+    def is_initialized(cls) -> bool:
+        return cls._instance is not None
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> "ConfigInitializer":
+        with cls._lock:
+            instance = cls(**kwargs)
+            if cls._instance is not None:
+                logger.warning("init() called again: the previous configuration and its tables are dropped")
+            cls._instance = instance
+            return instance
+
+    @classmethod
+    def terminate(cls) -> None:
+        with cls._lock:
+            cls._instance = None
+
+    def register_table(self, table: Any) -> None:
+        if table.table_name in self.tables:
+            raise ValueError(f"table '{table.table_name}' already exists; table names must be unique")
+        self.tables[table.table_name] = table

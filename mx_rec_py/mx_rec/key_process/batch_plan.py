@@ -1,0 +1,59 @@
+"""One lookup's host work: dedup, placement on the device, and the gather plan for the graph."""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from mx_rec.key_process.dedup import dedup
+from mx_rec.storage.base import RowStore
+
+
+class SendCountOverflow(ValueError):
+    """More distinct keys than ``send_count`` allows."""
+
+
+@dataclass
+class BatchPlan:
+    """Arrays the graph needs to turn a batch of ids into embeddings.
+
+    Attributes:
+        gather_rows: int64 [G]; device rows to gather (G = ``send_count`` when set, padded with
+            ``padding_row``; otherwise the number of distinct keys that have a row).
+        inverse: int32 [N]; for each id, its index into ``concat(gathered [G], zero row, default row)``:
+            padding ids point at G (zeros), keys without a row at G + 1 (the default value).
+        write_rows: int64 [M]; device rows to overwrite before the gather.
+        write_values: float [M, dim]; their contents.
+        unique_keys: int64 [U]; the distinct keys, in order of first appearance.
+    """
+
+    gather_rows: np.ndarray
+    inverse: np.ndarray
+    write_rows: np.ndarray
+    write_values: np.ndarray
+    unique_keys: np.ndarray
+
+
+def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Optional[int] = None,
+               padding_row: int = -1, table_name: str = "") -> BatchPlan:
+    """Dedup ``keys`` (int64 [N]), place them in ``store`` and build the gather plan.
+
+    Raises:
+        SendCountOverflow: more distinct keys than ``send_count``, naming the count needed.
+            Raised before the store changes.
+    """
+    unique, inverse = dedup(keys)
+    if send_count is not None and unique.shape[0] > send_count:
+        raise SendCountOverflow(
+            f"table '{table_name}': {unique.shape[0]} distinct keys in this batch exceed send_count={send_count}; "
+            f"set send_count >= {unique.shape[0]}")
+    placement = store.locate(unique, insert)
+    has_row = placement.rows >= 0
+    gather_rows = placement.rows[has_row]
+    n_gather = gather_rows.shape[0] if send_count is None else send_count
+    position = np.where(has_row, np.cumsum(has_row) - 1, n_gather + 1)
+    position = np.append(position, n_gather).astype(np.int32)
+    if send_count is not None and gather_rows.shape[0] < send_count:
+        pad = np.full(send_count - gather_rows.shape[0], padding_row, dtype=np.int64)
+        gather_rows = np.concatenate([gather_rows, pad])
+    return BatchPlan(gather_rows=gather_rows, inverse=position[inverse], write_rows=placement.write_rows,
+                     write_values=placement.write_values, unique_keys=unique)

@@ -1,0 +1,155 @@
+"""Key -> row index: open addressing with linear probing over int64 keys (numba kernels).
+
+The padding key -1 doubles as the empty-slot marker, since it is never stored.
+Rows are handed out from a free list first, then in increasing order, up to ``capacity``.
+"""
+from typing import Tuple
+
+import numba
+import numpy as np
+
+from mx_rec.key_process.hashing import mix64
+
+_EMPTY = -1
+_MAX_LOAD = 0.5
+
+
+@numba.njit(cache=True)
+def _probe(slot_keys, slot_rows, keys, out_rows):
+    mask = np.uint64(slot_keys.shape[0] - 1)
+    missing = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        s = mix64(np.uint64(k)) & mask
+        while True:
+            sk = slot_keys[s]
+            if sk == k:
+                out_rows[i] = slot_rows[s]
+                break
+            if sk == _EMPTY:
+                out_rows[i] = -1
+                missing += 1
+                break
+            s = (s + np.uint64(1)) & mask
+    return missing
+
+
+@numba.njit(cache=True)
+def _insert_missing(slot_keys, slot_rows, keys, rows, free_rows, n_free, next_row):
+    """Give every key whose row is -1 a row; returns (n_free, next_row) after allocation."""
+    mask = np.uint64(slot_keys.shape[0] - 1)
+    for i in range(keys.shape[0]):
+        if rows[i] >= 0:
+            continue
+        if n_free > 0:
+            n_free -= 1
+            r = free_rows[n_free]
+        else:
+            r = next_row
+            next_row += 1
+        k = keys[i]
+        s = mix64(np.uint64(k)) & mask
+        while slot_keys[s] != _EMPTY:
+            s = (s + np.uint64(1)) & mask
+        slot_keys[s] = k
+        slot_rows[s] = r
+        rows[i] = r
+    return n_free, next_row
+
+
+@numba.njit(cache=True)
+def _rehash(old_keys, old_rows, new_keys, new_rows):
+    mask = np.uint64(new_keys.shape[0] - 1)
+    for j in range(old_keys.shape[0]):
+        k = old_keys[j]
+        if k == _EMPTY:
+            continue
+        s = mix64(np.uint64(k)) & mask
+        while new_keys[s] != _EMPTY:
+            s = (s + np.uint64(1)) & mask
+        new_keys[s] = k
+        new_rows[s] = old_rows[j]
+
+
+class TableFullError(RuntimeError):
+    """Raised when a batch needs more rows than the index may hand out."""
+
+
+class HashIndex:
+    """Maps int64 keys to row numbers in ``[0, capacity)``.
+
+    Args:
+        capacity: the most rows that may be in use at once.
+        initial_slots: starting size of the slot array (rounded up to a power of two);
+            the array doubles whenever the load factor would pass 0.5.
+    """
+
+    def __init__(self, capacity: int, initial_slots: int = 1024) -> None:
+        self.capacity = int(capacity)
+        slots = 16
+        while slots < initial_slots:
+            slots *= 2
+        self._slot_keys = np.full(slots, _EMPTY, dtype=np.int64)
+        self._slot_rows = np.full(slots, -1, dtype=np.int64)
+        self._free_rows = np.empty(0, dtype=np.int64)
+        self._n_free = 0
+        self._next_row = 0
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def rows_reserved(self) -> int:
+        """Rows ever handed out (the high-water mark), int."""
+        return self._next_row
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Rows of ``keys`` (int64 [U], distinct, no -1) as int64 [U]; -1 where absent."""
+        rows = np.empty(keys.shape[0], dtype=np.int64)
+        _probe(self._slot_keys, self._slot_rows, keys, rows)
+        return rows
+
+    def lookup_or_insert(self, keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Rows of distinct keys, inserting absent ones; all-or-nothing.
+
+        Args:
+            keys: int64 [U], distinct, without the padding key.
+
+        Returns:
+            rows: int64 [U]; new_positions: int64 [M], indices into ``keys`` that were inserted.
+
+        Raises:
+            TableFullError: the absent keys do not fit; the index is left unchanged.
+        """
+        rows = np.empty(keys.shape[0], dtype=np.int64)
+        missing = _probe(self._slot_keys, self._slot_rows, keys, rows)
+        if missing == 0:
+            return rows, np.empty(0, dtype=np.int64)
+        available = self.capacity - self._size
+        if missing > available:
+            raise TableFullError(
+                f"{missing} new keys in this batch but only {available} of {self.capacity} rows free; "
+                f"at least {self._size + missing} rows are needed")
+        self._reserve_slots(self._size + missing)
+        new_positions = np.flatnonzero(rows < 0)
+        self._n_free, self._next_row = _insert_missing(
+            self._slot_keys, self._slot_rows, keys, rows, self._free_rows, self._n_free, self._next_row)
+        self._size += missing
+        return rows, new_positions
+
+    def items(self) -> Tuple[np.ndarray, np.ndarray]:
+        """All (keys int64 [K], rows int64 [K]) pairs, in slot order."""
+        used = self._slot_keys != _EMPTY
+        return self._slot_keys[used].copy(), self._slot_rows[used].copy()
+
+    def _reserve_slots(self, n_keys: int) -> None:
+        slots = self._slot_keys.shape[0]
+        if n_keys <= slots * _MAX_LOAD:
+            return
+        while n_keys > slots * _MAX_LOAD:
+            slots *= 2
+        new_keys = np.full(slots, _EMPTY, dtype=np.int64)
+        new_rows = np.full(slots, -1, dtype=np.int64)
+        _rehash(self._slot_keys, self._slot_rows, new_keys, new_rows)
+        self._slot_keys, self._slot_rows = new_keys, new_rows

@@ -1,0 +1,144 @@
+"""``sparse_lookup``: ids -> embeddings, with the gradient landing on the table variable.
+
+Graph built per lookup (all on the shard's device, single process):
+
+    ids [..] --reshape--> keys [N] --numpy_function(host plan)--> gather_rows [G], inverse [N],
+                                                                  write_rows [M], write_values [M, dim]
+    ResourceScatterUpdate(variable, write_rows, write_values)      # initial rows of new keys
+    gathered = ResourceGather(variable, gather_rows)  [G, dim]      # after the write
+    out = gather(concat(gathered, zeros[1, dim], default[1, dim]), inverse) -> [.., dim]
+
+The gradient with respect to the variable is ``IndexedSlices(values [G, dim], indices gather_rows)``,
+already summed per key. Lookups of one table run their host steps in graph order.
+"""
+from typing import Optional, Union
+
+import numpy as np
+import tensorflow as tf
+
+from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.lookup.feature_spec import FeatureSpec
+from mx_rec.lookup.input_pipeline import find_feature_ids
+from mx_rec.tables.table import EmbeddingTable
+
+MAX_LOOKUPS_PER_TABLE = 128
+
+
+def _resolve_ids(table: EmbeddingTable, ids, batch, is_train: bool) -> tf.Tensor:
+    if isinstance(ids, FeatureSpec):
+        if ids.access_threshold is not None or ids.eviction_threshold is not None:
+            raise NotImplementedError(
+                f"FeatureSpec '{ids.name}': admission/eviction thresholds are not supported yet in mx_rec")
+        if batch is not None:
+            if ids.batch_key not in batch:
+                raise KeyError(f"FeatureSpec '{ids.name}': batch has no key {ids.batch_key!r}")
+            return batch[ids.batch_key]
+        return find_feature_ids(ids, is_train)
+    if isinstance(ids, (tf.Tensor, tf.Variable)):
+        return ids
+    array = np.asarray(ids)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"sparse_lookup on table '{table.table_name}': ids must be integers, got {array.dtype}")
+    return tf.constant(array, dtype=table.key_dtype)
+
+
+def _check_args(table: EmbeddingTable, ids: tf.Tensor, send_count, dim) -> int:
+    if not ids.dtype.is_integer:
+        raise TypeError(f"sparse_lookup on table '{table.table_name}': ids must be an integer tensor, "
+                        f"got {ids.dtype.name}")
+    if ids.dtype != table.key_dtype:
+        raise TypeError(f"sparse_lookup on table '{table.table_name}': ids are {ids.dtype.name} but the table's "
+                        f"key_dtype is {table.key_dtype.name}; cast them with tf.cast")
+    if send_count is not None and (isinstance(send_count, bool) or not isinstance(send_count, int)
+                                   or send_count < 1):
+        raise ValueError(f"sparse_lookup on table '{table.table_name}': send_count must be a positive int, "
+                         f"got {send_count!r}")
+    if dim is None:
+        return table.dim
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= table.dim:
+        raise ValueError(f"sparse_lookup on table '{table.table_name}': dim must be an int in [1, {table.dim}], "
+                         f"got {dim!r}")
+    return dim
+
+
+def _default_row(table: EmbeddingTable, value, dim: int) -> tf.Tensor:
+    if value is None:
+        return tf.zeros([1, dim], dtype=table.value_dtype)
+    value = np.asarray(value, dtype=table.value_dtype.as_numpy_dtype)
+    if value.shape not in ((), (1,), (dim,)):
+        raise ValueError(f"sparse_lookup on table '{table.table_name}': serving_default_value must be a scalar "
+                         f"or have shape [{dim}], got shape {value.shape}")
+    return tf.constant(np.broadcast_to(value, (1, dim)), dtype=table.value_dtype)
+
+
+def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec], send_count: Optional[int] = None,
+                  is_train: bool = True, name: Optional[str] = None, modify_graph: bool = False, batch=None,
+                  access_and_evict_config: Optional[dict] = None, is_grad: bool = True,
+                  serving_default_value=None, dim: Optional[int] = None) -> tf.Tensor:
+    """Look ids up in a table.
+
+    Args:
+        hashtable: a table from ``create_table``.
+        ids: integer tensor of any shape (dtype = the table's ``key_dtype``), or a ``FeatureSpec``
+            whose ids come from a pipeline mapped with ``get_asc_insert_func``. -1 is padding.
+        send_count: with ``init(use_dynamic=False)``, the fixed number of distinct keys per batch
+            (padded up to it; more is an error naming the count needed). Ignored in dynamic mode.
+        is_train: True inserts new keys; False (evaluation) never inserts, and keys without a row
+            get ``serving_default_value`` (zeros when None).
+        name: name scope of the lookup's ops.
+        modify_graph: ids are plain iterator tensors (accepted as is: this engine processes keys in the graph).
+        batch: the batch dict, to take a FeatureSpec's ids from.
+        access_and_evict_config: admission/eviction settings (not supported yet: must be None).
+        is_grad: False stops the gradient at the embeddings.
+        serving_default_value: scalar or [dim] value for keys without a row.
+        dim: number of leading columns to return (default: the table's dim).
+
+    Returns:
+        value_dtype tensor of shape ``ids.shape + [dim]``; padding ids give zeros.
+    """
+    if not isinstance(hashtable, EmbeddingTable):
+        raise TypeError(f"sparse_lookup: hashtable must come from create_table, got {type(hashtable).__name__}")
+    table = hashtable
+    config = ConfigInitializer.get_instance()
+    if access_and_evict_config is not None:
+        raise NotImplementedError(
+            f"sparse_lookup on table '{table.table_name}': access_and_evict_config is not supported yet in mx_rec")
+    ids = _resolve_ids(table, ids, batch, is_train)
+    out_dim = _check_args(table, ids, send_count, dim)
+    if table.lookup_count >= MAX_LOOKUPS_PER_TABLE:
+        raise ValueError(f"table '{table.table_name}': more than {MAX_LOOKUPS_PER_TABLE} lookups of one table")
+    table.lookup_count += 1
+    padded = send_count if config.use_static else None
+    insert = bool(is_train)
+
+    def host_plan(keys: np.ndarray):
+        plan = table.plan(keys, insert, padded)
+        return plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values
+
+    with tf.name_scope(name or f"{table.table_name}_lookup"):
+        keys = tf.reshape(ids, [-1])
+        if keys.dtype != tf.int64:
+            keys = tf.cast(keys, tf.int64)
+        deps = [table.last_write] if table.last_write is not None else []
+        with tf.control_dependencies(deps):
+            gather_rows, inverse, write_rows, write_values = tf.numpy_function(
+                host_plan, [keys], [tf.int64, tf.int32, tf.int64, table.value_dtype], stateful=True, name="host_plan")
+        gather_rows.set_shape([padded])
+        inverse.set_shape(keys.shape)
+        write_rows.set_shape([None])
+        write_values.set_shape([None, table.dim])
+        write = tf.raw_ops.ResourceScatterUpdate(resource=table.variable.handle, indices=write_rows,
+                                                 updates=write_values, name="init_new_rows")
+        table.last_write = write
+        with tf.control_dependencies([write]):
+            gathered = tf.gather(table.variable, gather_rows)
+        if out_dim != table.dim:
+            gathered = gathered[:, :out_dim]
+        extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype),
+                              _default_row(table, serving_default_value, out_dim)], axis=0)
+        out = tf.gather(extended, inverse)
+        out = tf.reshape(out, tf.concat([tf.shape(ids, out_type=tf.int32), [out_dim]], axis=0))
+        out.set_shape(ids.shape.concatenate([out_dim]))
+        if not (is_grad and is_train):
+            out = tf.stop_gradient(out)
+        return out

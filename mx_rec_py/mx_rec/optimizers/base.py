@@ -1,0 +1,59 @@
+"""Shared behaviour of the hash optimizers (a mixin over TF1 optimizers).
+
+A hash optimizer only updates table variables, only with sparse gradients, and registers
+each slot it creates with the table so that storage tiers can move slots with their rows.
+Duplicate indices (several lookups of one table) are summed by TF's base class first.
+"""
+from typing import Optional
+
+import tensorflow as tf
+
+from mx_rec.config.initializer import ConfigInitializer
+
+
+def table_of(var) -> "EmbeddingTable":  # noqa: F821
+    """The table whose variable is ``var``; TypeError naming the variable otherwise."""
+    if ConfigInitializer.is_initialized():
+        for table in ConfigInitializer.get_instance().tables.values():
+            if table.variable is var:
+                return table
+    raise TypeError(f"hash optimizers update sparse table variables only; {getattr(var, 'name', var)!r} is not "
+                    "one (use a dense optimizer for it, see get_dense_and_sparse_variable())")
+
+
+def check_learning_rate(learning_rate, name: str) -> None:
+    if isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool):
+        if not 0.0 <= learning_rate <= 10.0:
+            raise ValueError(f"{name}: learning_rate={learning_rate} is outside [0.0, 10.0]")
+    elif not isinstance(learning_rate, (tf.Tensor, tf.Variable)):
+        raise TypeError(f"{name}: learning_rate must be a float or a tensor, got {learning_rate!r}")
+
+
+class HashOptimizerMixin:
+    """Put first in the bases: ``class X(HashOptimizerMixin, tf.compat.v1.train.SomeOptimizer)``."""
+
+    slot_init_values: dict = {}
+
+    def _create_slots(self, var_list):
+        for var in var_list:
+            table_of(var)
+        super()._create_slots(var_list)
+        for var in var_list:
+            table = table_of(var)
+            for slot_name in self.get_slot_names():
+                slot = self.get_slot(var, slot_name)
+                if slot is not None:
+                    table.register_slot(self.get_name(), slot_name, slot, self.slot_init_values.get(slot_name, 0.0))
+
+    def _resource_apply_dense(self, grad, handle):
+        raise TypeError(f"{self.get_name()}: table variable {handle.name} got a dense gradient; hash optimizers "
+                        "need the IndexedSlices gradient that sparse_lookup produces")
+
+    def _apply_dense(self, grad, var):
+        return self._resource_apply_dense(grad, var)
+
+    def _valid_dtypes(self):
+        return {tf.float32, tf.float64}
+
+    def _slot_var(self, var, slot_name: str) -> Optional[tf.Variable]:
+        return self.get_slot(var, slot_name)

@@ -1,0 +1,49 @@
+"""Hash lazy Adam: Adam moments and row updates only for the rows a step looked up.
+
+With t the number of steps this optimizer has applied (kept as beta1^t / beta2^t, as TF's
+former LazyAdamOptimizer did, and equal to the global step when it runs once per step):
+
+    m[r] = beta1 * m[r] + (1 - beta1) * g[r]
+    v[r] = beta2 * v[r] + (1 - beta2) * g[r]^2
+    row[r] -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m[r] / (sqrt(v[r]) + epsilon)
+"""
+import tensorflow as tf
+
+from mx_rec.optimizers.base import HashOptimizerMixin, check_learning_rate
+
+
+class CustomizedLazyAdam(HashOptimizerMixin, tf.compat.v1.train.AdamOptimizer):
+    """Adam whose sparse update touches only the rows in the gradient (slots ``m`` and ``v``)."""
+
+    slot_init_values = {"m": 0.0, "v": 0.0}
+
+    def _resource_apply_sparse(self, grad, var, indices):
+        dtype = var.dtype.base_dtype
+        beta1_power, beta2_power = (tf.cast(p, dtype) for p in self._get_beta_accumulators())
+        lr = tf.cast(self._lr_t, dtype)
+        beta1 = tf.cast(self._beta1_t, dtype)
+        beta2 = tf.cast(self._beta2_t, dtype)
+        epsilon = tf.cast(self._epsilon_t, dtype)
+        step_size = lr * tf.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
+        m = self.get_slot(var, "m")
+        v = self.get_slot(var, "v")
+        m_t = beta1 * tf.gather(m, indices) + (1.0 - beta1) * grad
+        v_t = beta2 * tf.gather(v, indices) + (1.0 - beta2) * tf.square(grad)
+        m_update = tf.raw_ops.ResourceScatterUpdate(resource=m.handle, indices=indices, updates=m_t)
+        v_update = tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=indices, updates=v_t)
+        var_update = tf.raw_ops.ResourceScatterAdd(resource=var.handle, indices=indices,
+                                                   updates=-step_size * m_t / (tf.sqrt(v_t) + epsilon))
+        return tf.group(m_update, v_update, var_update)
+
+
+def create_hash_optimizer(learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
+                          name: str = "LazyAdam"):
+    """Hash lazy Adam (Rec SDK signature); beta1 in (0, 1), beta2 in [0, 1], epsilon in (0, 1]."""
+    check_learning_rate(learning_rate, name)
+    if not 0.0 < beta1 < 1.0:
+        raise ValueError(f"{name}: beta1={beta1} is outside (0.0, 1.0)")
+    if not 0.0 <= beta2 <= 1.0:
+        raise ValueError(f"{name}: beta2={beta2} is outside [0.0, 1.0]")
+    if not 0.0 < epsilon <= 1.0:
+        raise ValueError(f"{name}: epsilon={epsilon} is outside (0.0, 1.0]")
+    return CustomizedLazyAdam(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, name=name)

@@ -1,0 +1,1 @@
+"""Embedding tables: their configuration, deterministic initial rows and the table object."""

@@ -1,0 +1,85 @@
+"""``TableConfig``: the validated arguments of ``create_table``."""
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Tuple
+
+import tensorflow as tf
+
+from mx_rec.constants.constants import All2allGradientsOp, MAX_EMB_DIM, MIN_EMB_DIM
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+_KEY_DTYPES = (tf.int64, tf.int32)
+_VALUE_DTYPES = (tf.float32, tf.float64)
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """What ``create_table`` was asked for; vocabulary sizes are global (all ranks together)."""
+
+    table_name: str
+    key_dtype: tf.DType
+    dim: int
+    emb_initializer: Any
+    device_vocabulary_size: int
+    host_vocabulary_size: int = 0
+    ssd_vocabulary_size: int = 0
+    ssd_data_path: Tuple[str, ...] = field(default_factory=lambda: (os.getcwd(),))
+    is_save: bool = True
+    is_dp: bool = False
+    init_param: float = 1.0
+    all2all_gradients_op: str = All2allGradientsOp.SUM_GRADIENTS.value
+    value_dtype: tf.DType = tf.float32
+
+
+def _int_in_range(table: str, name: str, value: Any, low: int, high: float) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"table '{table}': {name} must be an int, got {type(value).__name__} {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"table '{table}': {name}={value} is outside [{low}, {high}]")
+    return value
+
+
+def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1, host_vocabulary_size=0,
+                      ssd_vocabulary_size=0, ssd_data_path=None, is_save=True, is_dp=False, init_param=1.0,
+                      all2all_gradients_op="sum_gradients", value_dtype=tf.float32) -> TableConfig:
+    """Validate ``create_table`` arguments into a :class:`TableConfig`.
+
+    Raises:
+        TypeError / ValueError: naming the table and the argument at fault.
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"create_table: name must be 1-255 characters of [A-Za-z0-9_.-], got {name!r}")
+    if isinstance(dim, tf.TensorShape):
+        dim = dim.as_list()[-1] if dim.rank else None
+    dim = _int_in_range(name, "dim", dim, MIN_EMB_DIM, MAX_EMB_DIM)
+    try:
+        key_dtype = tf.as_dtype(key_dtype)
+    except TypeError as err:
+        raise TypeError(f"table '{name}': key_dtype {key_dtype!r} is not a dtype") from err
+    if key_dtype not in _KEY_DTYPES:
+        raise TypeError(f"table '{name}': key_dtype must be tf.int64 or tf.int32, got {key_dtype.name}")
+    value_dtype = tf.as_dtype(value_dtype)
+    if value_dtype not in _VALUE_DTYPES:
+        raise TypeError(f"table '{name}': value_dtype must be tf.float32 or tf.float64, got {value_dtype.name}")
+    device_vocabulary_size = _int_in_range(name, "device_vocabulary_size", device_vocabulary_size, 1, 2**40)
+    host_vocabulary_size = _int_in_range(name, "host_vocabulary_size", host_vocabulary_size, 0, 2**40)
+    ssd_vocabulary_size = _int_in_range(name, "ssd_vocabulary_size", ssd_vocabulary_size, 0, 2**40)
+    if ssd_vocabulary_size and not host_vocabulary_size:
+        raise ValueError(f"table '{name}': ssd_vocabulary_size needs host_vocabulary_size > 0 (SSD sits below DDR)")
+    if isinstance(ssd_data_path, str):
+        ssd_data_path = (ssd_data_path,)
+    ssd_data_path = tuple(ssd_data_path) if ssd_data_path else (os.getcwd(),)
+    ops = [op.value for op in All2allGradientsOp]
+    if all2all_gradients_op not in ops:
+        raise ValueError(f"table '{name}': all2all_gradients_op must be one of {ops}, got {all2all_gradients_op!r}")
+    if isinstance(init_param, bool) or not isinstance(init_param, (int, float)):
+        raise TypeError(f"table '{name}': init_param must be a number, got {init_param!r}")
+    for flag, value in (("is_save", is_save), ("is_dp", is_dp)):
+        if not isinstance(value, bool):
+            raise TypeError(f"table '{name}': {flag} must be True or False, got {value!r}")
+    return TableConfig(table_name=name, key_dtype=key_dtype, dim=dim, emb_initializer=emb_initializer,
+                       device_vocabulary_size=device_vocabulary_size, host_vocabulary_size=host_vocabulary_size,
+                       ssd_vocabulary_size=ssd_vocabulary_size, ssd_data_path=ssd_data_path, is_save=is_save,
+                       is_dp=is_dp, init_param=float(init_param), all2all_gradients_op=all2all_gradients_op,
+                       value_dtype=value_dtype)

@@ -1,0 +1,40 @@
+"""``create_table``: validates arguments, builds the table and registers it."""
+import tensorflow as tf
+
+from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.tables.config import make_table_config
+from mx_rec.tables.table import EmbeddingTable
+
+
+def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1, host_vocabulary_size=0,
+                 ssd_vocabulary_size=0, ssd_data_path=None, is_save=True, is_dp=False, init_param=1.0,
+                 all2all_gradients_op="sum_gradients", value_dtype=tf.float32) -> EmbeddingTable:
+    """Create a sparse embedding table (Rec SDK signature).
+
+    Args:
+        key_dtype: tf.int64 or tf.int32. dim: embedding width in [1, 8192]. name: unique table name.
+        emb_initializer: a TF initializer (constant, zeros, ones, random uniform/normal, truncated normal);
+            a key's initial row depends only on (name, key, initializer).
+        device_vocabulary_size: rows on the device, over all ranks.
+        host_vocabulary_size / ssd_vocabulary_size / ssd_data_path: lower tiers (not supported yet: must be 0).
+        is_save: include in checkpoints. is_dp: replicate instead of shard. init_param: multiplies initial values.
+        all2all_gradients_op: "sum_gradients" or "sum_gradients_and_div_by_ranksize".
+        value_dtype: tf.float32 or tf.float64.
+
+    Raises:
+        RuntimeError: ``init()`` was not called. TypeError / ValueError: a bad argument, naming it and the table.
+    """
+    config = ConfigInitializer.get_instance()
+    table_config = make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_size,
+                                     host_vocabulary_size, ssd_vocabulary_size, ssd_data_path, is_save, is_dp,
+                                     init_param, all2all_gradients_op, value_dtype)
+    if name in config.tables:
+        raise ValueError(f"table '{name}' already exists; table names must be unique")
+    if table_config.host_vocabulary_size or table_config.ssd_vocabulary_size:
+        raise NotImplementedError(f"table '{name}': the DDR and SSD tiers (host_vocabulary_size / "
+                                  "ssd_vocabulary_size > 0) are not supported yet in mx_rec")
+    if config.use_dynamic_expansion:
+        raise NotImplementedError(f"table '{name}': init(use_dynamic_expansion=True) is not supported yet in mx_rec")
+    table = EmbeddingTable(table_config, rank_size=config.rank_size)
+    config.register_table(table)
+    return table

@@ -1,0 +1,68 @@
+"""``EmbeddingTable``: one sparse table's config, its storage and its device variable."""
+import math
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from mx_rec.constants.constants import ASCEND_GLOBAL_HASHTABLE_COLLECTION
+from mx_rec.key_process.batch_plan import BatchPlan, plan_batch
+from mx_rec.storage.device import DeviceStore
+from mx_rec.tables.config import TableConfig
+from mx_rec.tables.initializers import initial_rows, parse_initializer
+
+
+class EmbeddingTable:
+    """A sparse table as a Rec SDK script sees it (``create_table`` returns one).
+
+    The device variable has ``capacity() + 1`` rows of ``dim`` values; the last row is scratch
+    space that padded gathers (``send_count`` mode) point at, and no key ever owns it.
+
+    Attributes:
+        table_name: str. dim: int. key_dtype / value_dtype: tf.DType.
+        variable: the ``tf.Variable`` [capacity + 1, dim] holding this shard's rows.
+        store: the host-side placement of keys (see ``mx_rec.storage``).
+    """
+
+    def __init__(self, config: TableConfig, rank_size: int = 1) -> None:
+        self.config = config
+        self.table_name = config.table_name
+        self.dim = config.dim
+        self.key_dtype = config.key_dtype
+        self.value_dtype = config.value_dtype
+        self.init_spec = parse_initializer(config.emb_initializer, config.table_name, config.init_param)
+        shard_rows = math.ceil(config.device_vocabulary_size / rank_size)
+        self.store = DeviceStore(config.table_name, shard_rows, config.dim, self.init_spec,
+                                 config.value_dtype.as_numpy_dtype)
+        self.padding_row = shard_rows
+        self.variable = tf.compat.v1.Variable(
+            tf.zeros([shard_rows + 1, config.dim], dtype=config.value_dtype), trainable=False,
+            name=config.table_name, use_resource=True,
+            collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, ASCEND_GLOBAL_HASHTABLE_COLLECTION])
+        # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
+        self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
+        self.lookup_count = 0
+        self.last_write: Optional[tf.Operation] = None
+
+    def size(self) -> int:
+        """Distinct keys held by this shard (int)."""
+        return self.store.size()
+
+    def capacity(self) -> int:
+        """Keys this shard can hold (int)."""
+        return self.store.capacity()
+
+    def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int]) -> BatchPlan:
+        """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`."""
+        return plan_batch(self.store, keys, insert, send_count, self.padding_row, self.table_name)
+
+    def initial_values(self, keys: np.ndarray) -> np.ndarray:
+        """The rows keys int64 [K] start from: value_dtype [K, dim]."""
+        return initial_rows(self.init_spec, keys, self.dim, self.value_dtype.as_numpy_dtype)
+
+    def register_slot(self, optimizer_name: str, slot_name: str, variable: tf.Variable, init_value: float) -> None:
+        """Record an optimizer slot that moves row-for-row with this table."""
+        self.slots[(optimizer_name, slot_name)] = (variable, init_value)
+
+    def __repr__(self) -> str:
+        return f"EmbeddingTable(name={self.table_name!r}, dim={self.dim}, capacity={self.capacity()})"

@@ -1,0 +1,16 @@
+"""Door kept for Rec SDK scripts: ``get_dense_and_sparse_variable``."""
+from typing import List, Tuple
+
+import tensorflow as tf
+
+from mx_rec.constants.constants import ASCEND_GLOBAL_HASHTABLE_COLLECTION
+
+
+def get_dense_and_sparse_variable() -> Tuple[List[tf.Variable], List[tf.Variable]]:
+    """(dense trainable variables, sparse table variables) of the default graph.
+
+    Table variables are not trainable, so a dense optimizer over the first list never touches them;
+    give the second list to a hash optimizer.
+    """
+    return (tf.compat.v1.trainable_variables(),
+            tf.compat.v1.get_collection(ASCEND_GLOBAL_HASHTABLE_COLLECTION))

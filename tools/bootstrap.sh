@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds (or reuses) the project's virtual environment and links it to .venv at the repo root.
+#
+# The environment is keyed by a hash of requirements.txt and this script, and kept under
+# ${MXREC_VENV_CACHE:-~/.cache/mx_rec/venvs}, so a fresh clone on the same machine reuses it
+# and a change to the pins builds a new one. Horovod is built after TensorFlow, with Gloo.
+# mx_rec itself is (re)installed in editable mode from this checkout every time (a few seconds).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+py="${PYTHON:-python3.11}"
+command -v "$py" >/dev/null || py=python3
+key="$(cat requirements.txt tools/bootstrap.sh | sha256sum | cut -c1-16)"
+cache="${MXREC_VENV_CACHE:-$HOME/.cache/mx_rec/venvs}"
+venv="$cache/$key"
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+if [ ! -f "$venv/.complete" ]; then
+  log "building virtual environment $venv (first run: ~6 min, Horovod compiles)"
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  "$py" -m venv "$venv"
+  pip="$venv/bin/python -m pip"
+  $pip install --quiet --upgrade "pip<25"
+  grep -v '^horovod' requirements.txt > "$venv/requirements-no-horovod.txt"
+  $pip install --quiet -r "$venv/requirements-no-horovod.txt"
+  hvd="$(grep '^horovod' requirements.txt)"
+  log "building $hvd with Gloo (a few minutes)"
+  PATH="$venv/bin:$PATH" HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+    HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 MAKEFLAGS="-j$(nproc)" \
+    $pip install --quiet --no-build-isolation "$hvd"
+  "$venv/bin/python" -c "import horovod.tensorflow as h; assert h.gloo_built(), 'Horovod built without Gloo'"
+  touch "$venv/.complete"
+fi
+
+if [ "$(readlink .venv 2>/dev/null)" != "$venv" ]; then
+  rm -rf .venv
+  ln -s "$venv" .venv
+fi
+"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
+log "ready: $repo/.venv -> $venv"
