@@ -1,0 +1,103 @@
+"""Host key processing: dedup, the key -> row index, and the per-lookup plan."""
+import numpy as np
+import pytest
+
+from mx_rec.key_process.batch_plan import SendCountOverflow, plan_batch
+from mx_rec.key_process.dedup import dedup
+from mx_rec.key_process.hash_index import HashIndex, TableFullError
+from mx_rec.storage.device import DeviceStore
+from mx_rec.tables.initializers import parse_initializer
+
+import tensorflow as tf
+
+I64 = np.iinfo(np.int64)
+EXTREMES = np.array([I64.min, I64.min + 1, I64.max, I64.max - 1, -2, 0, 1, -(2**40)], dtype=np.int64)
+
+
+def _keys(rng, n, pool=500):
+    pool_keys = np.concatenate([EXTREMES, np.random.default_rng(99).integers(I64.min, I64.max, pool, dtype=np.int64)])
+    keys = rng.choice(pool_keys, n)
+    keys[rng.random(n) < 0.1] = -1
+    return keys
+
+
+def test_dedup_matches_first_appearance_order_and_drops_padding():
+    rng = np.random.default_rng(0)
+    keys = _keys(rng, 5000)
+    unique, inverse = dedup(keys)
+    valid = keys != -1
+    _, first = np.unique(keys[valid], return_index=True)
+    expected = keys[valid][np.sort(first)]
+    np.testing.assert_array_equal(unique, expected)
+    np.testing.assert_array_equal(unique[inverse[valid]], keys[valid])
+    assert np.all(inverse[~valid] == len(unique))
+
+
+def test_dedup_of_empty_and_all_padding():
+    unique, inverse = dedup(np.empty(0, np.int64))
+    assert unique.shape == (0,) and inverse.shape == (0,)
+    unique, inverse = dedup(np.full(7, -1, np.int64))
+    assert unique.shape == (0,) and np.all(inverse == 0)
+
+
+def test_hash_index_agrees_with_a_dict_through_growth():
+    rng = np.random.default_rng(1)
+    index = HashIndex(capacity=50_000, initial_slots=16)
+    reference = {}
+    for _ in range(20):
+        unique, _ = dedup(_keys(rng, 3000, pool=40_000))
+        rows, new_pos = index.lookup_or_insert(unique)
+        for pos, (k, r) in enumerate(zip(unique.tolist(), rows.tolist())):
+            if k in reference:
+                assert reference[k] == r and pos not in set(new_pos.tolist())
+            else:
+                reference[k] = r
+        assert len(index) == len(reference)
+    rows = np.array(list(reference.values()))
+    assert len(set(rows.tolist())) == len(rows) and rows.min() == 0 and rows.max() == len(rows) - 1
+    keys, got_rows = index.items()
+    assert dict(zip(keys.tolist(), got_rows.tolist())) == reference
+
+
+def test_full_index_raises_and_changes_nothing():
+    index = HashIndex(capacity=10)
+    index.lookup_or_insert(np.arange(8, dtype=np.int64))
+    with pytest.raises(TableFullError, match="at least 11 rows"):
+        index.lookup_or_insert(np.arange(5, 11, dtype=np.int64))  # 3 new keys, 2 free rows
+    assert len(index) == 8
+    assert np.all(index.lookup(np.arange(8, 11, dtype=np.int64)) == -1)
+
+
+def _store(capacity=100):
+    spec = parse_initializer(tf.constant_initializer(0.5), "plan_table")
+    return DeviceStore("plan_table", capacity, 4, spec)
+
+
+def test_plan_maps_every_id_to_its_row_and_padding_to_zeros():
+    store = _store()
+    keys = np.array([7, -1, 9, 7, I64.min, -1], dtype=np.int64)
+    plan = plan_batch(store, keys, insert=True)
+    assert plan.gather_rows.tolist() == [0, 1, 2]
+    assert plan.inverse.tolist() == [0, 3, 1, 0, 2, 3]
+    assert plan.write_rows.tolist() == [0, 1, 2] and plan.write_values.shape == (3, 4)
+    again = plan_batch(store, keys, insert=True)
+    assert again.write_rows.size == 0 and again.gather_rows.tolist() == [0, 1, 2]
+
+
+def test_plan_at_evaluation_sends_unknown_keys_to_the_default_row():
+    store = _store()
+    plan_batch(store, np.array([5], np.int64), insert=True)
+    plan = plan_batch(store, np.array([6, 5, -1, 6], np.int64), insert=False)
+    assert plan.gather_rows.tolist() == [0]
+    assert plan.inverse.tolist() == [2, 0, 1, 2]  # 1 gathered row, then zeros (1), then default (2)
+    assert store.size() == 1
+
+
+def test_send_count_pads_to_exactly_send_count_and_overflow_changes_nothing():
+    store = _store()
+    plan = plan_batch(store, np.array([1, 2, 2, -1], np.int64), insert=True, send_count=5, padding_row=100)
+    assert plan.gather_rows.tolist() == [0, 1, 100, 100, 100]
+    assert plan.inverse.tolist() == [0, 1, 1, 5]
+    with pytest.raises(SendCountOverflow, match=r"set send_count >= 6"):
+        plan_batch(store, np.arange(10, 16, dtype=np.int64), insert=True, send_count=5, padding_row=100)
+    assert store.size() == 2

@@ -1,0 +1,146 @@
+"""sparse_lookup through the Rec SDK doors: shapes, padding, gradients, FeatureSpec mode, multi-lookup."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mx_rec.core.asc.helper import FeatureSpec, get_asc_insert_func
+from mx_rec.core.asc.manager import start_asc_pipeline
+from mx_rec.core.embedding import create_table, sparse_lookup
+from mx_rec.optimizers.gradient_descent import create_hash_optimizer as sgd
+from mx_rec.util.variable import get_dense_and_sparse_variable
+
+INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=7)
+
+
+def _table(name="t", dim=4, size=1000, **kwargs):
+    return create_table(tf.int64, dim, name, INIT, device_vocabulary_size=size, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [[6], [3, 4], [2, 3, 5]])
+def test_any_id_shape_gives_initial_rows_and_zero_padding(graph, shape):
+    table = _table()
+    rng = np.random.default_rng(0)
+    ids_value = rng.choice(np.array([3, -7, 2**62, -(2**63), -1, 11], np.int64), shape)
+    ids = tf.compat.v1.placeholder(tf.int64, shape)
+    emb = sparse_lookup(table, ids)
+    assert emb.shape.as_list() == shape + [4]
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        out = sess.run(emb, {ids: ids_value})
+    flat = ids_value.reshape(-1)
+    expected = table.initial_values(flat)
+    expected[flat == -1] = 0.0
+    np.testing.assert_array_equal(out.reshape(-1, 4), expected)
+    assert table.size() == len(set(flat.tolist()) - {-1})
+
+
+def test_gradient_is_indexed_slices_over_the_used_rows_summed_per_key(graph):
+    table = _table()
+    ids = tf.constant([[5, 5, -1], [9, 5, 9]], tf.int64)
+    emb = sparse_lookup(table, ids)
+    loss = tf.reduce_sum(emb * tf.constant([1.0, 2.0, 3.0, 4.0]))
+    (grad,) = tf.gradients(loss, [table.variable])
+    assert isinstance(grad, tf.IndexedSlices)
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        indices, values = sess.run([grad.indices, grad.values])
+    keys, rows = table.store.items()
+    row_of = dict(zip(keys.tolist(), rows.tolist()))
+    assert sorted(indices.tolist()) == sorted([row_of[5], row_of[9]])
+    by_row = dict(zip(indices.tolist(), values.tolist()))
+    np.testing.assert_allclose(by_row[row_of[5]], [3, 6, 9, 12])
+    np.testing.assert_allclose(by_row[row_of[9]], [2, 4, 6, 8])
+
+
+def test_two_lookups_of_one_table_share_rows_and_sum_updates(graph):
+    table = _table()
+    a = sparse_lookup(table, tf.constant([1, 2], tf.int64), name="first")
+    b = sparse_lookup(table, tf.constant([[2, 3]], tf.int64), name="second")
+    loss = tf.reduce_sum(a) + tf.reduce_sum(b)
+    opt = sgd(0.5)
+    _, sparse_vars = get_dense_and_sparse_variable()
+    train = opt.minimize(loss, var_list=sparse_vars)
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        before_a, before_b = sess.run([a, b])
+        np.testing.assert_array_equal(before_a[1], before_b[0, 0])
+        sess.run(train)
+        after_a, after_b = sess.run([a, b])
+    np.testing.assert_allclose(after_a[0], before_a[0] - 0.5, rtol=1e-6)
+    np.testing.assert_allclose(after_a[1], before_a[1] - 1.0, rtol=1e-6)  # key 2 used by both lookups
+    np.testing.assert_allclose(after_b[0, 1], before_b[0, 1] - 0.5, rtol=1e-6)
+    assert table.size() == 3
+
+
+def test_evaluation_lookup_never_inserts_and_gives_the_serving_default(graph):
+    table = _table()
+    train_emb = sparse_lookup(table, tf.constant([1], tf.int64))
+    eval_emb = sparse_lookup(table, tf.constant([1, 4, -1], tf.int64), is_train=False, serving_default_value=0.5)
+    assert eval_emb.op.type != "Placeholder"
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(train_emb)
+        out = sess.run(eval_emb)
+    np.testing.assert_array_equal(out[0], table.initial_values(np.array([1]))[0])
+    np.testing.assert_array_equal(out[1], np.full(4, 0.5, np.float32))
+    np.testing.assert_array_equal(out[2], np.zeros(4, np.float32))
+    assert table.size() == 1
+
+
+def test_lookup_dim_returns_leading_columns(graph):
+    table = _table(dim=8)
+    emb = sparse_lookup(table, tf.constant([4], tf.int64), dim=3)
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        np.testing.assert_array_equal(sess.run(emb)[0], table.initial_values(np.array([4]))[0, :3])
+
+
+def _dataset(n_batches=4, batch=8):
+    rng = np.random.default_rng(3)
+    data = {"user": rng.integers(0, 50, (n_batches * batch,)).astype(np.int64),
+            "item": rng.integers(0, 50, (n_batches * batch, 2)).astype(np.int64),
+            "label": rng.random(n_batches * batch).astype(np.float32)}
+    return data, tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True)
+
+
+@pytest.mark.parametrize("pass_batch", [False, True])
+def test_feature_spec_mode_finds_ids_from_the_iterator(graph, pass_batch):
+    table_u, table_i = _table("user_t"), _table("item_t")
+    specs = [FeatureSpec("user", table_name="user_t"), FeatureSpec("item", table_name="item_t")]
+    data, dataset = _dataset()
+    dataset = dataset.map(get_asc_insert_func(tgt_key_specs=specs, is_training=True)).prefetch(2)
+    iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
+    batch = iterator.get_next()
+    kwargs = {"batch": batch} if pass_batch else {}
+    user = sparse_lookup(table_u, specs[0], **kwargs)
+    item = sparse_lookup(table_i, specs[1], **kwargs)
+    start_asc_pipeline()
+    assert user.shape.as_list() == [8, 4] and item.shape.as_list() == [8, 2, 4]
+    with tf.compat.v1.Session() as sess:
+        sess.run([tf.compat.v1.global_variables_initializer(), iterator.initializer])
+        u, i = sess.run([user, item])
+    np.testing.assert_array_equal(u, table_u.initial_values(data["user"][:8]))
+    np.testing.assert_array_equal(i.reshape(-1, 4), table_i.initial_values(data["item"][:8].reshape(-1)))
+
+
+def test_feature_spec_missing_from_batch_names_the_spec(graph):
+    _, dataset = _dataset()
+    with pytest.raises(KeyError, match="FeatureSpec 'clicks'"):
+        dataset.map(get_asc_insert_func(tgt_key_specs=[FeatureSpec("clicks")]))
+
+
+def test_send_count_pads_statically_and_overflow_names_the_count(graph):
+    from mx_rec.util.initialize import init
+    init(use_dynamic=False)
+    table = _table()
+    ids = tf.compat.v1.placeholder(tf.int64, [6])
+    emb = sparse_lookup(table, ids, send_count=4)
+    gathers = [op for op in graph.get_operations() if op.type == "ResourceGather"]
+    assert gathers[-1].outputs[0].shape.as_list() == [4, 4]
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        out = sess.run(emb, {ids: [1, 2, 1, -1, 3, 3]})
+        np.testing.assert_array_equal(out[4], table.initial_values(np.array([3]))[0])
+        with pytest.raises(tf.errors.OpError, match=r"5 distinct keys .* exceed send_count=4; set send_count >= 5"):
+            sess.run(emb, {ids: [10, 11, 12, 13, 14, 10]})
+    assert table.size() == 3
