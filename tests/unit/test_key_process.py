@@ -80,6 +80,10 @@ def test_plan_maps_every_id_to_its_row_and_padding_to_zeros():
     assert plan.gather_rows.tolist() == [0, 1, 2]
     assert plan.inverse.tolist() == [0, 3, 1, 0, 2, 3]
     assert plan.write_rows.tolist() == [0, 1, 2] and plan.write_values.shape == (3, 4)
+    unconfirmed = plan_batch(store, keys, insert=True)  # not yet written: written again, same values
+    assert unconfirmed.write_rows.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(unconfirmed.write_values, plan.write_values)
+    store.confirm_written(plan.write_rows)
     again = plan_batch(store, keys, insert=True)
     assert again.write_rows.size == 0 and again.gather_rows.tolist() == [0, 1, 2]
 

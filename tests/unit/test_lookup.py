@@ -62,8 +62,9 @@ def test_two_lookups_of_one_table_share_rows_and_sum_updates(graph):
     train = opt.minimize(loss, var_list=sparse_vars)
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
-        before_a, before_b = sess.run([a, b])
-        np.testing.assert_array_equal(before_a[1], before_b[0, 0])
+        before_a, before_b = sess.run([a, b])  # key 2 is new to both lookups in the same step
+        np.testing.assert_array_equal(before_a, table.initial_values(np.array([1, 2])))
+        np.testing.assert_array_equal(before_b[0], table.initial_values(np.array([2, 3])))
         sess.run(train)
         after_a, after_b = sess.run([a, b])
     np.testing.assert_allclose(after_a[0], before_a[0] - 0.5, rtol=1e-6)
@@ -85,6 +86,24 @@ def test_evaluation_lookup_never_inserts_and_gives_the_serving_default(graph):
     np.testing.assert_array_equal(out[1], np.full(4, 0.5, np.float32))
     np.testing.assert_array_equal(out[2], np.zeros(4, np.float32))
     assert table.size() == 1
+
+
+def test_evaluation_lookup_does_not_pull_the_training_pipeline(graph):
+    table = _table()
+    train_it = tf.compat.v1.data.make_initializable_iterator(
+        tf.data.Dataset.from_tensor_slices(tf.constant([[1, 2], [3, 4]], tf.int64)))
+    eval_it = tf.compat.v1.data.make_initializable_iterator(
+        tf.data.Dataset.from_tensor_slices(tf.constant([[1, 50], [2, 60], [3, 70]], tf.int64)))
+    train_emb = sparse_lookup(table, train_it.get_next(), is_train=True)
+    eval_emb = sparse_lookup(table, eval_it.get_next(), is_train=False)
+    with tf.compat.v1.Session() as sess:
+        sess.run([tf.compat.v1.global_variables_initializer(), train_it.initializer, eval_it.initializer])
+        for _ in range(3):
+            sess.run(eval_emb)
+        assert table.size() == 0
+        sess.run(train_emb)
+        sess.run(train_emb)  # the training pipeline still has both its batches
+    assert table.size() == 4
 
 
 def test_lookup_dim_returns_leading_columns(graph):

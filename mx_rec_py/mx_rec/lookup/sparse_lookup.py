@@ -5,11 +5,13 @@ Graph built per lookup (all on the shard's device, single process):
     ids [..] --reshape--> keys [N] --numpy_function(host plan)--> gather_rows [G], inverse [N],
                                                                   write_rows [M], write_values [M, dim]
     ResourceScatterUpdate(variable, write_rows, write_values)      # initial rows of new keys
-    gathered = ResourceGather(variable, gather_rows)  [G, dim]      # after the write
+    numpy_function(confirm written rows)                           # after the write
+    gathered = ResourceGather(variable, gather_rows)  [G, dim]      # after the confirmation
     out = gather(concat(gathered, zeros[1, dim], default[1, dim]), inverse) -> [.., dim]
 
 The gradient with respect to the variable is ``IndexedSlices(values [G, dim], indices gather_rows)``,
-already summed per key. Lookups of one table run their host steps in graph order.
+already summed per key. Lookups of one table are independent of each other: a row inserted by one
+lookup is written by every lookup that gathers it until a write is confirmed (see DeviceStore).
 """
 from typing import Optional, Union
 
@@ -119,18 +121,18 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         keys = tf.reshape(ids, [-1])
         if keys.dtype != tf.int64:
             keys = tf.cast(keys, tf.int64)
-        deps = [table.last_write] if table.last_write is not None else []
-        with tf.control_dependencies(deps):
-            gather_rows, inverse, write_rows, write_values = tf.numpy_function(
-                host_plan, [keys], [tf.int64, tf.int32, tf.int64, table.value_dtype], stateful=True, name="host_plan")
+        gather_rows, inverse, write_rows, write_values = tf.numpy_function(
+            host_plan, [keys], [tf.int64, tf.int32, tf.int64, table.value_dtype], stateful=True, name="host_plan")
         gather_rows.set_shape([padded])
         inverse.set_shape(keys.shape)
         write_rows.set_shape([None])
         write_values.set_shape([None, table.dim])
         write = tf.raw_ops.ResourceScatterUpdate(resource=table.variable.handle, indices=write_rows,
                                                  updates=write_values, name="init_new_rows")
-        table.last_write = write
         with tf.control_dependencies([write]):
+            confirmed = tf.numpy_function(table.confirm_written, [write_rows], tf.int64, stateful=True,
+                                          name="confirm_written")
+        with tf.control_dependencies([confirmed]):
             gathered = tf.gather(table.variable, gather_rows)
         if out_dim != table.dim:
             gathered = gathered[:, :out_dim]

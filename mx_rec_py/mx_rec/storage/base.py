@@ -12,9 +12,10 @@ class Placement:
     Attributes:
         rows: int64 [U]; the device row of each key, -1 where the key has no row
             (absent at evaluation, or not admitted).
-        write_rows: int64 [M]; device rows to overwrite before the gather.
+        write_rows: int64 [M]; device rows to overwrite before the gather; the graph reports
+            them back through ``RowStore.confirm_written`` once written.
         write_values: float [M, dim]; their new contents (initial values of new keys, or rows
-            swapped in from a lower tier).
+            swapped in from a lower tier). Writing them twice is harmless.
     """
 
     rows: np.ndarray
@@ -27,6 +28,9 @@ class RowStore(Protocol):
 
     def locate(self, keys: np.ndarray, insert: bool) -> Placement:
         """Place int64 [U] distinct keys on the device, inserting new ones when ``insert``."""
+
+    def confirm_written(self, rows: np.ndarray) -> None:
+        """Rows int64 [M] of a ``Placement.write_rows`` have been written on the device."""
 
     def size(self) -> int:
         """Keys held, in every tier."""

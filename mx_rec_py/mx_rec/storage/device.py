@@ -11,6 +11,11 @@ from mx_rec.tables.initializers import InitSpec, initial_rows
 class DeviceStore:
     """Keys -> rows of a fixed-size device variable.
 
+    A new key's row is *pending* until a completed graph write of its initial value is confirmed
+    (:meth:`confirm_written`). Every lookup that gathers a pending row writes it first, with the same
+    deterministic values, so lookups of one table need no ordering between them and a lookup never
+    depends on another lookup's input pipeline.
+
     Args:
         table_name: for error messages.
         capacity: rows in the variable available to keys.
@@ -25,6 +30,7 @@ class DeviceStore:
         self.init = init
         self.value_dtype = value_dtype
         self.index = HashIndex(capacity, initial_slots=min(2 * capacity, 1 << 16))
+        self._pending = np.zeros(capacity, dtype=bool)
 
     def locate(self, keys: np.ndarray, insert: bool) -> Placement:
         """See :meth:`mx_rec.storage.base.RowStore.locate`.
@@ -32,18 +38,24 @@ class DeviceStore:
         Raises:
             RuntimeError: the table is full; names the table and the size to set. Nothing changes.
         """
-        if not insert:
+        if insert:
+            try:
+                rows, new_positions = self.index.lookup_or_insert(keys)
+            except TableFullError as err:
+                raise RuntimeError(
+                    f"table '{self.table_name}' is full: {err}. Set device_vocabulary_size to at least the number "
+                    f"of distinct keys the shard will hold (now {self.index.capacity}), or enable dynamic "
+                    "expansion") from None
+            self._pending[rows[new_positions]] = True
+        else:
             rows = self.index.lookup(keys)
-            return Placement(rows, np.empty(0, np.int64), np.empty((0, self.dim), self.value_dtype))
-        try:
-            rows, new_positions = self.index.lookup_or_insert(keys)
-        except TableFullError as err:
-            raise RuntimeError(
-                f"table '{self.table_name}' is full: {err}. Set device_vocabulary_size to at least the number "
-                f"of distinct keys the shard will hold (now {self.index.capacity}), or enable dynamic expansion"
-            ) from None
-        new_values = initial_rows(self.init, keys[new_positions], self.dim, self.value_dtype)
-        return Placement(rows, rows[new_positions], new_values)
+        to_write = self._pending[np.maximum(rows, 0)] & (rows >= 0)
+        write_values = initial_rows(self.init, keys[to_write], self.dim, self.value_dtype)
+        return Placement(rows, rows[to_write], write_values)
+
+    def confirm_written(self, rows: np.ndarray) -> None:
+        """Mark rows int64 [M] as holding their initial values on the device."""
+        self._pending[rows] = False
 
     def size(self) -> int:
         return len(self.index)

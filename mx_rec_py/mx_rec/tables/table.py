@@ -42,7 +42,6 @@ class EmbeddingTable:
         # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
         self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
         self.lookup_count = 0
-        self.last_write: Optional[tf.Operation] = None
 
     def size(self) -> int:
         """Distinct keys held by this shard (int)."""
@@ -55,6 +54,11 @@ class EmbeddingTable:
     def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int]) -> BatchPlan:
         """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`."""
         return plan_batch(self.store, keys, insert, send_count, self.padding_row, self.table_name)
+
+    def confirm_written(self, rows: np.ndarray) -> np.ndarray:
+        """Host callback after the graph wrote ``rows`` (int64 [M]); returns them unchanged."""
+        self.store.confirm_written(rows)
+        return rows
 
     def initial_values(self, keys: np.ndarray) -> np.ndarray:
         """The rows keys int64 [K] start from: value_dtype [K, dim]."""
