@@ -14,22 +14,23 @@ key="$(cat requirements.txt tools/bootstrap.sh | sha256sum | cut -c1-16)"
 cache="${MXREC_VENV_CACHE:-$HOME/.cache/mx_rec/venvs}"
 venv="$cache/$key"
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
+# pip warns once per package about this machine's optional local indexes; keep real errors visible.
+quiet_pip() { "$venv/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 if [ ! -f "$venv/.complete" ]; then
   log "building virtual environment $venv (first run: ~6 min, Horovod compiles)"
   rm -rf "$venv"
   mkdir -p "$cache"
   "$py" -m venv "$venv"
-  pip="$venv/bin/python -m pip"
-  $pip install --quiet --upgrade "pip<25"
+  quiet_pip install --quiet --upgrade "pip<25"
   grep -v '^horovod' requirements.txt > "$venv/requirements-no-horovod.txt"
-  $pip install --quiet -r "$venv/requirements-no-horovod.txt"
+  quiet_pip install --quiet -r "$venv/requirements-no-horovod.txt"
   hvd="$(grep '^horovod' requirements.txt)"
   log "building $hvd with Gloo (a few minutes)"
   PATH="$venv/bin:$PATH" HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
     HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 MAKEFLAGS="-j$(nproc)" \
-    $pip install --quiet --no-build-isolation "$hvd"
-  "$venv/bin/python" -c "import horovod.tensorflow as h; assert h.gloo_built(), 'Horovod built without Gloo'"
+    quiet_pip install --quiet --no-build-isolation "$hvd"
+  TF_CPP_MIN_LOG_LEVEL=3 "$venv/bin/python" -c "import horovod.tensorflow as h; assert h.gloo_built(), 'Horovod built without Gloo'"
   touch "$venv/.complete"
 fi
 
@@ -37,5 +38,5 @@ if [ "$(readlink .venv 2>/dev/null)" != "$venv" ]; then
   rm -rf .venv
   ln -s "$venv" .venv
 fi
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
+quiet_pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
 log "ready: $repo/.venv -> $venv"
