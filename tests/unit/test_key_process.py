@@ -24,19 +24,20 @@ def _keys(rng, n, pool=500):
 def test_dedup_matches_first_appearance_order_and_drops_padding():
     rng = np.random.default_rng(0)
     keys = _keys(rng, 5000)
-    unique, inverse = dedup(keys)
+    unique, inverse, counts = dedup(keys)
     valid = keys != -1
     _, first = np.unique(keys[valid], return_index=True)
     expected = keys[valid][np.sort(first)]
     np.testing.assert_array_equal(unique, expected)
     np.testing.assert_array_equal(unique[inverse[valid]], keys[valid])
     assert np.all(inverse[~valid] == len(unique))
+    np.testing.assert_array_equal(counts, [(keys == k).sum() for k in unique])
 
 
 def test_dedup_of_empty_and_all_padding():
-    unique, inverse = dedup(np.empty(0, np.int64))
+    unique, inverse, _ = dedup(np.empty(0, np.int64))
     assert unique.shape == (0,) and inverse.shape == (0,)
-    unique, inverse = dedup(np.full(7, -1, np.int64))
+    unique, inverse, _ = dedup(np.full(7, -1, np.int64))
     assert unique.shape == (0,) and np.all(inverse == 0)
 
 
@@ -45,7 +46,7 @@ def test_hash_index_agrees_with_a_dict_through_growth():
     index = HashIndex(capacity=50_000, initial_slots=16)
     reference = {}
     for _ in range(20):
-        unique, _ = dedup(_keys(rng, 3000, pool=40_000))
+        unique, _, _ = dedup(_keys(rng, 3000, pool=40_000))
         rows, new_pos = index.lookup_or_insert(unique)
         for pos, (k, r) in enumerate(zip(unique.tolist(), rows.tolist())):
             if k in reference:
@@ -105,3 +106,20 @@ def test_send_count_pads_to_exactly_send_count_and_overflow_changes_nothing():
     with pytest.raises(SendCountOverflow, match=r"set send_count >= 6"):
         plan_batch(store, np.arange(10, 16, dtype=np.int64), insert=True, send_count=5, padding_row=100)
     assert store.size() == 2
+
+
+def test_remove_frees_rows_for_reuse_and_keeps_every_other_key():
+    rng = np.random.default_rng(5)
+    index = HashIndex(capacity=100_000, initial_slots=16)
+    reference = {}
+    for _ in range(100):
+        keys, _, _ = dedup(rng.integers(-3000, 3000, 500).astype(np.int64))
+        rows, _ = index.lookup_or_insert(keys)
+        for k, r in zip(keys.tolist(), rows.tolist()):
+            assert reference.setdefault(k, r) == r
+        gone = np.unique(rng.integers(-3000, 3000, 300)).astype(np.int64)  # may include -1 and absent keys
+        freed = index.remove(gone)
+        assert sorted(freed.tolist()) == sorted(reference.pop(k) for k in gone.tolist() if k in reference)
+        keys_now, rows_now = index.items()
+        assert dict(zip(keys_now.tolist(), rows_now.tolist())) == reference
+    assert index.rows_reserved < 1.2 * len(reference)  # freed rows were handed out again

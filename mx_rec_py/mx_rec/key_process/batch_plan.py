@@ -5,6 +5,8 @@ from typing import Optional
 import numpy as np
 
 from mx_rec.key_process.dedup import dedup
+from mx_rec.key_process.key_stats import KeyStats
+from mx_rec.key_process.lifecycle import Lifecycle
 from mx_rec.storage.base import RowStore
 
 
@@ -24,6 +26,7 @@ class BatchPlan:
         write_rows: int64 [M]; device rows to overwrite before the gather.
         write_values: float [M, dim]; their contents.
         unique_keys: int64 [U]; the distinct keys, in order of first appearance.
+        rejected: keys of this batch refused admission (int).
     """
 
     gather_rows: np.ndarray
@@ -31,22 +34,36 @@ class BatchPlan:
     write_rows: np.ndarray
     write_values: np.ndarray
     unique_keys: np.ndarray
+    rejected: int = 0
 
 
 def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Optional[int] = None,
-               padding_row: int = -1, table_name: str = "") -> BatchPlan:
+               padding_row: int = -1, table_name: str = "", lifecycle: Optional[Lifecycle] = None,
+               stats: Optional[KeyStats] = None, timestamp: Optional[int] = None) -> BatchPlan:
     """Dedup ``keys`` (int64 [N]), place them in ``store`` and build the gather plan.
+
+    With a ``lifecycle`` that counts, a training batch (``insert``) first adds its sightings to
+    ``stats`` (and ``timestamp``, seconds, as the keys' last-seen time); only keys whose count
+    reaches ``access_threshold`` get a row, the others read the default value.
 
     Raises:
         SendCountOverflow: more distinct keys than ``send_count``, naming the count needed.
             Raised before the store changes.
     """
-    unique, inverse = dedup(keys)
+    unique, inverse, occurrences = dedup(keys)
     if send_count is not None and unique.shape[0] > send_count:
         raise SendCountOverflow(
             f"table '{table_name}': {unique.shape[0]} distinct keys in this batch exceed send_count={send_count}; "
             f"set send_count >= {unique.shape[0]}")
-    placement = store.locate(unique, insert)
+    rejected = 0
+    if insert and lifecycle is not None and lifecycle.counts:
+        counts = stats.observe(unique, occurrences, lifecycle.faae_coefficient,
+                               timestamp if lifecycle.evicts else None)
+        admitted = counts >= (lifecycle.access_threshold or 0)
+        placement = store.locate(unique, admitted)
+        rejected = int((placement.rows < 0).sum())
+    else:
+        placement = store.locate(unique, insert)
     has_row = placement.rows >= 0
     gather_rows = placement.rows[has_row]
     n_gather = gather_rows.shape[0] if send_count is None else send_count
@@ -56,4 +73,4 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
         pad = np.full(send_count - gather_rows.shape[0], padding_row, dtype=np.int64)
         gather_rows = np.concatenate([gather_rows, pad])
     return BatchPlan(gather_rows=gather_rows, inverse=position[inverse], write_rows=placement.write_rows,
-                     write_values=placement.write_values, unique_keys=unique)
+                     write_values=placement.write_values, unique_keys=unique, rejected=rejected)

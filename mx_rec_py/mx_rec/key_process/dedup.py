@@ -19,6 +19,7 @@ def _dedup_kernel(keys):
     slot_key = np.empty(size, dtype=np.int64)
     slot_pos = np.full(size, -1, dtype=np.int32)
     unique = np.empty(n, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int32)
     inverse = np.empty(n, dtype=np.int32)
     u = 0
     n_pad = 0
@@ -35,21 +36,23 @@ def _dedup_kernel(keys):
                 slot_pos[s] = u
                 slot_key[s] = k
                 unique[u] = k
+                counts[u] = 1
                 inverse[i] = u
                 u += 1
                 break
             if slot_key[s] == k:
                 inverse[i] = p
+                counts[p] += 1
                 break
             s = (s + np.uint64(1)) & mask
     if n_pad:
         for i in range(n):
             if inverse[i] < 0:
                 inverse[i] = u
-    return unique[:u].copy(), inverse
+    return unique[:u].copy(), inverse, counts[:u].copy()
 
 
-def dedup(keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def dedup(keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Deduplicate a flat batch of keys, keeping first-seen order.
 
     Args:
@@ -58,5 +61,6 @@ def dedup(keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     Returns:
         unique: int64 [U], distinct non-padding keys in order of first appearance.
         inverse: int32 [N], ``unique[inverse[i]] == keys[i]``; padding positions hold U.
+        counts: int32 [U], occurrences of each unique key in the batch.
     """
     return _dedup_kernel(np.ascontiguousarray(keys, dtype=np.int64))

@@ -71,6 +71,46 @@ def _rehash(old_keys, old_rows, new_keys, new_rows):
         new_rows[s] = old_rows[j]
 
 
+@numba.njit(cache=True)
+def _remove(slot_keys, slot_rows, keys, freed):
+    """Delete keys with backward-shift deletion; writes their rows to ``freed``, returns how many."""
+    mask = np.uint64(slot_keys.shape[0] - 1)
+    n_freed = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        if k == _EMPTY:
+            continue
+        s = mix64(np.uint64(k)) & mask
+        while slot_keys[s] != k:
+            if slot_keys[s] == _EMPTY:
+                break
+            s = (s + np.uint64(1)) & mask
+        if slot_keys[s] != k:
+            continue
+        freed[n_freed] = slot_rows[s]
+        n_freed += 1
+        hole = s
+        j = s
+        while True:
+            j = (j + np.uint64(1)) & mask
+            kj = slot_keys[j]
+            if kj == _EMPTY:
+                break
+            home = mix64(np.uint64(kj)) & mask
+            # the entry at j may move into the hole unless its home lies cyclically in (hole, j]
+            if hole <= j:
+                stays = hole < home <= j
+            else:
+                stays = home > hole or home <= j
+            if not stays:
+                slot_keys[hole] = kj
+                slot_rows[hole] = slot_rows[j]
+                hole = j
+        slot_keys[hole] = _EMPTY
+        slot_rows[hole] = -1
+    return n_freed
+
+
 class TableFullError(RuntimeError):
     """Raised when a batch needs more rows than the index may hand out."""
 
@@ -137,6 +177,28 @@ class HashIndex:
             self._slot_keys, self._slot_rows, keys, rows, self._free_rows, self._n_free, self._next_row)
         self._size += missing
         return rows, new_positions
+
+    def remove(self, keys: np.ndarray) -> np.ndarray:
+        """Delete distinct keys (absent ones are skipped); their rows become free for reuse.
+
+        Returns:
+            int64 [R], the rows that were freed.
+        """
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        freed = np.empty(keys.shape[0], dtype=np.int64)
+        n = _remove(self._slot_keys, self._slot_rows, keys, freed)
+        freed = freed[:n]
+        free = np.concatenate([self._free_rows[:self._n_free], freed])
+        self._free_rows, self._n_free = free, free.shape[0]
+        self._size -= n
+        return freed
+
+    def clear(self) -> None:
+        """Forget every key; all rows become free, handed out again from row 0."""
+        self._slot_keys[:] = _EMPTY
+        self._slot_rows[:] = -1
+        self._free_rows = np.empty(0, dtype=np.int64)
+        self._n_free = self._next_row = self._size = 0
 
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
         """All (keys int64 [K], rows int64 [K]) pairs, in slot order."""

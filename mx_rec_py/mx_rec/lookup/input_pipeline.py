@@ -65,6 +65,16 @@ def make_insert_func(tgt_key_specs: Union[FeatureSpec, Sequence[FeatureSpec]], i
     return insert_fn
 
 
+def timestamp_spec_for(spec: FeatureSpec) -> Optional[FeatureSpec]:
+    """The ``is_timestamp`` FeatureSpec of a pipeline that carries ``spec``, if any."""
+    for pipeline in reversed(list(_pipelines.values())):
+        if any(s is spec for s in pipeline.specs):
+            for other in pipeline.specs:
+                if other.is_timestamp:
+                    return other
+    return None
+
+
 def find_feature_ids(spec: FeatureSpec, is_training: bool, graph: Optional[tf.Graph] = None) -> tf.Tensor:
     """The ids tensor of ``spec`` from the newest iterator of a pipeline that carries it.
 

@@ -19,8 +19,11 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.constants.constants import ASCEND_TIMESTAMP
+from mx_rec.key_process.key_stats import NO_TIMESTAMP
+from mx_rec.key_process.lifecycle import lifecycle_from_dict, make_lifecycle
 from mx_rec.lookup.feature_spec import FeatureSpec
-from mx_rec.lookup.input_pipeline import find_feature_ids
+from mx_rec.lookup.input_pipeline import find_feature_ids, timestamp_spec_for
 from mx_rec.tables.table import EmbeddingTable
 
 MAX_LOOKUPS_PER_TABLE = 128
@@ -28,9 +31,6 @@ MAX_LOOKUPS_PER_TABLE = 128
 
 def _resolve_ids(table: EmbeddingTable, ids, batch, is_train: bool) -> tf.Tensor:
     if isinstance(ids, FeatureSpec):
-        if ids.access_threshold is not None or ids.eviction_threshold is not None:
-            raise NotImplementedError(
-                f"FeatureSpec '{ids.name}': admission/eviction thresholds are not supported yet in mx_rec")
         if batch is not None:
             if ids.batch_key not in batch:
                 raise KeyError(f"FeatureSpec '{ids.name}': batch has no key {ids.batch_key!r}")
@@ -42,6 +42,35 @@ def _resolve_ids(table: EmbeddingTable, ids, batch, is_train: bool) -> tf.Tensor
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"sparse_lookup on table '{table.table_name}': ids must be integers, got {array.dtype}")
     return tf.constant(array, dtype=table.key_dtype)
+
+
+def _configure_lifecycle(table: EmbeddingTable, ids, access_and_evict_config) -> None:
+    if access_and_evict_config is not None:
+        table.set_lifecycle(lifecycle_from_dict(table.table_name, access_and_evict_config))
+    if isinstance(ids, FeatureSpec) and (ids.access_threshold is not None or ids.eviction_threshold is not None):
+        table.set_lifecycle(make_lifecycle(table.table_name, ids.access_threshold, ids.eviction_threshold,
+                                           ids.faae_coefficient))
+
+
+def _batch_timestamp(table: EmbeddingTable, ids, batch, is_train: bool) -> tf.Tensor:
+    """int64 scalar: the newest timestamp of the batch (seconds), for tables that evict."""
+    if not (is_train and table.lifecycle is not None and table.lifecycle.evicts):
+        return tf.constant(NO_TIMESTAMP, tf.int64)
+    stamps = None
+    if isinstance(ids, FeatureSpec):
+        ts_spec = timestamp_spec_for(ids)
+        if ts_spec is not None:
+            stamps = batch[ts_spec.batch_key] if batch is not None else find_feature_ids(ts_spec, is_train)
+    if stamps is None and tf.compat.v1.get_collection(ASCEND_TIMESTAMP):
+        stamps = tf.compat.v1.get_collection(ASCEND_TIMESTAMP)[-1]
+    if stamps is None:
+        raise ValueError(
+            f"table '{table.table_name}' evicts (eviction_threshold={table.lifecycle.eviction_threshold}) but its "
+            "lookup has no timestamp: add FeatureSpec(name, is_timestamp=True) to the pipeline's specs, or "
+            "tf.compat.v1.add_to_collection(ASCEND_TIMESTAMP, t), or import_host_pipeline_ops().return_timestamp(t)")
+    if not stamps.dtype.is_integer:
+        raise TypeError(f"table '{table.table_name}': timestamps must be integer seconds, got {stamps.dtype.name}")
+    return tf.reduce_max(tf.cast(stamps, tf.int64))
 
 
 def _check_args(table: EmbeddingTable, ids: tf.Tensor, send_count, dim) -> int:
@@ -90,7 +119,9 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         name: name scope of the lookup's ops.
         modify_graph: ids are plain iterator tensors (accepted as is: this engine processes keys in the graph).
         batch: the batch dict, to take a FeatureSpec's ids from.
-        access_and_evict_config: admission/eviction settings (not supported yet: must be None).
+        access_and_evict_config: admission/eviction settings of the table, a dict with
+            ``access_threshold``, ``eviction_threshold`` (seconds) and ``faae_coefficient``; the same
+            settings may come from the FeatureSpec instead.
         is_grad: False stops the gradient at the embeddings.
         serving_default_value: scalar or [dim] value for keys without a row.
         dim: number of leading columns to return (default: the table's dim).
@@ -102,9 +133,8 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         raise TypeError(f"sparse_lookup: hashtable must come from create_table, got {type(hashtable).__name__}")
     table = hashtable
     config = ConfigInitializer.get_instance()
-    if access_and_evict_config is not None:
-        raise NotImplementedError(
-            f"sparse_lookup on table '{table.table_name}': access_and_evict_config is not supported yet in mx_rec")
+    _configure_lifecycle(table, ids, access_and_evict_config)
+    timestamp = _batch_timestamp(table, ids, batch, is_train)
     ids = _resolve_ids(table, ids, batch, is_train)
     out_dim = _check_args(table, ids, send_count, dim)
     if table.lookup_count >= MAX_LOOKUPS_PER_TABLE:
@@ -113,8 +143,8 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
     padded = send_count if config.use_static else None
     insert = bool(is_train)
 
-    def host_plan(keys: np.ndarray):
-        plan = table.plan(keys, insert, padded)
+    def host_plan(keys: np.ndarray, stamp: np.ndarray):
+        plan = table.plan(keys, insert, padded, None if stamp == NO_TIMESTAMP else int(stamp))
         return plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values
 
     with tf.name_scope(name or f"{table.table_name}_lookup"):
@@ -122,7 +152,7 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         if keys.dtype != tf.int64:
             keys = tf.cast(keys, tf.int64)
         gather_rows, inverse, write_rows, write_values = tf.numpy_function(
-            host_plan, [keys], [tf.int64, tf.int32, tf.int64, table.value_dtype], stateful=True, name="host_plan")
+            host_plan, [keys, timestamp], [tf.int64, tf.int32, tf.int64, table.value_dtype], stateful=True, name="host_plan")
         gather_rows.set_shape([padded])
         inverse.set_shape(keys.shape)
         write_rows.set_shape([None])

@@ -26,8 +26,12 @@ class Placement:
 class RowStore(Protocol):
     """A table shard's storage; ``locate`` is called once per lookup with the distinct keys."""
 
-    def locate(self, keys: np.ndarray, insert: bool) -> Placement:
-        """Place int64 [U] distinct keys on the device, inserting new ones when ``insert``."""
+    def locate(self, keys: np.ndarray, insert) -> Placement:
+        """Place int64 [U] distinct keys on the device, inserting new ones when ``insert``
+        (a bool, or a bool [U] mask of the keys admitted)."""
+
+    def remove(self, keys: np.ndarray) -> np.ndarray:
+        """Drop keys from every tier; returns the freed device rows."""
 
     def confirm_written(self, rows: np.ndarray) -> None:
         """Rows int64 [M] of a ``Placement.write_rows`` have been written on the device."""

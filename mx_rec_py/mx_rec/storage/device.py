@@ -1,5 +1,5 @@
 """The device (HBM) tier alone: every key of the shard has a row in the device variable."""
-from typing import Tuple
+from typing import Tuple, Union
 
 import numpy as np
 
@@ -32,13 +32,19 @@ class DeviceStore:
         self.index = HashIndex(capacity, initial_slots=min(2 * capacity, 1 << 16))
         self._pending = np.zeros(capacity, dtype=bool)
 
-    def locate(self, keys: np.ndarray, insert: bool) -> Placement:
-        """See :meth:`mx_rec.storage.base.RowStore.locate`.
+    def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray]) -> Placement:
+        """See :meth:`mx_rec.storage.base.RowStore.locate`; ``insert`` may be a bool [U] mask of the keys
+        allowed in (admitted), the others keep row -1 unless they already have one.
 
         Raises:
             RuntimeError: the table is full; names the table and the size to set. Nothing changes.
         """
-        if insert:
+        if isinstance(insert, np.ndarray):
+            rows = self.index.lookup(keys)
+            admit = (rows < 0) & insert
+            if admit.any():
+                rows[admit] = self.locate(keys[admit], True).rows
+        elif insert:
             try:
                 rows, new_positions = self.index.lookup_or_insert(keys)
             except TableFullError as err:
@@ -52,6 +58,17 @@ class DeviceStore:
         to_write = self._pending[np.maximum(rows, 0)] & (rows >= 0)
         write_values = initial_rows(self.init, keys[to_write], self.dim, self.value_dtype)
         return Placement(rows, rows[to_write], write_values)
+
+    def remove(self, keys: np.ndarray) -> np.ndarray:
+        """Drop keys int64 [E]; returns the freed rows int64 [R] (reused by later keys)."""
+        freed = self.index.remove(keys)
+        self._pending[freed] = False
+        return freed
+
+    def clear(self) -> None:
+        """Drop every key."""
+        self.index.clear()
+        self._pending[:] = False
 
     def confirm_written(self, rows: np.ndarray) -> None:
         """Mark rows int64 [M] as holding their initial values on the device."""

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from mx_rec.constants.constants import ASCEND_GLOBAL_HASHTABLE_COLLECTION
 from mx_rec.key_process.batch_plan import BatchPlan, plan_batch
+from mx_rec.key_process.key_stats import KeyStats
+from mx_rec.key_process.lifecycle import Lifecycle
 from mx_rec.storage.device import DeviceStore
 from mx_rec.tables.config import TableConfig
 from mx_rec.tables.initializers import initial_rows, parse_initializer
@@ -42,6 +44,8 @@ class EmbeddingTable:
         # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
         self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
         self.lookup_count = 0
+        self.lifecycle: Optional[Lifecycle] = None
+        self.stats: Optional[KeyStats] = None
 
     def size(self) -> int:
         """Distinct keys held by this shard (int)."""
@@ -51,9 +55,44 @@ class EmbeddingTable:
         """Keys this shard can hold (int)."""
         return self.store.capacity()
 
-    def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int]) -> BatchPlan:
+    def set_lifecycle(self, lifecycle: Lifecycle) -> None:
+        """Admission/eviction settings; every lookup of a table must agree on them.
+
+        Raises:
+            ValueError: a different setting was given before, naming both.
+        """
+        if self.lifecycle is not None and self.lifecycle != lifecycle:
+            raise ValueError(f"table '{self.table_name}': admission/eviction settings {lifecycle} differ from "
+                             f"{self.lifecycle} given by an earlier lookup of the table")
+        self.lifecycle = lifecycle
+        if lifecycle.counts and self.stats is None:
+            self.stats = KeyStats()
+
+    def set_threshold(self, threshold: int) -> None:
+        """Change the admission threshold while training (keys that have rows keep them)."""
+        if self.lifecycle is None or self.lifecycle.access_threshold is None:
+            raise ValueError(f"table '{self.table_name}' has no admission (access_threshold) to change")
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+            raise ValueError(f"table '{self.table_name}': threshold must be an int >= 0, got {threshold!r}")
+        self.lifecycle.access_threshold = threshold
+
+    def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int], timestamp: Optional[int] = None
+             ) -> BatchPlan:
         """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`."""
-        return plan_batch(self.store, keys, insert, send_count, self.padding_row, self.table_name)
+        return plan_batch(self.store, keys, insert, send_count, self.padding_row, self.table_name,
+                          self.lifecycle, self.stats, timestamp)
+
+    def evict_stale(self) -> np.ndarray:
+        """Remove keys unseen for longer than ``eviction_threshold`` from every tier and the counts.
+
+        Returns:
+            int64 [R], the device rows freed (their slots must be reset before reuse).
+        """
+        if self.lifecycle is None or not self.lifecycle.evicts:
+            return np.empty(0, np.int64)
+        stale = self.stats.stale(self.lifecycle.eviction_threshold)
+        self.stats.remove(stale)
+        return self.store.remove(stale)
 
     def confirm_written(self, rows: np.ndarray) -> np.ndarray:
         """Host callback after the graph wrote ``rows`` (int64 [M]); returns them unchanged."""
