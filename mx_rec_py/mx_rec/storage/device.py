@@ -65,6 +65,15 @@ class DeviceStore:
         self._pending[freed] = False
         return freed
 
+    def load_keys(self, keys: np.ndarray) -> np.ndarray:
+        """Insert distinct keys whose rows the caller writes itself (restore); returns rows int64 [K]."""
+        try:
+            rows, _ = self.index.lookup_or_insert(keys)
+        except TableFullError as err:
+            raise RuntimeError(f"table '{self.table_name}' cannot hold the checkpoint's keys: {err}; "
+                               "set device_vocabulary_size accordingly") from None
+        return rows
+
     def clear(self) -> None:
         """Drop every key."""
         self.index.clear()

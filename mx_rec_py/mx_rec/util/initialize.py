@@ -3,16 +3,20 @@ from typing import Any
 
 from mx_rec.communication.collectives import get_local_rank_size, get_rank_id, get_rank_size  # noqa: F401
 from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.saver import tf_saver
 from mx_rec.util.log import logger
 
 
 def init(**kwargs: Any) -> ConfigInitializer:
     """Start the SDK for this process (keywords as in Rec SDK; see ``mx_rec.config.params``).
 
+    From here on ``tf.compat.v1.train.Saver`` also saves and restores the sparse tables.
+
     Raises:
         ValueError: an unknown keyword or an out-of-range value.
     """
     config = ConfigInitializer.create(**kwargs)
+    tf_saver.install()
     logger.info("mx_rec initialised: rank %d of %d", config.rank_id, config.rank_size)
     return config
 
@@ -20,3 +24,4 @@ def init(**kwargs: Any) -> ConfigInitializer:
 def terminate_config_initializer() -> None:
     """Drop the configuration and table registry (call at the end of a job or between tests)."""
     ConfigInitializer.terminate()
+    tf_saver.uninstall()

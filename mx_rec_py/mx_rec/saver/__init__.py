@@ -1,0 +1,1 @@
+"""Checkpoints of sparse tables beside TF's own, and key -> embedding export."""

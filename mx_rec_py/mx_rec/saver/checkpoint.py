@@ -1,0 +1,162 @@
+"""Save and restore every ``is_save`` table beside a TF checkpoint prefix.
+
+Saving writes the whole sparse directory under a temporary name and renames it into place, so an
+exception or a kill mid-save leaves earlier checkpoints untouched (and TF's ``checkpoint`` file,
+written last by TF's Saver, still names the previous one). Restoring reads and checks every file
+before it changes anything in the session.
+"""
+import os
+import shutil
+import uuid
+import zipfile
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.saver import layout
+from mx_rec.saver.layout import CheckpointError
+from mx_rec.saver.table_state import TableState, apply, collect
+from mx_rec.tables.table import EmbeddingTable
+from mx_rec.util.log import logger
+
+
+def saved_tables() -> List[EmbeddingTable]:
+    """Tables of the live configuration with ``is_save=True``, by name."""
+    tables = ConfigInitializer.get_instance().tables
+    return [tables[name] for name in sorted(tables) if tables[name].config.is_save]
+
+
+def _write_shard(path: str, state: TableState) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        np.savez(f, **state.arrays())
+
+
+def save_sparse(session, prefix: str, step: Optional[int] = None) -> str:
+    """Write the sparse part of the checkpoint ``prefix``; returns its directory.
+
+    Raises:
+        OSError: the directory cannot be written; nothing of earlier checkpoints changes.
+    """
+    config = ConfigInitializer.get_instance()
+    final = layout.sparse_dir(prefix)
+    tmp = f"{final}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tables = saved_tables()
+    try:
+        os.makedirs(tmp)
+        entries = {}
+        for table in tables:
+            state = collect(table, session)
+            _write_shard(layout.shard_path(tmp, table.table_name, config.rank_id, config.rank_size), state)
+            entries[table.table_name] = {
+                "dim": table.dim, "key_dtype": table.key_dtype.name, "value_dtype": table.value_dtype.name,
+                "slots": sorted(state.slots), "key_counts": [int(state.keys.shape[0])],
+                "stat_key_counts": [int(state.stat_keys.shape[0])]}
+        layout.write_manifest(tmp, {"format_version": layout.FORMAT_VERSION, "rank_size": config.rank_size,
+                                    "step": step, "tables": entries})
+        old = None
+        if os.path.exists(final):
+            old = f"{final}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(final, old)
+        os.rename(tmp, final)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("saved %d sparse table(s) to %s", len(tables), final)
+    return final
+
+
+def _load_shard(path: str, table_name: str, dim: int) -> TableState:
+    if not os.path.isfile(path):
+        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} is missing")
+    try:
+        with np.load(path) as data:
+            state = TableState.from_arrays({k: data[k] for k in data.files})
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} is truncated or unreadable "
+                              f"({type(err).__name__}: {err})") from None
+    k = state.keys.shape[0]
+    if state.embeddings.shape != (k, dim) or any(v.shape != (k, dim) for v in state.slots.values()):
+        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} holds arrays of inconsistent shapes")
+    return state
+
+
+def load_sparse(prefix: str) -> Dict[str, TableState]:
+    """Read and check the sparse part of ``prefix`` against the live tables; changes nothing.
+
+    Raises:
+        CheckpointError: missing/unreadable files, another table set, another dim or too many keys;
+            the message names the file or the table.
+    """
+    manifest = layout.read_manifest(prefix)
+    root = layout.sparse_dir(prefix)
+    tables = {t.table_name: t for t in saved_tables()}
+    saved = manifest["tables"]
+    if set(saved) != set(tables):
+        missing, extra = sorted(set(tables) - set(saved)), sorted(set(saved) - set(tables))
+        raise CheckpointError(f"checkpoint {root} does not match the session's tables: "
+                              f"not in the checkpoint: {missing}; only in the checkpoint: {extra}")
+    states = {}
+    for name, table in tables.items():
+        entry = saved[name]
+        if entry["dim"] != table.dim:
+            raise CheckpointError(f"table '{name}': checkpoint {root} has dim {entry['dim']}, the session's "
+                                  f"table has dim {table.dim}")
+        shards = [_load_shard(layout.shard_path(root, name, r, manifest["rank_size"]), name, table.dim)
+                  for r in range(manifest["rank_size"])]
+        state = shards[0] if len(shards) == 1 else _merge(shards)
+        if state.keys.shape[0] > table.capacity():
+            raise CheckpointError(f"table '{name}': checkpoint holds {state.keys.shape[0]} keys, more than the "
+                                  f"table's capacity {table.capacity()}; raise device_vocabulary_size")
+        states[name] = state
+    return states
+
+
+def _merge(shards: List[TableState]) -> TableState:
+    """Concatenate rank shards (keys are disjoint across ranks)."""
+    names = set().union(*(s.slots for s in shards))
+    return TableState(
+        keys=np.concatenate([s.keys for s in shards]),
+        embeddings=np.concatenate([s.embeddings for s in shards]),
+        slots={n: np.concatenate([s.slots[n] for s in shards]) for n in names},
+        stat_keys=np.concatenate([s.stat_keys for s in shards]),
+        counts=np.concatenate([s.counts for s in shards]),
+        last_seen=np.concatenate([s.last_seen for s in shards]),
+        newest=max(s.newest for s in shards))
+
+
+def restore_sparse(session, states: Dict[str, TableState]) -> None:
+    """Write states checked by :func:`load_sparse` into the session's tables."""
+    tables = ConfigInitializer.get_instance().tables
+    for name, state in states.items():
+        apply(tables[name], state, session)
+    logger.info("restored %d sparse table(s)", len(states))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphans(directory: str, keep: str) -> None:
+    """Delete, in ``directory``: sparse directories whose TF checkpoint is gone (max_to_keep), except
+    ``keep``, and temporary directories of saves whose process died."""
+    if not os.path.isdir(directory):
+        return
+    for entry in os.listdir(directory):
+        path = os.path.join(directory, entry)
+        if entry.endswith(layout.SUFFIX) and path != keep:
+            if not os.path.exists(path[:-len(layout.SUFFIX)] + ".index"):
+                shutil.rmtree(path, ignore_errors=True)
+        elif layout.SUFFIX + ".tmp-" in entry:
+            pid = entry.rsplit(".tmp-", 1)[1].split("-")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,54 @@
+"""Where a checkpoint's sparse part lives on disk, and its manifest.
+
+    <prefix>-mxrec-sparse/
+        manifest.json                         tables, dims, slots, key counts, rank count, step
+        <table>/shard-00000-of-00001.npz      keys, embeddings, slots, admission counts, last-seen times
+
+``<prefix>`` is the TF checkpoint prefix (``model.ckpt-100``); the directory is written under a
+temporary name and renamed into place, so it either exists whole or not at all.
+"""
+import json
+import os
+from typing import Any, Dict
+
+FORMAT_VERSION = 1
+SUFFIX = "-mxrec-sparse"
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(RuntimeError):
+    """A sparse checkpoint is missing, unreadable or does not fit the session; names the file/table."""
+
+
+def sparse_dir(prefix: str) -> str:
+    return prefix + SUFFIX
+
+
+def shard_path(root: str, table_name: str, rank: int, rank_size: int) -> str:
+    return os.path.join(root, table_name, f"shard-{rank:05d}-of-{rank_size:05d}.npz")
+
+
+def write_manifest(root: str, manifest: Dict[str, Any]) -> None:
+    with open(os.path.join(root, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+
+
+def read_manifest(prefix: str) -> Dict[str, Any]:
+    """The manifest of the checkpoint at ``prefix``.
+
+    Raises:
+        CheckpointError: the sparse directory or its manifest is missing or unreadable.
+    """
+    path = os.path.join(sparse_dir(prefix), MANIFEST)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"sparse checkpoint manifest {path} does not exist (was the checkpoint saved "
+                              "after mx_rec's init()?)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"sparse checkpoint manifest {path} is unreadable: {err}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {manifest.get('format_version')!r}, "
+                              f"this mx_rec reads {FORMAT_VERSION}")
+    return manifest

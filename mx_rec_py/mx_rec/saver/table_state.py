@@ -1,0 +1,85 @@
+"""A table shard's full state as numpy arrays: read from a session, written back into one."""
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+
+from mx_rec.key_process.key_stats import KeyStats, NO_TIMESTAMP
+from mx_rec.tables.table import EmbeddingTable
+
+
+@dataclass
+class TableState:
+    """Keys with rows, their embeddings and slots, and the admission statistics.
+
+    Attributes:
+        keys: int64 [K]. embeddings: float [K, dim]. slots: "optimizer/slot" -> float [K, dim].
+        stat_keys / counts / last_seen: int64 [S] (every key seen in training, admitted or not).
+        newest: the newest batch timestamp (int64 seconds, or NO_TIMESTAMP).
+    """
+
+    keys: np.ndarray
+    embeddings: np.ndarray
+    slots: Dict[str, np.ndarray] = field(default_factory=dict)
+    stat_keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    last_seen: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    newest: int = NO_TIMESTAMP
+    access_threshold: Optional[int] = None
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """Flat name -> array mapping for an ``.npz`` file."""
+        out = {"keys": self.keys, "embeddings": self.embeddings, "stat_keys": self.stat_keys,
+               "counts": self.counts, "last_seen": self.last_seen, "newest": np.int64(self.newest)}
+        out.update({f"slot:{name}": value for name, value in self.slots.items()})
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Dict[str, np.ndarray]) -> "TableState":
+        slots = {name[5:]: arrays[name] for name in arrays if name.startswith("slot:")}
+        return cls(keys=arrays["keys"], embeddings=arrays["embeddings"], slots=slots, stat_keys=arrays["stat_keys"],
+                   counts=arrays["counts"], last_seen=arrays["last_seen"], newest=int(arrays["newest"]))
+
+
+def slot_key(optimizer_name: str, slot_name: str) -> str:
+    return f"{optimizer_name}/{slot_name}"
+
+
+def collect(table: EmbeddingTable, session) -> TableState:
+    """Read a table shard's state from ``session`` (rows in slot order of the index)."""
+    keys, rows = table.store.items()
+    names = sorted(table.slots)
+    values = session.run([table.variable] + [table.slots[n][0] for n in names])
+    state = TableState(keys=keys, embeddings=values[0][rows],
+                       slots={slot_key(*n): v[rows] for n, v in zip(names, values[1:])})
+    if table.stats is not None:
+        state.stat_keys, state.counts, state.last_seen = table.stats.items()
+        state.newest = table.stats.newest
+    return state
+
+
+def _assign(variable, value: np.ndarray, session) -> None:
+    """Overwrite a whole variable by feeding its initializer (adds no ops, so it works on a final graph)."""
+    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
+
+
+def apply(table: EmbeddingTable, state: TableState, session) -> None:
+    """Make ``table`` hold exactly ``state`` (keys not in it are dropped); caller validated sizes."""
+    table.store.clear()
+    rows = table.store.load_keys(state.keys)
+    shape = (table.capacity() + 1, table.dim)
+    dtype = table.value_dtype.as_numpy_dtype
+    full = np.zeros(shape, dtype)
+    full[rows] = state.embeddings
+    _assign(table.variable, full, session)
+    for (optimizer_name, slot_name), (slot, init) in table.slots.items():
+        full = np.full(shape, init, dtype)
+        saved = state.slots.get(slot_key(optimizer_name, slot_name))
+        if saved is not None:
+            full[rows] = saved
+        _assign(slot, full, session)
+    if table.stats is not None:
+        table.stats.load(state.stat_keys, state.counts, state.last_seen, state.newest)
+    elif state.stat_keys.size:
+        table.stats = KeyStats()
+        table.stats.load(state.stat_keys, state.counts, state.last_seen, state.newest)

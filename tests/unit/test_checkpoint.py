@@ -1,0 +1,158 @@
+"""Sparse checkpoints through tf.compat.v1.train.Saver: contents, atomicity and clear errors."""
+import contextlib
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mx_rec.core.embedding import create_table, sparse_lookup
+from mx_rec.optimizers import lazy_adam
+from mx_rec.saver import checkpoint
+from mx_rec.saver.layout import CheckpointError
+from mx_rec.saver.sparse import export
+from mx_rec.util.initialize import init, terminate_config_initializer
+
+INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=1)
+
+
+def _model(dim=4, names=("t",)):
+    tables = [create_table(tf.int64, dim, n, INIT, device_vocabulary_size=50) for n in names]
+    ids = tf.compat.v1.placeholder(tf.int64, [None])
+    loss = tf.add_n([tf.reduce_sum(sparse_lookup(t, ids)) for t in tables])
+    step = tf.compat.v1.train.get_or_create_global_step()
+    train = lazy_adam.create_hash_optimizer(0.1).minimize(loss, var_list=[t.variable for t in tables],
+                                                          global_step=step)
+    return tables, ids, train
+
+
+def _snapshot(sess, table):
+    keys, rows = table.store.items()
+    return dict(zip(keys.tolist(), sess.run(table.variable)[rows].tolist()))
+
+
+def _trained_checkpoint(tmp_path, **kwargs):
+    tables, ids, train = _model(**kwargs)
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(train, {ids: [1, 2, 3]})
+        prefix = saver.save(sess, str(tmp_path / "model"), global_step=1)
+        return prefix, _snapshot(sess, tables[0])
+
+
+@contextlib.contextmanager
+def _fresh_graph():
+    """A new graph and configuration, as in a new process."""
+    terminate_config_initializer()
+    with tf.Graph().as_default() as graph:
+        init()
+        yield graph
+
+
+def test_saver_leaves_tables_to_the_sparse_checkpoint(graph, tmp_path):
+    prefix, saved = _trained_checkpoint(tmp_path)
+    names = [name for name, _ in tf.train.list_variables(prefix)]
+    assert "global_step" in names and not any(n == "t" or n.startswith("t/") for n in names)
+    assert os.path.isfile(os.path.join(prefix + "-mxrec-sparse", "t", "shard-00000-of-00001.npz"))
+    with _fresh_graph():
+        tables, ids, train = _model()
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver().restore(sess, prefix)
+            assert _snapshot(sess, tables[0]) == saved
+            assert sess.run(tf.compat.v1.train.get_global_step()) == 1
+
+
+def _assert_restore_fails_and_changes_nothing(prefix, match, **model_kwargs):
+    with _fresh_graph():
+        tables, ids, train = _model(**model_kwargs)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run(train, {ids: [7, 8]})
+            before = _snapshot(sess, tables[0])
+            with pytest.raises(CheckpointError, match=match):
+                tf.compat.v1.train.Saver().restore(sess, prefix)
+            assert _snapshot(sess, tables[0]) == before
+            assert sess.run(tf.compat.v1.train.get_global_step()) == 1
+
+
+def test_missing_shard_names_the_file_and_table(graph, tmp_path):
+    prefix, _ = _trained_checkpoint(tmp_path)
+    shard = os.path.join(prefix + "-mxrec-sparse", "t", "shard-00000-of-00001.npz")
+    os.remove(shard)
+    _assert_restore_fails_and_changes_nothing(prefix, f"table 't': checkpoint shard {shard} is missing")
+
+
+def test_truncated_shard_names_the_file(graph, tmp_path):
+    prefix, _ = _trained_checkpoint(tmp_path)
+    shard = os.path.join(prefix + "-mxrec-sparse", "t", "shard-00000-of-00001.npz")
+    with open(shard, "r+b") as f:
+        f.truncate(os.path.getsize(shard) // 2)
+    _assert_restore_fails_and_changes_nothing(prefix, f"checkpoint shard {shard} is truncated or unreadable")
+
+
+def test_other_dim_or_table_set_names_the_table(graph, tmp_path):
+    prefix, _ = _trained_checkpoint(tmp_path)
+    _assert_restore_fails_and_changes_nothing(prefix, "table 't': checkpoint .* has dim 4, the session's table "
+                                                      "has dim 6", dim=6)
+    _assert_restore_fails_and_changes_nothing(prefix, r"not in the checkpoint: \['u'\]", names=("t", "u"))
+
+
+def test_missing_sparse_part_is_a_clear_error(graph, tmp_path):
+    prefix, _ = _trained_checkpoint(tmp_path)
+    import shutil
+    shutil.rmtree(prefix + "-mxrec-sparse")
+    _assert_restore_fails_and_changes_nothing(prefix, "manifest .* does not exist")
+
+
+def test_an_exception_mid_save_keeps_the_previous_checkpoint(graph, tmp_path, monkeypatch):
+    tables, ids, train = _model(names=("a", "b"))
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(train, {ids: [1, 2]})
+        first = saver.save(sess, str(tmp_path / "model"), global_step=1)
+        saved = _snapshot(sess, tables[0])
+        sess.run(train, {ids: [3]})
+        calls = []
+
+        def failing_write(path, state):
+            calls.append(path)
+            if len(calls) == 2:
+                raise OSError("disk full (simulated)")
+            real_write(path, state)
+
+        real_write = checkpoint._write_shard
+        monkeypatch.setattr(checkpoint, "_write_shard", failing_write)
+        with pytest.raises(OSError, match="disk full"):
+            saver.save(sess, str(tmp_path / "model"), global_step=2)
+        assert tf.compat.v1.train.latest_checkpoint(str(tmp_path)) == first
+        assert not [p for p in os.listdir(tmp_path) if "tmp" in p or p.startswith("model-2")]
+        saver.restore(sess, first)
+        assert _snapshot(sess, tables[0]) == saved
+
+
+def test_max_to_keep_removes_old_sparse_parts(graph, tmp_path):
+    tables, ids, train = _model()
+    saver = tf.compat.v1.train.Saver(max_to_keep=2)
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for step in range(1, 5):
+            sess.run(train, {ids: [step]})
+            saver.save(sess, str(tmp_path / "model"), global_step=step)
+    assert sorted(p for p in os.listdir(tmp_path) if p.endswith("-mxrec-sparse")) == [
+        "model-3-mxrec-sparse", "model-4-mxrec-sparse"]
+
+
+def test_export_writes_key_to_embedding(graph, tmp_path):
+    tables, ids, train = _model(names=("t", "u"))
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(train, {ids: [5, -3, 5]})
+        files = export(["u"], path=str(tmp_path), session=sess)
+        expected = _snapshot(sess, tables[1])
+    data = np.load(files["u"])
+    assert data["keys"].tolist() == [-3, 5]
+    for key, row in zip(data["keys"].tolist(), data["embeddings"]):
+        np.testing.assert_array_equal(row, expected[key])
