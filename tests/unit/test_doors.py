@@ -24,6 +24,12 @@ DOORS = {
     "mx_rec.constants.constants": ["ASCEND_TIMESTAMP", "ASCEND_SPARSE_LOOKUP_LOCAL_EMB",
                                    "ASCEND_SPARSE_LOOKUP_ID_OFFSET", "ASCEND_GLOBAL_HASHTABLE_COLLECTION"],
     "mx_rec.util.log": ["logger"],
+    "mx_rec.util.ops": ["import_host_pipeline_ops"],
+    "mx_rec.core.feature_process": ["EvictHook"],
+    "mx_rec.saver.sparse": ["export"],
+    "mx_rec.optimizers.gradient_descent_by_addr": ["create_hash_optimizer_by_addr"],
+    "mx_rec.optimizers.lazy_adam_by_addr": ["create_hash_optimizer_by_address"],
+    "mx_rec.optimizers.adagrad_by_addr": ["create_hash_optimizer_by_address"],
 }
 
 

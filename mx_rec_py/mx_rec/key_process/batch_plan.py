@@ -19,14 +19,15 @@ class BatchPlan:
     """Arrays the graph needs to turn a batch of ids into embeddings.
 
     Attributes:
-        gather_rows: int64 [G]; device rows to gather (G = ``send_count`` when set, padded with
-            ``padding_row``; otherwise the number of distinct keys that have a row).
+        gather_rows: int64 [G]; device rows to gather (G = ``send_count`` when set, padded with the
+            store's scratch ``padding_row``; otherwise the number of distinct keys that have a row).
         inverse: int32 [N]; for each id, its index into ``concat(gathered [G], zero row, default row)``:
             padding ids point at G (zeros), keys without a row at G + 1 (the default value).
         write_rows: int64 [M]; device rows to overwrite before the gather.
         write_values: float [M, dim]; their contents.
         unique_keys: int64 [U]; the distinct keys, in order of first appearance.
         rejected: keys of this batch refused admission (int).
+        device_rows: rows the device variable must have for this plan (keys' rows + the scratch row).
     """
 
     gather_rows: np.ndarray
@@ -35,10 +36,11 @@ class BatchPlan:
     write_values: np.ndarray
     unique_keys: np.ndarray
     rejected: int = 0
+    device_rows: int = 0
 
 
 def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Optional[int] = None,
-               padding_row: int = -1, table_name: str = "", lifecycle: Optional[Lifecycle] = None,
+               table_name: str = "", lifecycle: Optional[Lifecycle] = None,
                stats: Optional[KeyStats] = None, timestamp: Optional[int] = None) -> BatchPlan:
     """Dedup ``keys`` (int64 [N]), place them in ``store`` and build the gather plan.
 
@@ -70,7 +72,8 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
     position = np.where(has_row, np.cumsum(has_row) - 1, n_gather + 1)
     position = np.append(position, n_gather).astype(np.int32)
     if send_count is not None and gather_rows.shape[0] < send_count:
-        pad = np.full(send_count - gather_rows.shape[0], padding_row, dtype=np.int64)
+        pad = np.full(send_count - gather_rows.shape[0], store.padding_row, dtype=np.int64)
         gather_rows = np.concatenate([gather_rows, pad])
     return BatchPlan(gather_rows=gather_rows, inverse=position[inverse], write_rows=placement.write_rows,
-                     write_values=placement.write_values, unique_keys=unique, rejected=rejected)
+                     write_values=placement.write_values, unique_keys=unique, rejected=rejected,
+                     device_rows=store.padding_row + 1)

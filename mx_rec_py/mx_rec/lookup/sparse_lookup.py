@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.constants.constants import ASCEND_TIMESTAMP
+from mx_rec.constants.constants import (ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB,
+                                       ASCEND_TIMESTAMP)
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
 from mx_rec.key_process.lifecycle import lifecycle_from_dict, make_lifecycle
 from mx_rec.lookup.feature_spec import FeatureSpec
@@ -71,6 +72,31 @@ def _batch_timestamp(table: EmbeddingTable, ids, batch, is_train: bool) -> tf.Te
     if not stamps.dtype.is_integer:
         raise TypeError(f"table '{table.table_name}': timestamps must be integer seconds, got {stamps.dtype.name}")
     return tf.reduce_max(tf.cast(stamps, tf.int64))
+
+
+def _write_rows(table: EmbeddingTable, rows: tf.Tensor, values: tf.Tensor, device_rows: tf.Tensor) -> tf.Tensor:
+    """Write rows before the gather; with expansion, first grow the variable to ``device_rows`` rows
+    (zero-filled) inside the table's critical section, so two lookups never grow it at once."""
+    def write():
+        return tf.raw_ops.ResourceScatterUpdate(resource=table.variable.handle, indices=rows, updates=values,
+                                                name="init_new_rows")
+
+    if not table.expandable:
+        return write()
+
+    def grow_then_write():
+        current = tf.raw_ops.VariableShape(input=table.variable.handle, out_type=tf.int64)[0]
+
+        def grow():
+            extra = tf.zeros(tf.stack([device_rows - current, table.dim]), table.value_dtype)
+            grown = tf.concat([table.variable.read_value(), extra], axis=0)
+            return table.variable.assign(grown, read_value=False)
+
+        grew = tf.cond(current < device_rows, lambda: tf.group(grow()), tf.no_op)
+        with tf.control_dependencies([grew]):
+            return tf.group(write())
+
+    return table.grow_lock.execute(grow_then_write)
 
 
 def _check_args(table: EmbeddingTable, ids: tf.Tensor, send_count, dim) -> int:
@@ -145,25 +171,31 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
 
     def host_plan(keys: np.ndarray, stamp: np.ndarray):
         plan = table.plan(keys, insert, padded, None if stamp == NO_TIMESTAMP else int(stamp))
-        return plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values
+        return plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values, np.int64(plan.device_rows)
 
     with tf.name_scope(name or f"{table.table_name}_lookup"):
         keys = tf.reshape(ids, [-1])
         if keys.dtype != tf.int64:
             keys = tf.cast(keys, tf.int64)
-        gather_rows, inverse, write_rows, write_values = tf.numpy_function(
-            host_plan, [keys, timestamp], [tf.int64, tf.int32, tf.int64, table.value_dtype], stateful=True, name="host_plan")
+        gather_rows, inverse, write_rows, write_values, device_rows = tf.numpy_function(
+            host_plan, [keys, timestamp], [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64],
+            stateful=True, name="host_plan")
         gather_rows.set_shape([padded])
         inverse.set_shape(keys.shape)
         write_rows.set_shape([None])
         write_values.set_shape([None, table.dim])
-        write = tf.raw_ops.ResourceScatterUpdate(resource=table.variable.handle, indices=write_rows,
-                                                 updates=write_values, name="init_new_rows")
+        device_rows.set_shape([])
+        write = _write_rows(table, write_rows, write_values, device_rows)
         with tf.control_dependencies([write]):
             confirmed = tf.numpy_function(table.confirm_written, [write_rows], tf.int64, stateful=True,
                                           name="confirm_written")
         with tf.control_dependencies([confirmed]):
             gathered = tf.gather(table.variable, gather_rows)
+        if table.expandable and is_train:
+            # Rec SDK's expansion flow: gradients w.r.t. the local rows, applied by address (*_by_addr).
+            tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB, gathered)
+            tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET, gather_rows)
+            table.address_tensors.append(gather_rows)
         if out_dim != table.dim:
             gathered = gathered[:, :out_dim]
         extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype),

@@ -36,7 +36,8 @@ class HashOptimizerMixin:
 
     def _create_slots(self, var_list):
         for var in var_list:
-            table_of(var)
+            if table_of(var).expandable:
+                self._make_growable_slots(var)
         super()._create_slots(var_list)
         for var in var_list:
             table = table_of(var)
@@ -44,6 +45,37 @@ class HashOptimizerMixin:
                 slot = self.get_slot(var, slot_name)
                 if slot is not None:
                     table.register_slot(self.get_name(), slot_name, slot, self.slot_init_values.get(slot_name, 0.0))
+
+    def _make_growable_slots(self, var) -> None:
+        """Slots with an open leading dimension (they grow with an expandable table), made before TF's
+        own ``_create_slots`` runs, which then finds and keeps them."""
+        for slot_name, init in self.slot_init_values.items():
+            value = tf.fill(tf.shape(var.initial_value), tf.cast(init, var.dtype.base_dtype))
+            value = tf.compat.v1.placeholder_with_default(value, shape=[None, var.shape[1]])
+            self._get_or_make_slot(var, value, slot_name, self._name)
+
+    def _grow_slots(self, var, grad):
+        """Ops that extend this optimizer's slots of ``var`` to the variable's row count once ``grad``
+        exists (the gradient comes after the lookups, which may have grown the variable)."""
+        with tf.control_dependencies([grad]):
+            rows = tf.raw_ops.VariableShape(input=var.handle, out_type=tf.int64)[0]
+        ops = []
+        for slot_name, init in self.slot_init_values.items():
+            slot = self.get_slot(var, slot_name)
+            current = tf.raw_ops.VariableShape(input=slot.handle, out_type=tf.int64)[0]
+
+            def grow(slot=slot, current=current, init=init):
+                extra = tf.fill(tf.stack([rows - current, var.shape[1]]), tf.cast(init, slot.dtype.base_dtype))
+                return tf.group(slot.assign(tf.concat([slot.read_value(), extra], 0), read_value=False))
+
+            ops.append(tf.cond(current < rows, grow, tf.no_op))
+        return ops
+
+    def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices):
+        if not table_of(handle).expandable:
+            return super()._resource_apply_sparse_duplicate_indices(grad, handle, indices)
+        with tf.control_dependencies(self._grow_slots(handle, grad)):
+            return super()._resource_apply_sparse_duplicate_indices(grad, handle, indices)
 
     def _resource_apply_dense(self, grad, handle):
         raise TypeError(f"{self.get_name()}: table variable {handle.name} got a dense gradient; hash optimizers "

@@ -108,7 +108,7 @@ def load_sparse(prefix: str) -> Dict[str, TableState]:
         shards = [_load_shard(layout.shard_path(root, name, r, manifest["rank_size"]), name, table.dim)
                   for r in range(manifest["rank_size"])]
         state = shards[0] if len(shards) == 1 else _merge(shards)
-        if state.keys.shape[0] > table.capacity():
+        if not table.expandable and state.keys.shape[0] > table.capacity():
             raise CheckpointError(f"table '{name}': checkpoint holds {state.keys.shape[0]} keys, more than the "
                                   f"table's capacity {table.capacity()}; raise device_vocabulary_size")
         states[name] = state

@@ -42,5 +42,9 @@ class RowStore(Protocol):
     def capacity(self) -> int:
         """Keys that can be held without growing."""
 
+    @property
+    def padding_row(self) -> int:
+        """A device row no key owns (the last one), for padded gathers."""
+
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
         """(keys int64 [K], device-or-tier rows int64 [K])."""

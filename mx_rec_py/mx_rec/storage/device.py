@@ -4,6 +4,9 @@ from typing import Tuple, Union
 import numpy as np
 
 from mx_rec.key_process.hash_index import HashIndex, TableFullError
+
+EXPANSION_CHUNK = 64
+UNBOUNDED = 1 << 62
 from mx_rec.storage.base import Placement
 from mx_rec.tables.initializers import InitSpec, initial_rows
 
@@ -24,13 +27,31 @@ class DeviceStore:
         value_dtype: numpy dtype of the rows.
     """
 
-    def __init__(self, table_name: str, capacity: int, dim: int, init: InitSpec, value_dtype=np.float32) -> None:
+    def __init__(self, table_name: str, capacity: int, dim: int, init: InitSpec, value_dtype=np.float32,
+                 expandable: bool = False) -> None:
         self.table_name = table_name
         self.dim = dim
         self.init = init
         self.value_dtype = value_dtype
-        self.index = HashIndex(capacity, initial_slots=min(2 * capacity, 1 << 16))
-        self._pending = np.zeros(capacity, dtype=bool)
+        self.expandable = expandable
+        self.rows = min(capacity, EXPANSION_CHUNK) if expandable else capacity
+        self.index = HashIndex(UNBOUNDED if expandable else capacity, initial_slots=min(2 * self.rows, 1 << 16))
+        self._pending = np.zeros(self.rows, dtype=bool)
+
+    @property
+    def padding_row(self) -> int:
+        """The scratch row after the keys' rows (padded gathers point at it)."""
+        return self.rows
+
+    def _grow_to_fit(self) -> None:
+        """Expansion: reserve rows in chunks of at least half the current size, never per key."""
+        needed = self.index.rows_reserved
+        if needed <= self.rows:
+            return
+        rows = max(needed, self.rows + self.rows // 2)
+        rows = -(-rows // EXPANSION_CHUNK) * EXPANSION_CHUNK
+        self._pending = np.concatenate([self._pending, np.zeros(rows - self.rows, dtype=bool)])
+        self.rows = rows
 
     def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray]) -> Placement:
         """See :meth:`mx_rec.storage.base.RowStore.locate`; ``insert`` may be a bool [U] mask of the keys
@@ -52,6 +73,7 @@ class DeviceStore:
                     f"table '{self.table_name}' is full: {err}. Set device_vocabulary_size to at least the number "
                     f"of distinct keys the shard will hold (now {self.index.capacity}), or enable dynamic "
                     "expansion") from None
+            self._grow_to_fit()
             self._pending[rows[new_positions]] = True
         else:
             rows = self.index.lookup(keys)
@@ -72,6 +94,7 @@ class DeviceStore:
         except TableFullError as err:
             raise RuntimeError(f"table '{self.table_name}' cannot hold the checkpoint's keys: {err}; "
                                "set device_vocabulary_size accordingly") from None
+        self._grow_to_fit()
         return rows
 
     def clear(self) -> None:
@@ -87,7 +110,8 @@ class DeviceStore:
         return len(self.index)
 
     def capacity(self) -> int:
-        return self.index.capacity
+        """Rows reserved for keys (grows with expansion)."""
+        return self.rows
 
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
         return self.index.items()

@@ -15,7 +15,8 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
         key_dtype: tf.int64 or tf.int32. dim: embedding width in [1, 8192]. name: unique table name.
         emb_initializer: a TF initializer (constant, zeros, ones, random uniform/normal, truncated normal);
             a key's initial row depends only on (name, key, initializer).
-        device_vocabulary_size: rows on the device, over all ranks.
+        device_vocabulary_size: rows on the device, over all ranks (with ``init(use_dynamic_expansion=True)``
+            the table instead starts small and grows in chunks as keys arrive, without limit).
         host_vocabulary_size / ssd_vocabulary_size / ssd_data_path: lower tiers (not supported yet: must be 0).
         is_save: include in checkpoints. is_dp: replicate instead of shard. init_param: multiplies initial values.
         all2all_gradients_op: "sum_gradients" or "sum_gradients_and_div_by_ranksize".
@@ -33,8 +34,6 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
     if table_config.host_vocabulary_size or table_config.ssd_vocabulary_size:
         raise NotImplementedError(f"table '{name}': the DDR and SSD tiers (host_vocabulary_size / "
                                   "ssd_vocabulary_size > 0) are not supported yet in mx_rec")
-    if config.use_dynamic_expansion:
-        raise NotImplementedError(f"table '{name}': init(use_dynamic_expansion=True) is not supported yet in mx_rec")
-    table = EmbeddingTable(table_config, rank_size=config.rank_size)
+    table = EmbeddingTable(table_config, rank_size=config.rank_size, expandable=config.use_dynamic_expansion)
     config.register_table(table)
     return table

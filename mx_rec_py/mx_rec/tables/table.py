@@ -18,7 +18,8 @@ class EmbeddingTable:
     """A sparse table as a Rec SDK script sees it (``create_table`` returns one).
 
     The device variable has ``capacity() + 1`` rows of ``dim`` values; the last row is scratch
-    space that padded gathers (``send_count`` mode) point at, and no key ever owns it.
+    space that padded gathers (``send_count`` mode) point at, and no key ever owns it. With dynamic
+    expansion (``expandable``) the variable starts small and grows in chunks as keys arrive.
 
     Attributes:
         table_name: str. dim: int. key_dtype / value_dtype: tf.DType.
@@ -26,7 +27,7 @@ class EmbeddingTable:
         store: the host-side placement of keys (see ``mx_rec.storage``).
     """
 
-    def __init__(self, config: TableConfig, rank_size: int = 1) -> None:
+    def __init__(self, config: TableConfig, rank_size: int = 1, expandable: bool = False) -> None:
         self.config = config
         self.table_name = config.table_name
         self.dim = config.dim
@@ -34,18 +35,29 @@ class EmbeddingTable:
         self.value_dtype = config.value_dtype
         self.init_spec = parse_initializer(config.emb_initializer, config.table_name, config.init_param)
         shard_rows = math.ceil(config.device_vocabulary_size / rank_size)
+        self.expandable = expandable
         self.store = DeviceStore(config.table_name, shard_rows, config.dim, self.init_spec,
-                                 config.value_dtype.as_numpy_dtype)
-        self.padding_row = shard_rows
+                                 config.value_dtype.as_numpy_dtype, expandable=expandable)
+        initial = tf.zeros([self.store.rows + 1, config.dim], dtype=config.value_dtype)
+        if expandable:  # an open leading dimension, so restore can feed any row count
+            initial = tf.compat.v1.placeholder_with_default(initial, [None, config.dim])
         self.variable = tf.compat.v1.Variable(
-            tf.zeros([shard_rows + 1, config.dim], dtype=config.value_dtype), trainable=False,
+            initial, trainable=False,
             name=config.table_name, use_resource=True,
+            shape=tf.TensorShape([None, config.dim]) if expandable else None,
             collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, ASCEND_GLOBAL_HASHTABLE_COLLECTION])
+        # With expansion, lookups grow the variable one at a time; slots grow in the optimizer.
+        self.grow_lock = tf.CriticalSection(name=f"{config.table_name}_grow") if expandable else None
+        self.address_tensors = []
         # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
         self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
         self.lookup_count = 0
         self.lifecycle: Optional[Lifecycle] = None
         self.stats: Optional[KeyStats] = None
+
+    @property
+    def padding_row(self) -> int:
+        return self.store.padding_row
 
     def size(self) -> int:
         """Distinct keys held by this shard (int)."""
@@ -79,8 +91,8 @@ class EmbeddingTable:
     def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int], timestamp: Optional[int] = None
              ) -> BatchPlan:
         """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`."""
-        return plan_batch(self.store, keys, insert, send_count, self.padding_row, self.table_name,
-                          self.lifecycle, self.stats, timestamp)
+        return plan_batch(self.store, keys, insert, send_count, self.table_name, self.lifecycle, self.stats,
+                          timestamp)
 
     def evict_stale(self) -> np.ndarray:
         """Remove keys unseen for longer than ``eviction_threshold`` from every tier and the counts.
