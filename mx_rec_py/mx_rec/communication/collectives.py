@@ -1,49 +1,79 @@
-"""Collective operations used by the SDK, with single-process semantics.
+"""Collective operations between ranks: Horovod when launched by ``horovodrun``, else one process.
 
-Every function keeps the signature of its multi-rank counterpart so that the lookup and
-optimizer code does not change when ranks are added: with one rank, an all-reduce, an
-all-to-all and a broadcast all return their input.
+``start()`` (called by ``init()``) picks the backend. With one rank an all-reduce, an all-to-all
+and a broadcast return their input, so the lookup and optimizer code is the same either way.
+All functions build graph ops; their gradients are Horovod's (all-to-all's gradient is the
+reverse all-to-all, all-reduce's is an all-reduce).
 """
+import os
 from typing import Optional, Tuple
 
 import tensorflow as tf
 
+_hvd = None
+_REDUCTIONS = ("sum", "mean", "max", "min")
+
+
+def launched_by_horovod() -> bool:
+    """True when this process was started by ``horovodrun`` (its rank variables are set)."""
+    return "HOROVOD_RANK" in os.environ and "HOROVOD_SIZE" in os.environ
+
+
+def start() -> None:
+    """Initialise Horovod if this process is one of a ``horovodrun`` job (idempotent)."""
+    global _hvd
+    if _hvd is None and launched_by_horovod():
+        import horovod.tensorflow as hvd  # imported only for multi-rank jobs: it loads Horovod's native library
+        hvd.init()
+        _hvd = hvd
+
 
 def get_rank_id() -> int:
     """This process's rank (int, 0-based)."""
-    return 0
+    return _hvd.rank() if _hvd else 0
 
 
 def get_rank_size() -> int:
     """Number of ranks in the job (int)."""
-    return 1
+    return _hvd.size() if _hvd else 1
 
 
 def get_local_rank_size() -> int:
     """Number of ranks on this host (int)."""
-    return 1
+    return _hvd.local_size() if _hvd else 1
 
 
-def allreduce(tensor: tf.Tensor, reduction: str = "sum") -> tf.Tensor:
+def allreduce(tensor: tf.Tensor, reduction: str = "sum", name: Optional[str] = None) -> tf.Tensor:
     """Combine ``tensor`` over ranks with ``reduction`` ("sum", "mean", "max" or "min")."""
-    if reduction not in ("sum", "mean", "max", "min"):
-        raise ValueError(f"allreduce: reduction must be one of sum, mean, max, min, got {reduction!r}")
-    return tf.identity(tensor)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"allreduce: reduction must be one of {', '.join(_REDUCTIONS)}, got {reduction!r}")
+    if not _hvd:
+        return tf.identity(tensor)
+    op = {"sum": _hvd.Sum, "mean": _hvd.Average, "max": _hvd.Max, "min": _hvd.Min}[reduction]
+    return _hvd.allreduce(tensor, op=op, name=name)
 
 
-def all_to_all_v(tensor: tf.Tensor, send_counts: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+def all_to_all_v(tensor: tf.Tensor, send_counts: Optional[tf.Tensor] = None,
+                 name: Optional[str] = None) -> Tuple[tf.Tensor, tf.Tensor]:
     """Send row blocks of ``tensor`` [R, ...] to ranks by ``send_counts`` int32 [rank_size].
 
     Returns:
-        (received rows [R', ...], receive counts int32 [rank_size]).
+        (received rows [R', ...] ordered by source rank, receive counts int32 [rank_size]).
     """
     if send_counts is None:
         send_counts = tf.reshape(tf.shape(tensor, out_type=tf.int32)[0], [1])
-    return tf.identity(tensor), tf.identity(send_counts)
+    if not _hvd:
+        return tf.identity(tensor), tf.identity(send_counts)
+    return _hvd.alltoall(tensor, splits=send_counts, name=name)
 
 
-def broadcast(tensor: tf.Tensor, root_rank: int = 0) -> tf.Tensor:
+def allgather(tensor: tf.Tensor, name: Optional[str] = None) -> tf.Tensor:
+    """Concatenate every rank's ``tensor`` [R_i, ...] along axis 0, in rank order."""
+    return _hvd.allgather(tensor, name=name) if _hvd else tf.identity(tensor)
+
+
+def broadcast(tensor: tf.Tensor, root_rank: int = 0, name: Optional[str] = None) -> tf.Tensor:
     """Value of ``tensor`` on ``root_rank``, on every rank."""
-    if root_rank != 0:
-        raise ValueError(f"broadcast: root_rank {root_rank} does not exist in a 1-rank job")
-    return tf.identity(tensor)
+    if not 0 <= root_rank < get_rank_size():
+        raise ValueError(f"broadcast: root_rank {root_rank} does not exist in a {get_rank_size()}-rank job")
+    return _hvd.broadcast(tensor, root_rank, name=name) if _hvd else tf.identity(tensor)

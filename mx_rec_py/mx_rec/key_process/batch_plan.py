@@ -41,18 +41,23 @@ class BatchPlan:
 
 def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Optional[int] = None,
                table_name: str = "", lifecycle: Optional[Lifecycle] = None,
-               stats: Optional[KeyStats] = None, timestamp: Optional[int] = None) -> BatchPlan:
+               stats: Optional[KeyStats] = None, timestamp: Optional[int] = None,
+               weights: Optional[np.ndarray] = None) -> BatchPlan:
     """Dedup ``keys`` (int64 [N]), place them in ``store`` and build the gather plan.
 
     With a ``lifecycle`` that counts, a training batch (``insert``) first adds its sightings to
     ``stats`` (and ``timestamp``, seconds, as the keys' last-seen time); only keys whose count
-    reaches ``access_threshold`` get a row, the others read the default value.
+    reaches ``access_threshold`` get a row, the others read the default value. ``weights`` int64 [N]
+    replaces each id's single sighting (keys that requesters already deduplicated carry their counts).
 
     Raises:
         SendCountOverflow: more distinct keys than ``send_count``, naming the count needed.
             Raised before the store changes.
     """
     unique, inverse, occurrences = dedup(keys)
+    if weights is not None:
+        valid = inverse < unique.shape[0]
+        occurrences = np.bincount(inverse[valid], weights=weights[valid], minlength=unique.shape[0]).astype(np.int64)
     if send_count is not None and unique.shape[0] > send_count:
         raise SendCountOverflow(
             f"table '{table_name}': {unique.shape[0]} distinct keys in this batch exceed send_count={send_count}; "

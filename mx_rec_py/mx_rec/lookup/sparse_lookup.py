@@ -1,17 +1,9 @@
 """``sparse_lookup``: ids -> embeddings, with the gradient landing on the table variable.
 
-Graph built per lookup (all on the shard's device, single process):
+This module checks arguments and resolves ids (tensors or FeatureSpecs), admission/eviction
+settings and timestamps; ``lookup.owner`` builds the lookup on the shard that holds the keys and
+``lookup.exchange`` routes keys to their owners when the table is sharded over several ranks.
 
-    ids [..] --reshape--> keys [N] --numpy_function(host plan)--> gather_rows [G], inverse [N],
-                                                                  write_rows [M], write_values [M, dim]
-    ResourceScatterUpdate(variable, write_rows, write_values)      # initial rows of new keys
-    numpy_function(confirm written rows)                           # after the write
-    gathered = ResourceGather(variable, gather_rows)  [G, dim]      # after the confirmation
-    out = gather(concat(gathered, zeros[1, dim], default[1, dim]), inverse) -> [.., dim]
-
-The gradient with respect to the variable is ``IndexedSlices(values [G, dim], indices gather_rows)``,
-already summed per key. Lookups of one table are independent of each other: a row inserted by one
-lookup is written by every lookup that gathers it until a write is confirmed (see DeviceStore).
 """
 from typing import Optional, Union
 
@@ -19,12 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.constants.constants import (ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB,
-                                       ASCEND_TIMESTAMP)
+from mx_rec.constants.constants import ASCEND_TIMESTAMP
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
 from mx_rec.key_process.lifecycle import lifecycle_from_dict, make_lifecycle
 from mx_rec.lookup.feature_spec import FeatureSpec
+from mx_rec.lookup.exchange import sharded_lookup
 from mx_rec.lookup.input_pipeline import find_feature_ids, timestamp_spec_for
+from mx_rec.lookup.owner import owner_lookup
 from mx_rec.tables.table import EmbeddingTable
 
 MAX_LOOKUPS_PER_TABLE = 128
@@ -72,31 +65,6 @@ def _batch_timestamp(table: EmbeddingTable, ids, batch, is_train: bool) -> tf.Te
     if not stamps.dtype.is_integer:
         raise TypeError(f"table '{table.table_name}': timestamps must be integer seconds, got {stamps.dtype.name}")
     return tf.reduce_max(tf.cast(stamps, tf.int64))
-
-
-def _write_rows(table: EmbeddingTable, rows: tf.Tensor, values: tf.Tensor, device_rows: tf.Tensor) -> tf.Tensor:
-    """Write rows before the gather; with expansion, first grow the variable to ``device_rows`` rows
-    (zero-filled) inside the table's critical section, so two lookups never grow it at once."""
-    def write():
-        return tf.raw_ops.ResourceScatterUpdate(resource=table.variable.handle, indices=rows, updates=values,
-                                                name="init_new_rows")
-
-    if not table.expandable:
-        return write()
-
-    def grow_then_write():
-        current = tf.raw_ops.VariableShape(input=table.variable.handle, out_type=tf.int64)[0]
-
-        def grow():
-            extra = tf.zeros(tf.stack([device_rows - current, table.dim]), table.value_dtype)
-            grown = tf.concat([table.variable.read_value(), extra], axis=0)
-            return table.variable.assign(grown, read_value=False)
-
-        grew = tf.cond(current < device_rows, lambda: tf.group(grow()), tf.no_op)
-        with tf.control_dependencies([grew]):
-            return tf.group(write())
-
-    return table.grow_lock.execute(grow_then_write)
 
 
 def _check_args(table: EmbeddingTable, ids: tf.Tensor, send_count, dim) -> int:
@@ -168,39 +136,15 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
     table.lookup_count += 1
     padded = send_count if config.use_static else None
     insert = bool(is_train)
-
-    def host_plan(keys: np.ndarray, stamp: np.ndarray):
-        plan = table.plan(keys, insert, padded, None if stamp == NO_TIMESTAMP else int(stamp))
-        return plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values, np.int64(plan.device_rows)
-
     with tf.name_scope(name or f"{table.table_name}_lookup"):
         keys = tf.reshape(ids, [-1])
         if keys.dtype != tf.int64:
             keys = tf.cast(keys, tf.int64)
-        gather_rows, inverse, write_rows, write_values, device_rows = tf.numpy_function(
-            host_plan, [keys, timestamp], [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64],
-            stateful=True, name="host_plan")
-        gather_rows.set_shape([padded])
-        inverse.set_shape(keys.shape)
-        write_rows.set_shape([None])
-        write_values.set_shape([None, table.dim])
-        device_rows.set_shape([])
-        write = _write_rows(table, write_rows, write_values, device_rows)
-        with tf.control_dependencies([write]):
-            confirmed = tf.numpy_function(table.confirm_written, [write_rows], tf.int64, stateful=True,
-                                          name="confirm_written")
-        with tf.control_dependencies([confirmed]):
-            gathered = tf.gather(table.variable, gather_rows)
-        if table.expandable and is_train:
-            # Rec SDK's expansion flow: gradients w.r.t. the local rows, applied by address (*_by_addr).
-            tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB, gathered)
-            tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET, gather_rows)
-            table.address_tensors.append(gather_rows)
-        if out_dim != table.dim:
-            gathered = gathered[:, :out_dim]
-        extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype),
-                              _default_row(table, serving_default_value, out_dim)], axis=0)
-        out = tf.gather(extended, inverse)
+        default_row = _default_row(table, serving_default_value, out_dim)
+        if config.rank_size > 1:
+            out = sharded_lookup(table, keys, timestamp, insert, padded, default_row, out_dim)
+        else:
+            out = owner_lookup(table, keys, timestamp, insert, padded, default_row, out_dim)
         out = tf.reshape(out, tf.concat([tf.shape(ids, out_type=tf.int32), [out_dim]], axis=0))
         out.set_shape(ids.shape.concatenate([out_dim]))
         if not (is_grad and is_train):

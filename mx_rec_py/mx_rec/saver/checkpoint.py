@@ -5,11 +5,12 @@ exception or a kill mid-save leaves earlier checkpoints untouched (and TF's ``ch
 written last by TF's Saver, still names the previous one). Restoring reads and checks every file
 before it changes anything in the session.
 """
+import json
 import os
 import shutil
 import uuid
 import zipfile
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -33,37 +34,70 @@ def _write_shard(path: str, state: TableState) -> None:
         np.savez(f, **state.arrays())
 
 
-def save_sparse(session, prefix: str, step: Optional[int] = None) -> str:
-    """Write the sparse part of the checkpoint ``prefix``; returns its directory.
+def _table_entry(table: EmbeddingTable, state: TableState) -> dict:
+    return {"dim": table.dim, "key_dtype": table.key_dtype.name, "value_dtype": table.value_dtype.name,
+            "slots": sorted(state.slots), "key_count": int(state.keys.shape[0]),
+            "stat_key_count": int(state.stat_keys.shape[0])}
+
+
+def _manifest(tmp: str, rank_size: int, step: Optional[int]) -> dict:
+    """Merge the ranks' entries (``rank-<r>.json`` in ``tmp``) into the manifest."""
+    tables: Dict[str, dict] = {}
+    for rank in range(rank_size):
+        path = os.path.join(tmp, f"rank-{rank}.json")
+        with open(path, encoding="utf-8") as f:
+            for name, entry in json.load(f).items():
+                merged = tables.setdefault(name, {**entry, "key_counts": [], "stat_key_counts": []})
+                merged["key_counts"].append(entry["key_count"])
+                merged["stat_key_counts"].append(entry["stat_key_count"])
+        os.remove(path)
+    for entry in tables.values():
+        entry.pop("key_count")
+        entry.pop("stat_key_count")
+    return {"format_version": layout.FORMAT_VERSION, "rank_size": rank_size, "step": step, "tables": tables}
+
+
+def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Callable[[], None] = lambda: None
+                ) -> str:
+    """Write the sparse part of the checkpoint ``prefix`` (every rank its own shards); returns its directory.
+
+    With several ranks all of them call this; ``barrier`` waits for all. They write into one
+    temporary directory, then rank 0 writes the manifest and renames the directory into place.
 
     Raises:
         OSError: the directory cannot be written; nothing of earlier checkpoints changes.
     """
     config = ConfigInitializer.get_instance()
     final = layout.sparse_dir(prefix)
-    tmp = f"{final}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    single = config.rank_size == 1
+    tmp = f"{final}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}" if single else f"{final}.tmp-{config.rank_size}ranks"
     tables = saved_tables()
     try:
-        os.makedirs(tmp)
+        if config.rank_id == 0:
+            shutil.rmtree(tmp, ignore_errors=True)  # left by a job that died mid-save
+            os.makedirs(tmp)
+        barrier()
         entries = {}
         for table in tables:
             state = collect(table, session)
             _write_shard(layout.shard_path(tmp, table.table_name, config.rank_id, config.rank_size), state)
-            entries[table.table_name] = {
-                "dim": table.dim, "key_dtype": table.key_dtype.name, "value_dtype": table.value_dtype.name,
-                "slots": sorted(state.slots), "key_counts": [int(state.keys.shape[0])],
-                "stat_key_counts": [int(state.stat_keys.shape[0])]}
-        layout.write_manifest(tmp, {"format_version": layout.FORMAT_VERSION, "rank_size": config.rank_size,
-                                    "step": step, "tables": entries})
-        old = None
-        if os.path.exists(final):
-            old = f"{final}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(final, old)
-        os.rename(tmp, final)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+            entries[table.table_name] = _table_entry(table, state)
+        with open(os.path.join(tmp, f"rank-{config.rank_id}.json"), "w", encoding="utf-8") as f:
+            json.dump(entries, f)
+        barrier()
+        if config.rank_id == 0:
+            layout.write_manifest(tmp, _manifest(tmp, config.rank_size, step))
+            old = None
+            if os.path.exists(final):
+                old = f"{final}.old-{uuid.uuid4().hex[:8]}"
+                os.rename(final, old)
+            os.rename(tmp, final)
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+        barrier()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if config.rank_id == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("saved %d sparse table(s) to %s", len(tables), final)
     return final
@@ -87,10 +121,14 @@ def _load_shard(path: str, table_name: str, dim: int) -> TableState:
 def load_sparse(prefix: str) -> Dict[str, TableState]:
     """Read and check the sparse part of ``prefix`` against the live tables; changes nothing.
 
+    A checkpoint saved by N ranks loads on M: every shard is read and this rank keeps the keys
+    it owns (``key mod M == rank``), with their rows, slots and admission counts.
+
     Raises:
         CheckpointError: missing/unreadable files, another table set, another dim or too many keys;
             the message names the file or the table.
     """
+    config = ConfigInitializer.get_instance()
     manifest = layout.read_manifest(prefix)
     root = layout.sparse_dir(prefix)
     tables = {t.table_name: t for t in saved_tables()}
@@ -108,6 +146,8 @@ def load_sparse(prefix: str) -> Dict[str, TableState]:
         shards = [_load_shard(layout.shard_path(root, name, r, manifest["rank_size"]), name, table.dim)
                   for r in range(manifest["rank_size"])]
         state = shards[0] if len(shards) == 1 else _merge(shards)
+        if config.rank_size > 1 and not table.config.is_dp:
+            state = state.owned_by(config.rank_id, config.rank_size)
         if not table.expandable and state.keys.shape[0] > table.capacity():
             raise CheckpointError(f"table '{name}': checkpoint holds {state.keys.shape[0]} keys, more than the "
                                   f"table's capacity {table.capacity()}; raise device_vocabulary_size")

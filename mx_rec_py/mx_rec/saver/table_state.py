@@ -34,6 +34,14 @@ class TableState:
         out.update({f"slot:{name}": value for name, value in self.slots.items()})
         return out
 
+    def owned_by(self, rank: int, rank_size: int) -> "TableState":
+        """The part of this state that rank ``rank`` of ``rank_size`` owns (``key mod rank_size``)."""
+        mine = self.keys % rank_size == rank
+        stats = self.stat_keys % rank_size == rank
+        return TableState(keys=self.keys[mine], embeddings=self.embeddings[mine],
+                          slots={n: v[mine] for n, v in self.slots.items()}, stat_keys=self.stat_keys[stats],
+                          counts=self.counts[stats], last_seen=self.last_seen[stats], newest=self.newest)
+
     @classmethod
     def from_arrays(cls, arrays: Dict[str, np.ndarray]) -> "TableState":
         slots = {name[5:]: arrays[name] for name in arrays if name.startswith("slot:")}

@@ -4,8 +4,9 @@ While installed:
 - a Saver's variables leave out table variables and their optimizer slots (their rows only make
   sense with the host key index, so they are saved in mx_rec's own layout instead, and restore on
   any rank count or tier);
-- ``save`` first writes the sparse part beside the prefix TF is about to write, then lets TF write
-  its files and the ``checkpoint`` state file;
+- ``save`` first writes the sparse part beside the prefix TF is about to write (every rank its
+  shard; call it on every rank), then lets TF write its files and the ``checkpoint`` state file
+  (on rank 0 only: dense variables are equal on every rank);
 - ``restore`` reads and checks the sparse part, lets TF restore the dense variables, then loads
   the tables.
 """
@@ -14,6 +15,7 @@ import os
 import tensorflow as tf
 from tensorflow.python.training import training_util
 
+from mx_rec.communication import collectives
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.saver import layout
 from mx_rec.saver.checkpoint import load_sparse, remove_orphans, restore_sparse, save_sparse, saved_tables
@@ -41,10 +43,14 @@ def _without_tables(var_list):
 
 
 def _init(self, var_list=None, *args, **kwargs):
+    self._mxrec_barrier = None
     if ConfigInitializer.is_initialized() and kwargs.get("saver_def") is None:
         var_list = _without_tables(var_list)
         if not var_list:
             kwargs["allow_empty"] = True
+        if ConfigInitializer.get_instance().rank_size > 1:
+            # built now: the graph may be finalized by the time save() runs
+            self._mxrec_barrier = collectives.allreduce(tf.constant(0, tf.int32), "sum", name="mxrec_save_barrier")
     _original["__init__"](self, var_list, *args, **kwargs)
 
 
@@ -59,10 +65,19 @@ def _save(self, sess, save_path, global_step=None, *args, **kwargs):
     if not ConfigInitializer.is_initialized():
         return _original["save"](self, sess, save_path, global_step, *args, **kwargs)
     prefix, step = _prefix(self, sess, save_path, global_step)
-    written = save_sparse(sess, prefix, step)
+    barrier = _barrier(self, sess)
+    written = save_sparse(sess, prefix, step, barrier)
+    if ConfigInitializer.get_instance().rank_id != 0:
+        return prefix  # dense variables are equal on every rank: rank 0 writes TF's files
     result = _original["save"](self, sess, save_path, global_step, *args, **kwargs)
     remove_orphans(os.path.dirname(os.path.abspath(prefix)), keep=os.path.abspath(written))
     return prefix if result is None else result
+
+
+def _barrier(self, sess):
+    if getattr(self, "_mxrec_barrier", None) is None:
+        return lambda: None
+    return lambda: sess.run(self._mxrec_barrier)
 
 
 def _restore(self, sess, save_path):

@@ -88,11 +88,11 @@ class EmbeddingTable:
             raise ValueError(f"table '{self.table_name}': threshold must be an int >= 0, got {threshold!r}")
         self.lifecycle.access_threshold = threshold
 
-    def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int], timestamp: Optional[int] = None
-             ) -> BatchPlan:
+    def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int], timestamp: Optional[int] = None,
+             weights: Optional[np.ndarray] = None) -> BatchPlan:
         """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`."""
         return plan_batch(self.store, keys, insert, send_count, self.table_name, self.lifecycle, self.stats,
-                          timestamp)
+                          timestamp, weights)
 
     def evict_stale(self) -> np.ndarray:
         """Remove keys unseen for longer than ``eviction_threshold`` from every tier and the counts.

@@ -1,0 +1,82 @@
+"""Requester side of a sharded lookup: route distinct keys to their owners and bring rows back.
+
+    ids [N] --numpy_function(route)--> send_keys [S] grouped by owner, send_counts [ranks], positions [N]
+    (send_count mode: all-reduce(max bucket) checked on every rank, so an overflow stops all ranks)
+    recv_keys [R] = all_to_all(send_keys)           owners receive the keys they hold
+    rows [R, dim] = owner_lookup(recv_keys)         on the owner shard
+    back [S, dim] = all_to_all(rows)                answers return in send order
+    out [N, dim] = gather(concat(back, zeros[1, dim]), positions)
+
+Gradients take the reverse path (Horovod's all-to-all gradient) and are summed per key on the
+owner; with ``sum_gradients_and_div_by_ranksize`` they are divided by the rank count on the way.
+"""
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from mx_rec.communication import collectives
+from mx_rec.constants.constants import All2allGradientsOp
+from mx_rec.key_process.partition import route
+from mx_rec.lookup.owner import owner_lookup
+from mx_rec.tables.table import EmbeddingTable
+
+
+def _scale_gradient(x: tf.Tensor, scale: float) -> tf.Tensor:
+    """Identity forward; the gradient (dense or IndexedSlices) times ``scale`` backward."""
+    def scaled(dy):
+        if isinstance(dy, tf.IndexedSlices):
+            return tf.IndexedSlices(dy.values * scale, dy.indices, dy.dense_shape)
+        return dy * scale
+
+    @tf.custom_gradient
+    def identity(value):
+        return tf.identity(value), scaled
+    return identity(x)
+
+
+def _check_send_count(table: EmbeddingTable, largest: tf.Tensor, send_count: int) -> tf.Tensor:
+    """Every rank learns the largest bucket of any rank and fails the step together on overflow."""
+    largest = collectives.allreduce(largest, "max")
+
+    def check(value: np.ndarray) -> np.ndarray:
+        if value > send_count:
+            raise ValueError(f"table '{table.table_name}': {int(value)} distinct keys bound for one rank exceed "
+                             f"send_count={send_count}; set send_count >= {int(value)}")
+        return value
+
+    return tf.numpy_function(check, [largest], tf.int64, stateful=True, name="check_send_count")
+
+
+def sharded_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
+                   send_count: Optional[int], default_row: tf.Tensor, out_dim: int) -> tf.Tensor:
+    """Embeddings [N, out_dim] of ids int64 [N] from a table sharded over ``collectives.get_rank_size()`` ranks."""
+    ranks = collectives.get_rank_size()
+
+    def plan(keys_np: np.ndarray):
+        r = route(keys_np, ranks, send_count)
+        return r.send_keys, r.send_counts, r.occurrences, r.positions, np.int64(r.largest_bucket)
+
+    send_keys, send_counts, occurrences, positions, largest = tf.numpy_function(
+        plan, [keys], [tf.int64, tf.int32, tf.int64, tf.int32, tf.int64], stateful=True, name="route")
+    total = None if send_count is None else ranks * send_count
+    for tensor in (send_keys, occurrences):
+        tensor.set_shape([total])
+    send_counts.set_shape([ranks])
+    positions.set_shape(keys.shape)
+    deps = [] if send_count is None else [_check_send_count(table, largest, send_count)]
+    with tf.control_dependencies(deps):
+        recv_keys, recv_counts = collectives.all_to_all_v(send_keys, send_counts)
+    recv_keys.set_shape([total])
+    weights = None
+    if table.lifecycle is not None and table.lifecycle.counts:
+        weights, _ = collectives.all_to_all_v(occurrences, send_counts)
+    if table.lifecycle is not None and table.lifecycle.evicts:
+        timestamp = collectives.allreduce(timestamp, "max")
+    rows = owner_lookup(table, recv_keys, timestamp, insert, total, default_row, out_dim, weights)
+    back, _ = collectives.all_to_all_v(rows, recv_counts)
+    back.set_shape([total, out_dim])
+    if table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value:
+        back = _scale_gradient(back, 1.0 / ranks)
+    extended = tf.concat([back, tf.zeros([1, out_dim], table.value_dtype)], axis=0)
+    return tf.gather(extended, positions)

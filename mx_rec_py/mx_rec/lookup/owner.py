@@ -1,0 +1,93 @@
+"""Owner side of a lookup: keys this shard holds -> embeddings, with the gradient on the variable.
+
+    keys [K] --numpy_function(host plan)--> gather_rows [G], inverse [K], write_rows [M], write_values [M, dim]
+    ResourceScatterUpdate(variable, write_rows, write_values)      # initial rows of new keys
+    numpy_function(confirm written rows)                           # after the write
+    gathered = ResourceGather(variable, gather_rows)  [G, dim]      # after the confirmation
+    out = gather(concat(gathered, zeros[1, dim], default[1, dim]), inverse) -> [K, dim]
+
+The gradient with respect to the variable is ``IndexedSlices(values [G, dim], indices gather_rows)``,
+already summed per key. Lookups of one table are independent of each other: a row inserted by one
+lookup is written by every lookup that gathers it until a write is confirmed (see DeviceStore).
+"""
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from mx_rec.constants.constants import ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB
+from mx_rec.key_process.key_stats import NO_TIMESTAMP
+from mx_rec.tables.table import EmbeddingTable
+
+
+def _write_rows(table: EmbeddingTable, rows: tf.Tensor, values: tf.Tensor, device_rows: tf.Tensor) -> tf.Tensor:
+    """Write rows before the gather; with expansion, first grow the variable to ``device_rows`` rows
+    (zero-filled) inside the table's critical section, so two lookups never grow it at once."""
+    def write():
+        return tf.raw_ops.ResourceScatterUpdate(resource=table.variable.handle, indices=rows, updates=values,
+                                                name="init_new_rows")
+
+    if not table.expandable:
+        return write()
+
+    def grow_then_write():
+        current = tf.raw_ops.VariableShape(input=table.variable.handle, out_type=tf.int64)[0]
+
+        def grow():
+            extra = tf.zeros(tf.stack([device_rows - current, table.dim]), table.value_dtype)
+            grown = tf.concat([table.variable.read_value(), extra], axis=0)
+            return table.variable.assign(grown, read_value=False)
+
+        grew = tf.cond(current < device_rows, lambda: tf.group(grow()), tf.no_op)
+        with tf.control_dependencies([grew]):
+            return tf.group(write())
+
+    return table.grow_lock.execute(grow_then_write)
+
+
+def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
+                 pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
+                 weights: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Embeddings of keys held by this shard.
+
+    Args:
+        keys: int64 [K]; may repeat; -1 is padding (zeros).
+        timestamp: int64 scalar, the batch's newest timestamp (``NO_TIMESTAMP`` when not evicting).
+        insert: training lookup (new keys get rows, sightings are counted).
+        pad_to: static number of rows to gather (``send_count`` mode), or None.
+        default_row: value_dtype [1, out_dim] for keys without a row.
+        out_dim: leading columns returned.
+        weights: int64 [K], sightings each key stands for (requesters' counts), or None for one each.
+
+    Returns:
+        value_dtype [K, out_dim].
+    """
+    def host_plan(keys_np: np.ndarray, stamp: np.ndarray, *maybe_weights):
+        plan = table.plan(keys_np, insert, pad_to, None if stamp == NO_TIMESTAMP else int(stamp),
+                          maybe_weights[0] if maybe_weights else None)
+        return plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values, np.int64(plan.device_rows)
+
+    inputs = [keys, timestamp] + ([weights] if weights is not None else [])
+    gather_rows, inverse, write_rows, write_values, device_rows = tf.numpy_function(
+        host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64],
+        stateful=True, name="host_plan")
+    gather_rows.set_shape([pad_to])
+    inverse.set_shape(keys.shape)
+    write_rows.set_shape([None])
+    write_values.set_shape([None, table.dim])
+    device_rows.set_shape([])
+    write = _write_rows(table, write_rows, write_values, device_rows)
+    with tf.control_dependencies([write]):
+        confirmed = tf.numpy_function(table.confirm_written, [write_rows], tf.int64, stateful=True,
+                                      name="confirm_written")
+    with tf.control_dependencies([confirmed]):
+        gathered = tf.gather(table.variable, gather_rows)
+    if table.expandable and insert:
+        # Rec SDK's expansion flow: gradients w.r.t. the local rows, applied by address (*_by_addr).
+        tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB, gathered)
+        tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET, gather_rows)
+        table.address_tensors.append(gather_rows)
+    if out_dim != table.dim:
+        gathered = gathered[:, :out_dim]
+    extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), default_row], axis=0)
+    return tf.gather(extended, inverse)

@@ -1,0 +1,49 @@
+"""2 real ranks under horovodrun: sharded tables train exactly like one rank, checkpoints move between
+rank counts, and failures end the whole job with a clear message."""
+import time
+
+import numpy as np
+import pytest
+
+from tests.parallel.harness import assert_same_tables, merged_state, run_job
+from tests.paths import REPO
+
+JOB = REPO / "tests" / "jobs" / "distributed_job.py"
+
+
+@pytest.mark.parametrize("mode", [[], ["--static"]], ids=["dynamic_shape", "send_count"])
+def test_two_ranks_train_like_one(tmp_path, mode):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    run_job(JOB, [one, *mode], ranks=1)
+    run_job(JOB, [two, *mode], ranks=2)
+    a, b = merged_state(one), merged_state(two)
+    assert b["ranks"] == 2 and len(b["parts"]) == 2
+    for rank, part in enumerate(b["parts"]):
+        assert part["keys"].size and np.all(part["keys"] % 2 == rank), "each rank holds the keys it owns"
+    assert len(a["losses"]) == 30
+    np.testing.assert_allclose(b["losses"], a["losses"], atol=1e-5, rtol=0)
+    assert_same_tables(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("saved_on,restored_on", [(2, 1), (1, 2)], ids=["2_to_1", "1_to_2"])
+def test_checkpoint_moves_between_rank_counts(tmp_path, saved_on, restored_on):
+    straight, resumed, ckpt = tmp_path / "straight", tmp_path / "resumed", tmp_path / "ckpt"
+    for d in (straight, resumed, ckpt):
+        d.mkdir()
+    run_job(JOB, [straight, "--save", ckpt], ranks=saved_on)
+    run_job(JOB, [resumed, "--restore", ckpt, "--first_step", 15, "--steps", 15], ranks=restored_on)
+    assert_same_tables(merged_state(straight, "saved_rank"), merged_state(resumed, "restored_rank"), atol=0)
+    uninterrupted, continued = merged_state(straight), merged_state(resumed)
+    np.testing.assert_allclose(continued["losses"], uninterrupted["losses"][15:], atol=1e-5, rtol=0)
+    assert_same_tables(uninterrupted, continued, atol=1e-5)
+
+
+def test_send_count_overflow_stops_both_ranks_with_the_message(tmp_path):
+    proc = run_job(JOB, [tmp_path, "--static", "--send_count", 100, "--overflow"], ranks=2, expect_ok=False)
+    assert proc.returncode != 0
+    message = "128 distinct keys bound for one rank exceed send_count=100; set send_count >= 128"
+    for rank in (0, 1):
+        assert any(line.startswith(f"[{rank}]") and message in line for line in proc.stderr.splitlines()), \
+            f"rank {rank} did not report the overflow:\n{proc.stderr[-4000:]}"
