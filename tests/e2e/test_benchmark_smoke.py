@@ -47,6 +47,7 @@ def test_each_system_has_positive_rates(report):
         assert all(rate > 0 for rate in result["round_steps_per_s"])
         first = report["first_pass"][name]
         assert first["steps_per_s"] > 0 and first["keys_per_s"] > 0, name
+        assert first["steps"] == settings["pool_batches"] - 1
 
 
 def test_ratio_is_the_ratio_of_the_step_rates(report):
@@ -54,6 +55,7 @@ def test_ratio_is_the_ratio_of_the_step_rates(report):
     expected = systems["mx_rec"]["steps_per_s"] / systems["plain_tf"]["steps_per_s"]
     assert report["ratio_mx_rec_over_plain"] > 0
     assert report["ratio_mx_rec_over_plain"] == pytest.approx(expected, rel=1e-9)
+    assert report["ratio_paired_rounds_median"] > 0
 
 
 def test_both_systems_train_the_same_model(report):

@@ -12,6 +12,7 @@ Writes OUT/rank<r>.npz: the global mean loss of each step and this rank's table 
 """
 import argparse
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,6 +53,8 @@ def main() -> None:
     parser.add_argument("--restore")
     parser.add_argument("--overflow", action="store_true")
     parser.add_argument("--send_count", type=int, default=SEND_COUNT)
+    parser.add_argument("--die_rank", type=int, default=-1, help="this rank SIGKILLs itself at --die_at")
+    parser.add_argument("--die_at", type=int, default=5)
     args = parser.parse_args()
 
     config = init(use_dynamic=not args.static)
@@ -78,14 +81,19 @@ def main() -> None:
     step = tf.compat.v1.train.get_or_create_global_step()
     train = tf.group(dense_opt.apply_gradients(dense_grads, global_step=step),
                      sparse_opt.apply_gradients(sparse_opt.compute_gradients(loss, sparse_vars)))
+    # unseeded, so each process draws different values: the initializer must broadcast rank 0's
+    probe = tf.compat.v1.get_variable("probe", [4], initializer=tf.compat.v1.random_normal_initializer())
     saver = tf.compat.v1.train.Saver()
     losses = []
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
+        np.save(os.path.join(args.out, f"probe_rank{rank}.npy"), sess.run(probe))
         if args.restore:
             saver.restore(sess, tf.compat.v1.train.latest_checkpoint(args.restore))
             dump(os.path.join(args.out, f"restored_rank{rank}.npz"), collect(table, sess), [], ranks)
         for s in range(args.first_step, args.first_step + args.steps):
+            if rank == args.die_rank and s == args.die_at:
+                os.kill(os.getpid(), signal.SIGKILL)
             all_ids, all_dense, all_labels = global_batch(s, args.overflow)
             part = slice(rank * local_b, (rank + 1) * local_b)
             value, _ = sess.run([global_loss, train], {ids: all_ids[part], dense_x: all_dense[part],

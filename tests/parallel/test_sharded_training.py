@@ -1,7 +1,5 @@
 """2 real ranks under horovodrun: sharded tables train exactly like one rank, checkpoints move between
 rank counts, and failures end the whole job with a clear message."""
-import time
-
 import numpy as np
 import pytest
 
@@ -20,6 +18,8 @@ def test_two_ranks_train_like_one(tmp_path, mode):
     run_job(JOB, [two, *mode], ranks=2)
     a, b = merged_state(one), merged_state(two)
     assert b["ranks"] == 2 and len(b["parts"]) == 2
+    # an unseeded dense variable: the initializer broadcast rank 0's draw
+    np.testing.assert_array_equal(np.load(two / "probe_rank0.npy"), np.load(two / "probe_rank1.npy"))
     for rank, part in enumerate(b["parts"]):
         assert part["keys"].size and np.all(part["keys"] % 2 == rank), "each rank holds the keys it owns"
     assert len(a["losses"]) == 30
@@ -47,3 +47,10 @@ def test_send_count_overflow_stops_both_ranks_with_the_message(tmp_path):
     for rank in (0, 1):
         assert any(line.startswith(f"[{rank}]") and message in line for line in proc.stderr.splitlines()), \
             f"rank {rank} did not report the overflow:\n{proc.stderr[-4000:]}"
+
+
+def test_a_killed_rank_ends_the_job_within_60s_naming_it(tmp_path):
+    proc = run_job(JOB, [tmp_path, "--die_rank", 1, "--die_at", 5], ranks=2, timeout=60, expect_ok=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "Process name: 1" in output and "Exit code: 137" in output, output[-3000:]
