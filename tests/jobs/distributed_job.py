@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--restore")
     parser.add_argument("--overflow", action="store_true")
     parser.add_argument("--send_count", type=int, default=SEND_COUNT)
+    parser.add_argument("--dp", action="store_true", help="a replicated (is_dp=True) table")
     parser.add_argument("--die_rank", type=int, default=-1, help="this rank SIGKILLs itself at --die_at")
     parser.add_argument("--die_at", type=int, default=5)
     args = parser.parse_args()
@@ -61,7 +62,8 @@ def main() -> None:
     rank, ranks = config.rank_id, config.rank_size
     local_b = GLOBAL_B // ranks
     table = create_table(tf.int64, D, "emb", tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=2),
-                         device_vocabulary_size=2 * POOL, all2all_gradients_op="sum_gradients_and_div_by_ranksize")
+                         device_vocabulary_size=2 * POOL, all2all_gradients_op="sum_gradients_and_div_by_ranksize",
+                         is_dp=args.dp)
     ids = tf.compat.v1.placeholder(tf.int64, [local_b, F])
     dense_x = tf.compat.v1.placeholder(tf.float32, [local_b, 3])
     labels = tf.compat.v1.placeholder(tf.float32, [local_b])

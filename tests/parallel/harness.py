@@ -27,7 +27,9 @@ def run_job(script: Path, args: Sequence[str], ranks: int, timeout: int = 300,
 def merged_state(directory: Path, stem: str = "rank") -> Dict[str, np.ndarray]:
     """Every rank's dumped table state concatenated and sorted by key."""
     parts: List[Dict[str, np.ndarray]] = []
-    for path in sorted(directory.glob(f"{stem}[0-9]*.npz")):
+    paths = [directory / f"{stem}.npz"] if (directory / f"{stem}.npz").exists() else \
+        sorted(directory.glob(f"{stem}[0-9]*.npz"))
+    for path in paths:
         with np.load(path) as data:
             parts.append({k: data[k] for k in data.files})
     keys = np.concatenate([p["keys"] for p in parts])

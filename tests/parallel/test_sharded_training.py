@@ -54,3 +54,18 @@ def test_a_killed_rank_ends_the_job_within_60s_naming_it(tmp_path):
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert "Process name: 1" in output and "Exit code: 137" in output, output[-3000:]
+
+
+def test_replicated_table_trains_like_one_rank_with_identical_replicas(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    run_job(JOB, [one], ranks=1)
+    run_job(JOB, [two, "--dp"], ranks=2)
+    single = merged_state(one)
+    replicas = [merged_state(two, f"rank{r}") for r in range(2)]
+    np.testing.assert_allclose(replicas[0]["losses"], single["losses"], atol=1e-5, rtol=0)
+    for replica in replicas:
+        assert_same_tables(single, replica, atol=1e-5)
+    for name in ("keys", "embeddings", "m", "v", "counts"):
+        np.testing.assert_array_equal(replicas[0][name], replicas[1][name])

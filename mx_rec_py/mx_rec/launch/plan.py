@@ -127,7 +127,7 @@ def _existing_dir(value: str, name: str, what: str) -> Path:
     """``value`` as an absolute path to an existing folder."""
     if not value.strip():
         raise LaunchError(f"{name} is empty; pass {what}")
-    path = Path(value).expanduser().absolute()
+    path = Path(os.path.abspath(Path(value).expanduser()))
     if not path.exists():
         raise LaunchError(f"{name} does not exist: {value} ({what})")
     if not path.is_dir():
@@ -202,7 +202,7 @@ def _ranks(args: LaunchArgs, env: Mapping[str, str]) -> Tuple[str, List[Tuple[st
         scheme = (f"rank-table-free: IP {cluster.ip}, chief {cluster.chief_ip}:{cluster.chief_port}, "
                   f"worker {cluster.worker_ip} x {cluster.worker_size}")
         return scheme, [(cluster.worker_ip, cluster.worker_size)], cluster.as_env()
-    table: RankTable = load_rank_table(Path(args.hccl_json).expanduser().absolute())
+    table: RankTable = load_rank_table(Path(os.path.abspath(Path(args.hccl_json).expanduser())))
     scheme = f"rank table {table.source} (version {table.version}, {table.rank_size} ranks)"
     return scheme, table.hosts(), {"RANK_TABLE_FILE": table.source}
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from mx_rec.communication import collectives
 from mx_rec.constants.constants import All2allGradientsOp
+from mx_rec.key_process.dedup import dedup
 from mx_rec.key_process.partition import route
 from mx_rec.lookup.owner import owner_lookup
 from mx_rec.tables.table import EmbeddingTable
@@ -32,6 +33,14 @@ def _scale_gradient(x: tf.Tensor, scale: float) -> tf.Tensor:
     @tf.custom_gradient
     def identity(value):
         return tf.identity(value), scaled
+    return identity(x)
+
+
+def _allreduce_gradient(x: tf.Tensor, reduction: str) -> tf.Tensor:
+    """Identity forward; the gradient is combined over ranks backward (replicated tables)."""
+    @tf.custom_gradient
+    def identity(value):
+        return tf.identity(value), lambda dy: collectives.allreduce(tf.convert_to_tensor(dy), reduction)
     return identity(x)
 
 
@@ -80,3 +89,35 @@ def sharded_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor,
         back = _scale_gradient(back, 1.0 / ranks)
     extended = tf.concat([back, tf.zeros([1, out_dim], table.value_dtype)], axis=0)
     return tf.gather(extended, positions)
+
+
+def replicated_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
+                      default_row: tf.Tensor, out_dim: int) -> tf.Tensor:
+    """Embeddings [N, out_dim] of ids int64 [N] from an ``is_dp=True`` table, replicated on every rank.
+
+    Every rank looks up the all-gathered distinct keys of all ranks in the same order, so the
+    replicas insert, count and update identically; the gradient of those rows is summed (or
+    averaged, with ``sum_gradients_and_div_by_ranksize``) over ranks.
+    """
+    def local_unique(keys_np: np.ndarray):
+        unique, inverse, counts = dedup(keys_np)
+        return unique, counts.astype(np.int64), inverse
+
+    unique, counts, positions = tf.numpy_function(local_unique, [keys], [tf.int64, tf.int64, tf.int32],
+                                                  stateful=True, name="dedup")
+    unique.set_shape([None])
+    counts.set_shape([None])
+    positions.set_shape(keys.shape)
+    all_keys = collectives.allgather(unique)
+    sizes = collectives.allgather(tf.shape(unique, out_type=tf.int32)[:1])
+    offset = tf.reduce_sum(sizes[:collectives.get_rank_id()])
+    weights = collectives.allgather(counts) if table.lifecycle is not None and table.lifecycle.counts else None
+    if table.lifecycle is not None and table.lifecycle.evicts:
+        timestamp = collectives.allreduce(timestamp, "max")
+    rows = owner_lookup(table, all_keys, timestamp, insert, None, default_row, out_dim, weights)
+    divide = table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value
+    rows = _allreduce_gradient(rows, "mean" if divide else "sum")
+    total = tf.shape(all_keys, out_type=tf.int32)[0]
+    mine = tf.where(positions < tf.size(unique), positions + offset, total)  # padding ids -> zero row
+    extended = tf.concat([rows, tf.zeros([1, out_dim], table.value_dtype)], axis=0)
+    return tf.gather(extended, mine)

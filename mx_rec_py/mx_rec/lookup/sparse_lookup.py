@@ -15,7 +15,7 @@ from mx_rec.constants.constants import ASCEND_TIMESTAMP
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
 from mx_rec.key_process.lifecycle import lifecycle_from_dict, make_lifecycle
 from mx_rec.lookup.feature_spec import FeatureSpec
-from mx_rec.lookup.exchange import sharded_lookup
+from mx_rec.lookup.exchange import replicated_lookup, sharded_lookup
 from mx_rec.lookup.input_pipeline import find_feature_ids, timestamp_spec_for
 from mx_rec.lookup.owner import owner_lookup
 from mx_rec.tables.table import EmbeddingTable
@@ -141,7 +141,9 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         if keys.dtype != tf.int64:
             keys = tf.cast(keys, tf.int64)
         default_row = _default_row(table, serving_default_value, out_dim)
-        if config.rank_size > 1:
+        if config.rank_size > 1 and table.config.is_dp:
+            out = replicated_lookup(table, keys, timestamp, insert, default_row, out_dim)
+        elif config.rank_size > 1:
             out = sharded_lookup(table, keys, timestamp, insert, padded, default_row, out_dim)
         else:
             out = owner_lookup(table, keys, timestamp, insert, padded, default_row, out_dim)

@@ -35,7 +35,7 @@ def _write_shard(path: str, state: TableState) -> None:
 
 
 def _table_entry(table: EmbeddingTable, state: TableState) -> dict:
-    return {"dim": table.dim, "key_dtype": table.key_dtype.name, "value_dtype": table.value_dtype.name,
+    return {"dim": table.dim, "is_dp": table.config.is_dp, "key_dtype": table.key_dtype.name, "value_dtype": table.value_dtype.name,
             "slots": sorted(state.slots), "key_count": int(state.keys.shape[0]),
             "stat_key_count": int(state.stat_keys.shape[0])}
 
@@ -143,8 +143,10 @@ def load_sparse(prefix: str) -> Dict[str, TableState]:
         if entry["dim"] != table.dim:
             raise CheckpointError(f"table '{name}': checkpoint {root} has dim {entry['dim']}, the session's "
                                   f"table has dim {table.dim}")
+        # a replicated table's shards are identical copies: one is enough
+        shard_ranks = [0] if entry.get("is_dp") else range(manifest["rank_size"])
         shards = [_load_shard(layout.shard_path(root, name, r, manifest["rank_size"]), name, table.dim)
-                  for r in range(manifest["rank_size"])]
+                  for r in shard_ranks]
         state = shards[0] if len(shards) == 1 else _merge(shards)
         if config.rank_size > 1 and not table.config.is_dp:
             state = state.owned_by(config.rank_id, config.rank_size)

@@ -18,7 +18,8 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
         device_vocabulary_size: rows on the device, over all ranks (with ``init(use_dynamic_expansion=True)``
             the table instead starts small and grows in chunks as keys arrive, without limit).
         host_vocabulary_size / ssd_vocabulary_size / ssd_data_path: lower tiers (not supported yet: must be 0).
-        is_save: include in checkpoints. is_dp: replicate instead of shard. init_param: multiplies initial values.
+        is_save: include in checkpoints. is_dp: replicate on every rank instead of sharding
+            (for small tables: no all-to-all, the batch's keys are all-gathered and gradients all-reduced). init_param: multiplies initial values.
         all2all_gradients_op: "sum_gradients" or "sum_gradients_and_div_by_ranksize".
         value_dtype: tf.float32 or tf.float64.
 
