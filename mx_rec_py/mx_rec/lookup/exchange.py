@@ -19,7 +19,7 @@ from mx_rec.communication import collectives
 from mx_rec.constants.constants import All2allGradientsOp
 from mx_rec.key_process.dedup import dedup
 from mx_rec.key_process.partition import route
-from mx_rec.lookup.owner import owner_lookup
+from mx_rec.lookup.owner import expand_rows, owner_lookup
 from mx_rec.tables.table import EmbeddingTable
 
 
@@ -88,7 +88,7 @@ def sharded_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor,
     if table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value:
         back = _scale_gradient(back, 1.0 / ranks)
     extended = tf.concat([back, tf.zeros([1, out_dim], table.value_dtype)], axis=0)
-    return tf.gather(extended, positions)
+    return expand_rows(extended, positions)
 
 
 def replicated_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
@@ -120,4 +120,4 @@ def replicated_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tens
     total = tf.shape(all_keys, out_type=tf.int32)[0]
     mine = tf.where(positions < tf.size(unique), positions + offset, total)  # padding ids -> zero row
     extended = tf.concat([rows, tf.zeros([1, out_dim], table.value_dtype)], axis=0)
-    return tf.gather(extended, mine)
+    return expand_rows(extended, mine)

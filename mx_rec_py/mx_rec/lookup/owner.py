@@ -45,6 +45,17 @@ def _write_rows(table: EmbeddingTable, rows: tf.Tensor, values: tf.Tensor, devic
     return table.grow_lock.execute(grow_then_write)
 
 
+def expand_rows(rows: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+    """``tf.gather(rows, indices)`` for few rows [G, d] and many indices [N], whose gradient is one
+    dense segment sum [G, d] instead of IndexedSlices [N, d] that later ops would densify again."""
+    @tf.custom_gradient
+    def gather(values):
+        def grad(dy):
+            return tf.math.unsorted_segment_sum(dy, indices, tf.shape(values, out_type=indices.dtype)[0])
+        return tf.gather(values, indices), grad
+    return gather(rows)
+
+
 def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
                  pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
                  weights: Optional[tf.Tensor] = None) -> tf.Tensor:
@@ -90,4 +101,4 @@ def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
     if out_dim != table.dim:
         gathered = gathered[:, :out_dim]
     extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), default_row], axis=0)
-    return tf.gather(extended, inverse)
+    return expand_rows(extended, inverse)

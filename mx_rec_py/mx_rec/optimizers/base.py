@@ -21,6 +21,12 @@ def table_of(var) -> "EmbeddingTable":  # noqa: F821
                     "one (use a dense optimizer for it, see get_dense_and_sparse_variable())")
 
 
+def _indices_are_unique(table) -> bool:
+    """A table looked up once, without send_count padding, gets a gradient on distinct rows only (the
+    lookup already summed duplicate ids), so TF's extra unique + segment-sum pass can be skipped."""
+    return table.lookup_count == 1 and not ConfigInitializer.get_instance().use_static
+
+
 def check_learning_rate(learning_rate, name: str) -> None:
     if isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool):
         if not 0.0 <= learning_rate <= 10.0:
@@ -72,10 +78,16 @@ class HashOptimizerMixin:
         return ops
 
     def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices):
-        if not table_of(handle).expandable:
+        table = table_of(handle)
+        deps = self._grow_slots(handle, grad) if table.expandable else []
+        with tf.control_dependencies(deps):
+            if _indices_are_unique(table) and self._has_own_sparse_update():
+                return self._resource_apply_sparse(grad, handle, indices)
             return super()._resource_apply_sparse_duplicate_indices(grad, handle, indices)
-        with tf.control_dependencies(self._grow_slots(handle, grad)):
-            return super()._resource_apply_sparse_duplicate_indices(grad, handle, indices)
+
+    def _has_own_sparse_update(self) -> bool:
+        # TF's GradientDescent only implements the duplicate-indices path (a scatter-add needs no dedup)
+        return type(self)._resource_apply_sparse is not tf.compat.v1.train.Optimizer._resource_apply_sparse
 
     def _resource_apply_dense(self, grad, handle):
         raise TypeError(f"{self.get_name()}: table variable {handle.name} got a dense gradient; hash optimizers "
