@@ -26,6 +26,7 @@ from sklearn.metrics import log_loss, roc_auc_score  # noqa: E402
 from mx_rec.core.asc.helper import FeatureSpec  # noqa: E402
 from mx_rec.core.asc.manager import start_asc_pipeline  # noqa: E402
 from mx_rec.core.embedding import create_table, sparse_lookup  # noqa: E402
+from mx_rec.util.communication import hccl_ops  # noqa: E402
 from mx_rec.util.initialize import init, terminate_config_initializer  # noqa: E402
 from mx_rec.util.log import logger  # noqa: E402
 from mx_rec.util.variable import get_dense_and_sparse_variable  # noqa: E402
@@ -80,12 +81,13 @@ def make_hash_optimizer(cfg: DemoConfig):
 
 
 def make_train_op(loss: tf.Tensor, cfg: DemoConfig) -> tf.Operation:
-    """Adam on the dense variables, the hash optimizer on the tables; one step per run."""
+    """Adam on the dense variables (gradients averaged over ranks), the hash optimizer on the tables."""
     global_step = tf.compat.v1.train.get_or_create_global_step()
     dense_vars, sparse_vars = get_dense_and_sparse_variable()
     dense_opt = tf.compat.v1.train.AdamOptimizer(learning_rate=cfg.dense_lr)
     sparse_opt = make_hash_optimizer(cfg)
-    dense_grads = dense_opt.compute_gradients(loss, var_list=dense_vars)
+    dense_grads = [(hccl_ops.allreduce(g, "mean"), v)
+                   for g, v in dense_opt.compute_gradients(loss, var_list=dense_vars)]
     sparse_grads = sparse_opt.compute_gradients(loss, var_list=sparse_vars)
     return tf.group(dense_opt.apply_gradients(dense_grads, global_step=global_step),
                     sparse_opt.apply_gradients(sparse_grads), name="train_op")
@@ -146,15 +148,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Build the graph, train, evaluate; returns the process exit code."""
     cfg = parse_args(argv)
     tf.compat.v1.set_random_seed(cfg.seed)
-    init(train_steps=cfg.steps, eval_steps=cfg.eval_steps, use_dynamic=True)
+    config = init(train_steps=cfg.steps, eval_steps=cfg.eval_steps, use_dynamic=True)
     world = SyntheticWorld(cfg, seed=cfg.seed)
+    stream = cfg.seed + 1000 * config.rank_id  # under horovodrun each rank reads its own batches
 
     train_specs, eval_specs = make_feature_specs(cfg), make_feature_specs(cfg)
     train_iter = tf.compat.v1.data.make_initializable_iterator(
-        make_dataset(world, cfg, train_specs, seed=cfg.seed + 1, num_batches=cfg.steps, is_training=True))
+        make_dataset(world, cfg, train_specs, seed=stream + 1, num_batches=cfg.steps, is_training=True))
     train_batch = train_iter.get_next()
     eval_iter = tf.compat.v1.data.make_initializable_iterator(
-        make_dataset(world, cfg, eval_specs, seed=cfg.seed + 2, num_batches=cfg.eval_steps, is_training=False))
+        make_dataset(world, cfg, eval_specs, seed=stream + 2, num_batches=cfg.eval_steps, is_training=False))
     eval_batch = eval_iter.get_next()
 
     tables = create_tables(cfg)
