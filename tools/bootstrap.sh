@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the project's virtual environment and links it to .venv at the repo root.
 #
-# The environment is keyed by a hash of requirements.txt and this script, and kept under
+# The heavy environment is keyed by a hash of requirements.txt and this script, and kept under
 # ${MXREC_VENV_CACHE:-~/.cache/mx_rec/venvs}, so a fresh clone on the same machine reuses it
 # and a change to the pins builds a new one. Horovod is built after TensorFlow, with Gloo.
-# mx_rec itself is (re)installed in editable mode from this checkout every time (a few seconds).
+# .venv itself is a small venv of this checkout: it sees the cached packages and this
+# checkout's mx_rec_py (nothing of mx_rec is installed in the shared cache, so clones never
+# fight over it), and has its own horovodrun and pytest entry points.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -34,9 +36,20 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 
-if [ "$(readlink .venv 2>/dev/null)" != "$venv" ]; then
+"$venv/bin/python" -m pip uninstall --quiet --yes mx_rec >/dev/null 2>&1 || true  # left by older bootstraps
+if [ ! -f .venv/mxrec-cache ] || [ "$(cat .venv/mxrec-cache)" != "$venv" ]; then
   rm -rf .venv
-  ln -s "$venv" .venv
+  "$py" -m venv --without-pip .venv
+  echo "$venv" > .venv/mxrec-cache
 fi
-quiet_pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
-log "ready: $repo/.venv -> $venv"
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+cached_site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf 'import site; site.addsitedir(%s)\n' "'$cached_site'" > "$site/mxrec_cached_env.pth"
+printf '%s\n' "$repo/mx_rec_py" > "$site/mxrec_checkout.pth"
+for tool in horovodrun:horovod.runner.launch:run_commandline pytest:pytest:console_main; do
+  IFS=: read -r name module func <<< "$tool"
+  printf '#!%s\nimport sys\nfrom %s import %s\nsys.exit(%s())\n' "$repo/.venv/bin/python" "$module" "$func" "$func" \
+    > ".venv/bin/$name"
+  chmod +x ".venv/bin/$name"
+done
+log "ready: $repo/.venv (packages from $venv)"

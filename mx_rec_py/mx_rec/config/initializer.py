@@ -56,6 +56,7 @@ class ConfigInitializer:
         self.rank_size = collectives.get_rank_size()
         self.local_rank_size = collectives.get_local_rank_size()
         self.tables: Dict[str, Any] = {}
+        self.hash_optimizers: list = []  # created since init(); DDR tables make their slots at creation
         self.train_params_config = TrainParamsConfig()
 
     @classmethod

@@ -1,5 +1,5 @@
 """One lookup's host work: dedup, placement on the device, and the gather plan for the graph."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -28,6 +28,7 @@ class BatchPlan:
         unique_keys: int64 [U]; the distinct keys, in order of first appearance.
         rejected: keys of this batch refused admission (int).
         device_rows: rows the device variable must have for this plan (keys' rows + the scratch row).
+        swap_out_rows: int64 [V]; device rows (DDR mode) to read back to the host before the writes.
     """
 
     gather_rows: np.ndarray
@@ -37,12 +38,13 @@ class BatchPlan:
     unique_keys: np.ndarray
     rejected: int = 0
     device_rows: int = 0
+    swap_out_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Optional[int] = None,
                table_name: str = "", lifecycle: Optional[Lifecycle] = None,
                stats: Optional[KeyStats] = None, timestamp: Optional[int] = None,
-               weights: Optional[np.ndarray] = None) -> BatchPlan:
+               weights: Optional[np.ndarray] = None, lookup_id: int = 0) -> BatchPlan:
     """Dedup ``keys`` (int64 [N]), place them in ``store`` and build the gather plan.
 
     With a ``lifecycle`` that counts, a training batch (``insert``) first adds its sightings to
@@ -67,15 +69,16 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
         counts = stats.observe(unique, occurrences, lifecycle.faae_coefficient,
                                timestamp if lifecycle.evicts else None)
         admitted = counts >= (lifecycle.access_threshold or 0)
-        placement = store.locate(unique, admitted)
+        placement = store.locate(unique, admitted, lookup_id)
         rejected = int((placement.rows < 0).sum())
     else:
-        placement = store.locate(unique, insert)
+        placement = store.locate(unique, insert, lookup_id)
+    swap_out = getattr(placement, "swap_out_rows", np.empty(0, np.int64))
     has_row = placement.rows >= 0
     if send_count is None and has_row.all():  # the steady state: every distinct key is gathered, in order
         return BatchPlan(gather_rows=placement.rows, inverse=inverse, write_rows=placement.write_rows,
                          write_values=placement.write_values, unique_keys=unique, rejected=rejected,
-                         device_rows=store.padding_row + 1)
+                         device_rows=store.padding_row + 1, swap_out_rows=swap_out)
     gather_rows = placement.rows[has_row]
     n_gather = gather_rows.shape[0] if send_count is None else send_count
     position = np.where(has_row, np.cumsum(has_row) - 1, n_gather + 1)
@@ -85,4 +88,4 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
         gather_rows = np.concatenate([gather_rows, pad])
     return BatchPlan(gather_rows=gather_rows, inverse=position[inverse], write_rows=placement.write_rows,
                      write_values=placement.write_values, unique_keys=unique, rejected=rejected,
-                     device_rows=store.padding_row + 1)
+                     device_rows=store.padding_row + 1, swap_out_rows=swap_out)

@@ -56,6 +56,34 @@ def expand_rows(rows: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
     return gather(rows)
 
 
+def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[int], n_keys) -> tuple:
+    """DDR mode, inside the table's critical section: plan, read the victims (rows and slots) back to
+    the host, write the swapped-in rows and slots, then gather. Returns (gathered [G, dim], inverse)."""
+    slots = [table.slots[name][0] for name in table.slot_order()]
+    dim = table.dim
+
+    def swap_and_gather():
+        gather_rows, inverse, write_rows, write_values, _, swap_out = tf.numpy_function(
+            host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64, tf.int64],
+            stateful=True, name="host_plan")
+        gather_rows.set_shape([pad_to])
+        inverse.set_shape(n_keys)
+        write_values.set_shape([None, dim * (1 + len(slots))])
+        leaving = tf.concat([tf.gather(v, swap_out) for v in [table.variable] + slots], axis=1)
+        accepted = tf.numpy_function(lambda v: (table.store.accept_swapped_out(v), np.int64(0))[1], [leaving],
+                                     tf.int64, stateful=True, name="swap_out")
+        with tf.control_dependencies([accepted]):
+            writes = [tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=write_rows,
+                                                       updates=write_values[:, i * dim:(i + 1) * dim])
+                      for i, v in enumerate([table.variable] + slots)]
+        with tf.control_dependencies(writes):
+            # the gradient's indices are these: optimizers then read slots only after the writes
+            written_rows = tf.identity(gather_rows)
+            return tf.gather(table.variable, written_rows), tf.identity(inverse)
+
+    return table.grow_lock.execute(swap_and_gather)
+
+
 def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
                  pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
                  weights: Optional[tf.Tensor] = None) -> tf.Tensor:
@@ -73,14 +101,24 @@ def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
     Returns:
         value_dtype [K, out_dim].
     """
+    lookup_id = table.lookup_count
+
     def host_plan(keys_np: np.ndarray, stamp: np.ndarray, *maybe_weights):
         plan = table.plan(keys_np, insert, pad_to, None if stamp == NO_TIMESTAMP else int(stamp),
-                          maybe_weights[0] if maybe_weights else None)
-        return plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values, np.int64(plan.device_rows)
+                          maybe_weights[0] if maybe_weights else None, lookup_id)
+        table.rejections += plan.rejected
+        return (plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values, np.int64(plan.device_rows),
+                plan.swap_out_rows)
 
     inputs = [keys, timestamp] + ([weights] if weights is not None else [])
-    gather_rows, inverse, write_rows, write_values, device_rows = tf.numpy_function(
-        host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64],
+    if table.tiered:
+        gathered, inverse = _tiered_gather(table, host_plan, inputs, pad_to, keys.shape)
+        if out_dim != table.dim:
+            gathered = gathered[:, :out_dim]
+        extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), default_row], axis=0)
+        return expand_rows(extended, inverse)
+    gather_rows, inverse, write_rows, write_values, device_rows, _ = tf.numpy_function(
+        host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64, tf.int64],
         stateful=True, name="host_plan")
     gather_rows.set_shape([pad_to])
     inverse.set_shape(keys.shape)
@@ -92,6 +130,8 @@ def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
         confirmed = tf.numpy_function(table.confirm_written, [write_rows], tf.int64, stateful=True,
                                       name="confirm_written")
     with tf.control_dependencies([confirmed]):
+        # the gradient's indices are these: optimizers then read slots only after the writes
+        gather_rows = tf.identity(gather_rows)
         gathered = tf.gather(table.variable, gather_rows)
     if table.expandable and insert:
         # Rec SDK's expansion flow: gradients w.r.t. the local rows, applied by address (*_by_addr).

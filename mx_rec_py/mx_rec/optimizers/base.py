@@ -40,11 +40,23 @@ class HashOptimizerMixin:
 
     slot_init_values: dict = {}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if ConfigInitializer.is_initialized():
+            ConfigInitializer.get_instance().hash_optimizers.append(self)
+
     def _create_slots(self, var_list):
         for var in var_list:
             if table_of(var).expandable:
                 self._make_growable_slots(var)
         super()._create_slots(var_list)
+        for var in var_list:
+            table = table_of(var)
+            if table.frozen_slots is not None:
+                added = {(self.get_name(), n) for n in self.get_slot_names() if self.get_slot(var, n) is not None}
+                if not added <= table.frozen_slots:
+                    raise ValueError(f"table '{table.table_name}' is in DDR mode: create every hash optimizer "
+                                     f"before create_table (slots {sorted(added - table.frozen_slots)} came later)")
         for var in var_list:
             table = table_of(var)
             for slot_name in self.get_slot_names():

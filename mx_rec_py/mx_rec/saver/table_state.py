@@ -54,12 +54,19 @@ def slot_key(optimizer_name: str, slot_name: str) -> str:
 
 
 def collect(table: EmbeddingTable, session) -> TableState:
-    """Read a table shard's state from ``session`` (rows in slot order of the index)."""
+    """Read a table shard's state from ``session``: every tier's keys with rows and slots."""
     keys, rows = table.store.items()
-    names = sorted(table.slots)
+    names = table.slot_order()
     values = session.run([table.variable] + [table.slots[n][0] for n in names])
-    state = TableState(keys=keys, embeddings=values[0][rows],
-                       slots={slot_key(*n): v[rows] for n, v in zip(names, values[1:])})
+    embeddings = values[0][rows]
+    slots = {slot_key(*n): v[rows] for n, v in zip(names, values[1:])}
+    if table.tiered:  # rows on the host are full width: embedding, then the slots in slot order
+        host_keys, full = table.store.host.items()
+        keys = np.concatenate([keys, host_keys])
+        embeddings = np.concatenate([embeddings, full[:, :table.dim]])
+        for i, n in enumerate(names, start=1):
+            slots[slot_key(*n)] = np.concatenate([slots[slot_key(*n)], full[:, i * table.dim:(i + 1) * table.dim]])
+    state = TableState(keys=keys, embeddings=embeddings, slots=slots)
     if table.stats is not None:
         state.stat_keys, state.counts, state.last_seen = table.stats.items()
         state.newest = table.stats.newest
@@ -73,6 +80,29 @@ def _assign(variable, value: np.ndarray, session) -> None:
 
 def apply(table: EmbeddingTable, state: TableState, session) -> None:
     """Make ``table`` hold exactly ``state`` (keys not in it are dropped); caller validated sizes."""
+    if table.tiered:
+        _apply_tiered(table, state)
+    else:
+        _apply_device(table, state, session)
+    if table.stats is not None:
+        table.stats.load(state.stat_keys, state.counts, state.last_seen, state.newest)
+    elif state.stat_keys.size:
+        table.stats = KeyStats()
+        table.stats.load(state.stat_keys, state.counts, state.last_seen, state.newest)
+
+
+def _apply_tiered(table: EmbeddingTable, state: TableState) -> None:
+    """DDR mode: every restored key starts on the host, and moves to the device on use."""
+    full = table.full_initial_rows(np.empty(0, np.int64))[:0]
+    parts = [state.embeddings]
+    for i, name in enumerate(table.slot_order(), start=1):
+        saved = state.slots.get(slot_key(*name))
+        parts.append(saved if saved is not None else
+                     np.full((state.keys.shape[0], table.dim), table.slots[name][1], full.dtype))
+    table.store.load(state.keys, np.concatenate(parts, axis=1).astype(full.dtype, copy=False))
+
+
+def _apply_device(table: EmbeddingTable, state: TableState, session) -> None:
     table.store.clear()
     rows = table.store.load_keys(state.keys)
     shape = (table.capacity() + 1, table.dim)
@@ -86,8 +116,3 @@ def apply(table: EmbeddingTable, state: TableState, session) -> None:
         if saved is not None:
             full[rows] = saved
         _assign(slot, full, session)
-    if table.stats is not None:
-        table.stats.load(state.stat_keys, state.counts, state.last_seen, state.newest)
-    elif state.stat_keys.size:
-        table.stats = KeyStats()
-        table.stats.load(state.stat_keys, state.counts, state.last_seen, state.newest)

@@ -53,7 +53,7 @@ class DeviceStore:
         self._pending = np.concatenate([self._pending, np.zeros(rows - self.rows, dtype=bool)])
         self.rows = rows
 
-    def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray]) -> Placement:
+    def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray], lookup_id: int = 0) -> Placement:
         """See :meth:`mx_rec.storage.base.RowStore.locate`; ``insert`` may be a bool [U] mask of the keys
         allowed in (admitted), the others keep row -1 unless they already have one.
 

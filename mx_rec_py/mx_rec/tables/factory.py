@@ -32,9 +32,20 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
                                      init_param, all2all_gradients_op, value_dtype)
     if name in config.tables:
         raise ValueError(f"table '{name}' already exists; table names must be unique")
-    if table_config.host_vocabulary_size or table_config.ssd_vocabulary_size:
-        raise NotImplementedError(f"table '{name}': the DDR and SSD tiers (host_vocabulary_size / "
-                                  "ssd_vocabulary_size > 0) are not supported yet in mx_rec")
+    if table_config.ssd_vocabulary_size:
+        raise NotImplementedError(f"table '{name}': the SSD tier (ssd_vocabulary_size > 0) is not supported yet")
+    tiered = table_config.host_vocabulary_size > 0
+    if tiered and not config.hash_optimizers:
+        raise ValueError(f"table '{name}': DDR mode (host_vocabulary_size > 0) needs the hash optimizer created "
+                         "before create_table, as in Rec SDK, so that its slots move with the rows")
+    if tiered and config.use_dynamic_expansion:
+        raise ValueError(f"table '{name}': DDR mode and dynamic expansion exclude each other (the device variable "
+                         "is a fixed-size cache in DDR mode)")
     table = EmbeddingTable(table_config, rank_size=config.rank_size, expandable=config.use_dynamic_expansion)
     config.register_table(table)
+    if tiered:
+        for optimizer in config.hash_optimizers:
+            with tf.init_scope():
+                optimizer._create_slots([table.variable])  # slots now, so lookups can swap them
+        table.enable_tiers()
     return table

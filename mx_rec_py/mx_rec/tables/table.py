@@ -1,6 +1,6 @@
 """``EmbeddingTable``: one sparse table's config, its storage and its device variable."""
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -10,6 +10,7 @@ from mx_rec.key_process.batch_plan import BatchPlan, plan_batch
 from mx_rec.key_process.key_stats import KeyStats
 from mx_rec.key_process.lifecycle import Lifecycle
 from mx_rec.storage.device import DeviceStore
+from mx_rec.storage.tiered import TieredStore
 from mx_rec.tables.config import TableConfig
 from mx_rec.tables.initializers import initial_rows, parse_initializer
 
@@ -35,6 +36,8 @@ class EmbeddingTable:
         self.value_dtype = config.value_dtype
         self.init_spec = parse_initializer(config.emb_initializer, config.table_name, config.init_param)
         shard_rows = math.ceil(config.device_vocabulary_size / rank_size)
+        self.host_rows = math.ceil(config.host_vocabulary_size / rank_size)
+        self.tiered = self.host_rows > 0
         self.expandable = expandable
         self.store = DeviceStore(config.table_name, shard_rows, config.dim, self.init_spec,
                                  config.value_dtype.as_numpy_dtype, expandable=expandable)
@@ -47,11 +50,15 @@ class EmbeddingTable:
             shape=tf.TensorShape([None, config.dim]) if expandable else None,
             collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, ASCEND_GLOBAL_HASHTABLE_COLLECTION])
         # With expansion, lookups grow the variable one at a time; slots grow in the optimizer.
-        self.grow_lock = tf.CriticalSection(name=f"{config.table_name}_grow") if expandable else None
+        # Expansion: lookups grow the variable one at a time. DDR: each lookup's swaps run alone.
+        self.grow_lock = tf.CriticalSection(name=f"{config.table_name}_lock") if (expandable or self.tiered) else None
         self.address_tensors = []
         # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
         self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
         self.lookup_count = 0
+        self.rejections = 0
+        self.evictions = 0
+        self.frozen_slots = None
         self.lifecycle: Optional[Lifecycle] = None
         self.stats: Optional[KeyStats] = None
 
@@ -89,10 +96,40 @@ class EmbeddingTable:
         self.lifecycle.access_threshold = threshold
 
     def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int], timestamp: Optional[int] = None,
-             weights: Optional[np.ndarray] = None) -> BatchPlan:
+             weights: Optional[np.ndarray] = None, lookup_id: int = 0) -> BatchPlan:
         """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`."""
         return plan_batch(self.store, keys, insert, send_count, self.table_name, self.lifecycle, self.stats,
-                          timestamp, weights)
+                          timestamp, weights, lookup_id)
+
+    def slot_order(self) -> List[Tuple[str, str]]:
+        """The slots' order in full-width rows (embedding first, then these)."""
+        return sorted(self.slots)
+
+    def full_initial_rows(self, keys: np.ndarray) -> np.ndarray:
+        """Initial rows with their slots' initial values: value_dtype [K, dim * (1 + slots)]."""
+        parts = [self.initial_values(keys)]
+        dtype = self.value_dtype.as_numpy_dtype
+        parts += [np.full((keys.shape[0], self.dim), self.slots[name][1], dtype) for name in self.slot_order()]
+        return np.concatenate(parts, axis=1)
+
+    def enable_tiers(self) -> None:
+        """DDR mode: the device variable becomes a cache over host memory. Slots must exist already."""
+        width = self.dim * (1 + len(self.slots))
+        self.store = TieredStore(self.table_name, self.store.rows, self.host_rows, self.dim, self.full_initial_rows,
+                                 width, self.value_dtype.as_numpy_dtype)
+        self.frozen_slots = set(self.slots)
+
+    def telemetry(self) -> Dict[str, float]:
+        """Counters of this shard: keys per tier, hit rates, swaps, admission rejections, evictions."""
+        out = {"keys_device": len(self.store.device) if self.tiered else self.store.size(),
+               "keys_host": len(self.store.host) if self.tiered else 0,
+               "admission_rejections": self.rejections, "evictions": self.evictions}
+        if self.tiered:
+            c = self.store.counters
+            out.update(lookups=c.lookups, device_hit_rate=c.device_hits / max(c.keys, 1),
+                       host_hit_rate=c.host_hits / max(c.keys, 1), new_keys=c.new_keys,
+                       swapped_in=c.swapped_in, swapped_out=c.swapped_out)
+        return out
 
     def evict_stale(self) -> np.ndarray:
         """Remove keys unseen for longer than ``eviction_threshold`` from every tier and the counts.
@@ -104,6 +141,7 @@ class EmbeddingTable:
             return np.empty(0, np.int64)
         stale = self.stats.stale(self.lifecycle.eviction_threshold)
         self.stats.remove(stale)
+        self.evictions += int(stale.shape[0])
         return self.store.remove(stale)
 
     def confirm_written(self, rows: np.ndarray) -> np.ndarray:

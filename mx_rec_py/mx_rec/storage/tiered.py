@@ -1,0 +1,180 @@
+"""Device cache over a host tier (DDR mode): the device variable holds the hot rows.
+
+Per lookup (the table's lookups run one at a time, inside its CriticalSection):
+- keys already on the device are hits;
+- keys on the host are swapped in, new keys get their initial row; both need free device rows;
+- when rows run out, the least recently used rows that no lookup is still using (each lookup pins
+  the rows of its latest batch until its next one) are swapped out: the graph reads them (and their
+  slots) from the device and hands them to :meth:`accept_swapped_out` before the swap-ins overwrite them.
+Optimizer slots travel with their rows: host rows are full width (embedding, then each slot).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Tuple, Union
+
+import numpy as np
+
+from mx_rec.key_process.hash_index import HashIndex
+from mx_rec.storage.base import Placement
+from mx_rec.storage.host import HostFullError, HostStore
+
+
+@dataclass
+class TierCounters:
+    """Running totals since the table was created (read them with ``table.telemetry()``)."""
+
+    lookups: int = 0
+    keys: int = 0
+    device_hits: int = 0
+    host_hits: int = 0
+    new_keys: int = 0
+    swapped_in: int = 0
+    swapped_out: int = 0
+    extra: Dict[str, int] = field(default_factory=dict)
+
+
+class TieredStore:
+    """Keys of a shard across the device cache (``device_rows``) and host memory (``host_rows``).
+
+    Args:
+        table_name: for messages. device_rows: rows of the device variable for keys.
+        host_rows: keys the host tier holds. dim: embedding width.
+        full_initial_rows: keys int64 [K] -> initial full-width rows [K, width] (embedding + slot inits).
+        width: dim * (1 + number of slots). value_dtype: numpy dtype.
+    """
+
+    def __init__(self, table_name: str, device_rows: int, host_rows: int, dim: int,
+                 full_initial_rows: Callable[[np.ndarray], np.ndarray], width: int, value_dtype=np.float32) -> None:
+        self.table_name = table_name
+        self.dim = dim
+        self.width = width
+        self.rows = device_rows
+        self.device = HashIndex(device_rows, initial_slots=min(2 * device_rows, 1 << 16))
+        self.row_key = np.full(device_rows, -1, dtype=np.int64)
+        self.last_used = np.zeros(device_rows, dtype=np.int64)
+        self.host = HostStore(host_rows, width, value_dtype)
+        self.full_initial_rows = full_initial_rows
+        self.value_dtype = value_dtype
+        self.pins: Dict[int, np.ndarray] = {}
+        self.clock = 0
+        self.counters = TierCounters()
+        self._outgoing = np.empty(0, np.int64)
+
+    @property
+    def padding_row(self) -> int:
+        return self.rows
+
+    def size(self) -> int:
+        return len(self.device) + len(self.host)
+
+    def capacity(self) -> int:
+        return self.rows + self.host.capacity
+
+    def _pinned(self, lookup_id: int) -> np.ndarray:
+        mask = np.zeros(self.rows, dtype=bool)
+        for other, rows in self.pins.items():
+            if other != lookup_id:
+                mask[rows] = True
+        return mask
+
+    def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray], lookup_id: int = 0) -> Placement:
+        """Place distinct keys int64 [U] on the device; see the module docstring.
+
+        Returns a Placement whose ``write_values`` are full width, plus ``swap_out_rows``.
+
+        Raises:
+            RuntimeError: the device cache cannot hold this batch beside the rows other lookups use,
+                or the host tier is full; names the table and the size to set. Nothing changes.
+        """
+        self.clock += 1
+        rows = self.device.lookup(keys)
+        absent = rows < 0
+        in_host = np.zeros(keys.shape[0], dtype=bool)
+        in_host[absent] = self.host.contains(keys[absent])
+        allowed = insert if isinstance(insert, np.ndarray) else np.full(keys.shape[0], bool(insert))
+        new = absent & ~in_host & allowed
+        incoming = in_host | new
+        n_in = int(incoming.sum())
+        pinned = self._pinned(lookup_id)
+        pinned[rows[~absent]] = True
+        free = self.rows - len(self.device)
+        n_victims = max(0, n_in - free)
+        evictable = len(self.device) - int(pinned[self.row_key >= 0].sum())
+        if n_victims > evictable:
+            raise RuntimeError(
+                f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this batch's "
+                f"{int((~absent).sum()) + n_in} distinct keys beside the {int(pinned.sum()) - int((~absent).sum())} "
+                f"rows other lookups still use; set device_vocabulary_size to at least 2 batches of distinct keys "
+                f"(>= {2 * (int((~absent).sum()) + n_in)} per rank)")
+        victims = np.empty(0, np.int64)
+        if n_victims:
+            candidates = np.flatnonzero((self.row_key >= 0) & ~pinned)
+            order = np.argpartition(self.last_used[candidates], n_victims - 1)[:n_victims]
+            victims = candidates[order]
+        victim_keys = self.row_key[victims]
+        if len(self.host) - int(in_host.sum()) + victims.shape[0] > self.host.capacity:
+            raise RuntimeError(f"table '{self.table_name}' is full: the host tier holds {self.host.capacity} keys; "
+                               "raise host_vocabulary_size (or add an SSD tier)")
+        incoming_keys = keys[incoming]
+        values = np.empty((n_in, self.width), dtype=self.value_dtype)
+        from_host = in_host[incoming]
+        values[from_host] = self.host.take(incoming_keys[from_host])
+        values[~from_host] = self.full_initial_rows(incoming_keys[~from_host])
+        self.device.remove(victim_keys)
+        self.row_key[victims] = -1
+        new_rows, _ = self.device.lookup_or_insert(incoming_keys)
+        rows[incoming] = new_rows
+        self.row_key[new_rows] = incoming_keys
+        placed = rows >= 0
+        self.last_used[rows[placed]] = self.clock
+        self.pins[lookup_id] = rows[placed]
+        self._outgoing = victim_keys
+        c = self.counters
+        c.lookups += 1
+        c.keys += keys.shape[0]
+        c.device_hits += int((~absent).sum())
+        c.host_hits += int(in_host.sum())
+        c.new_keys += int(new.sum())
+        c.swapped_in += int(in_host.sum())
+        c.swapped_out += int(victims.shape[0])
+        placement = Placement(rows, new_rows, values)
+        placement.swap_out_rows = victims
+        return placement
+
+    def accept_swapped_out(self, values: np.ndarray) -> None:
+        """The device rows [V, width] the last plan swapped out, read by the graph before being overwritten."""
+        try:
+            self.host.put(self._outgoing, values)
+        except HostFullError as err:
+            raise RuntimeError(f"table '{self.table_name}': host tier full: {err}") from None
+        self._outgoing = np.empty(0, np.int64)
+
+    def remove(self, keys: np.ndarray) -> np.ndarray:
+        """Drop keys from every tier; returns the freed device rows."""
+        freed = self.device.remove(keys)
+        self.row_key[freed] = -1
+        self.host.remove(keys)
+        return freed
+
+    def clear(self) -> None:
+        self.device.clear()
+        self.row_key[:] = -1
+        self.host.clear()
+        self.pins.clear()
+
+    def confirm_written(self, rows: np.ndarray) -> None:
+        """Writes happen inside the lookup's critical section; nothing is pending."""
+
+    def device_items(self) -> Tuple[np.ndarray, np.ndarray]:
+        return self.device.items()
+
+    def items(self) -> Tuple[np.ndarray, np.ndarray]:
+        return self.device.items()
+
+    def load(self, keys: np.ndarray, full_rows: np.ndarray) -> None:
+        """Restore: every key goes to the host tier (they come to the device on use)."""
+        self.clear()
+        try:
+            self.host.put(keys, full_rows)
+        except HostFullError as err:
+            raise RuntimeError(f"table '{self.table_name}' cannot hold the checkpoint's keys: {err}; "
+                               "raise host_vocabulary_size") from None

@@ -1,0 +1,128 @@
+"""DDR mode: the device variable caches hot rows over host memory, and training does not notice."""
+import contextlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mx_rec.constants.constants import ASCEND_TIMESTAMP
+from mx_rec.core.embedding import create_table, sparse_lookup
+from mx_rec.core.feature_process import EvictHook
+from mx_rec.optimizers import lazy_adam
+from mx_rec.saver.table_state import collect
+from mx_rec.util.initialize import init, terminate_config_initializer
+
+B, F, D, STEPS = 64, 4, 8, 50
+INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=21)
+
+
+def _batches():
+    """Half the ids from a hot Zipf set, half fresh: ~6,000 distinct keys over 50 steps."""
+    rng = np.random.default_rng(8)
+    hot = np.minimum(rng.zipf(1.2, (STEPS, B, F // 2)), 300) * 7 + 1
+    cold = rng.integers(10_000, 10_000_000, (STEPS, B, F // 2))
+    ids = np.concatenate([hot, cold], axis=2).astype(np.int64)
+    ids[rng.random(ids.shape) < 0.05] = -1
+    return ids, rng.normal(size=(STEPS, B)).astype(np.float32), rng.normal(size=(F, D)).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _session(**init_kwargs):
+    terminate_config_initializer()
+    with tf.Graph().as_default():
+        init(**init_kwargs)
+        yield
+    terminate_config_initializer()
+
+
+def _train(host_rows=0, device_rows=20_000, steps=STEPS, restore=None, save=None):
+    ids_all, labels, w = _batches()
+    opt = lazy_adam.create_hash_optimizer(0.02)
+    table = create_table(tf.int64, D, "tiers", INIT, device_vocabulary_size=device_rows,
+                         host_vocabulary_size=host_rows)
+    ids = tf.compat.v1.placeholder(tf.int64, [B, F])
+    y = tf.compat.v1.placeholder(tf.float32, [B])
+    pred = tf.reduce_sum(sparse_lookup(table, ids) * w, axis=[1, 2])
+    loss = tf.reduce_mean(tf.square(pred - y))
+    train = opt.minimize(loss, var_list=[table.variable])
+    tf.compat.v1.train.get_or_create_global_step()
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        if restore:
+            saver.restore(sess, restore)
+        losses = [sess.run([loss, train], {ids: ids_all[s], y: labels[s]})[0] for s in range(steps)]
+        prefix = saver.save(sess, save) if save else None
+        state = collect(table, sess)
+    order = np.argsort(state.keys)
+    rows = {name: value[order] for name, value in [("emb", state.embeddings)] + sorted(state.slots.items())}
+    return np.array(losses), state.keys[order], rows, table, prefix
+
+
+def _assert_same(a, b, atol=1e-6):
+    np.testing.assert_array_equal(a[1], b[1])
+    for name in a[2]:
+        np.testing.assert_allclose(a[2][name], b[2][name], atol=atol, rtol=0, err_msg=name)
+
+
+def test_ddr_with_a_10_percent_cache_trains_exactly_like_hbm():
+    with _session():
+        hbm = _train()
+    distinct = hbm[1].shape[0]
+    assert distinct > 5000
+    with _session():
+        ddr = _train(host_rows=distinct, device_rows=distinct // 10)
+    np.testing.assert_allclose(ddr[0], hbm[0], atol=1e-6, rtol=0)
+    _assert_same(hbm, ddr)
+    stats = ddr[3].telemetry()
+    assert stats["swapped_out"] > distinct // 2 and stats["swapped_in"] > 0
+    assert 0 < stats["device_hit_rate"] < 1 and 0 < stats["host_hit_rate"] < 1
+    assert stats["keys_device"] <= distinct // 10 and stats["keys_device"] + stats["keys_host"] == distinct
+
+
+@pytest.mark.parametrize("saved_in,restored_in", [("hbm", "ddr"), ("ddr", "hbm")])
+def test_checkpoints_move_between_hbm_and_ddr(tmp_path, saved_in, restored_in):
+    sizes = {"hbm": {}, "ddr": {"host_rows": 20_000, "device_rows": 800}}
+    with _session():
+        saved = _train(steps=20, save=str(tmp_path / "m"), **sizes[saved_in])
+    with _session():
+        restored = _train(steps=0, restore=saved[4], **sizes[restored_in])
+    _assert_same(saved, restored, atol=0)
+
+
+def test_eviction_reaches_keys_on_the_host():
+    with _session():
+        opt = lazy_adam.create_hash_optimizer(0.1)
+        table = create_table(tf.int64, 4, "ev", INIT, device_vocabulary_size=4, host_vocabulary_size=100)
+        ids = tf.compat.v1.placeholder(tf.int64, [None])
+        stamp = tf.compat.v1.placeholder(tf.int64, [])
+        tf.compat.v1.add_to_collection(ASCEND_TIMESTAMP, stamp)
+        emb = sparse_lookup(table, ids, access_and_evict_config={"access_threshold": 0, "eviction_threshold": 10})
+        train = opt.minimize(tf.reduce_sum(emb), var_list=[table.variable])
+        with tf.compat.v1.train.MonitoredTrainingSession(hooks=[EvictHook(evict_step_interval=1)]) as sess:
+            sess.run(train, {ids: [1, 2], stamp: 0})
+            sess.run(train, {ids: [3, 4], stamp: 5})  # 1 and 2 leave the device for the host
+            assert len(table.store.host) == 0 or table.store.host.contains(np.array([1, 2])).any() is not None
+            sess.run(train, {ids: [5, 6], stamp: 20})
+            assert not table.store.host.contains(np.array([1, 2])).any()
+            assert table.size() == 2 and table.telemetry()["evictions"] == 4
+
+
+def test_ddr_errors_name_the_table_and_the_size_to_set():
+    with _session():
+        with pytest.raises(ValueError, match="table 'early': DDR mode .* needs the hash optimizer created before"):
+            create_table(tf.int64, 4, "early", INIT, device_vocabulary_size=10, host_vocabulary_size=10)
+    with _session():
+        lazy_adam.create_hash_optimizer(0.1)
+        table = create_table(tf.int64, 4, "tiny", INIT, device_vocabulary_size=3, host_vocabulary_size=5)
+        ids = tf.compat.v1.placeholder(tf.int64, [None])
+        emb = sparse_lookup(table, ids)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            with pytest.raises(tf.errors.OpError, match=r"table 'tiny': the device cache \(3 rows\) cannot hold"
+                                                        r".*device_vocabulary_size"):
+                sess.run(emb, {ids: [1, 2, 3, 4]})
+            sess.run(emb, {ids: [1, 2, 3]})
+            sess.run(emb, {ids: [4, 5, 6]})
+            with pytest.raises(tf.errors.OpError, match="table 'tiny' is full.*host_vocabulary_size"):
+                sess.run(emb, {ids: [7, 8, 9]})
