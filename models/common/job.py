@@ -1,0 +1,134 @@
+"""One model-zoo job: switches, ``init()``, data, tables, train, evaluate, report.
+
+A model's ``main_mxrec.py`` describes itself with a :class:`ModelSpec` and calls :func:`run_job`:
+
+    spec = ModelSpec(name="dlrm", schema=CRITEO_SCHEMA, tasks=("ctr",),
+                     tables=(TableSpec("sparse_table", 16),), build=model.logits)
+    run_job(spec, train_cfg)
+
+``build(embeddings, batch)`` maps ``{table name: float32 [B, F, dim]}`` and the batch (see
+``data.py``) to logits float32 [B, T], one column per task; it is called twice (training and
+evaluation graphs) and must share its variables between the calls (``AUTO_REUSE``).
+"""
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+import tensorflow as tf
+
+from mx_rec.core.asc.manager import start_asc_pipeline
+from mx_rec.util.initialize import init, terminate_config_initializer
+
+from common import data, embedding, evaluation, training
+from common.config import TrainConfig
+from common.embedding import TableSpec
+from common.records import Schema
+from common.switches import read_switches
+
+BuildFn = Callable[[Dict[str, tf.Tensor], Dict[str, tf.Tensor]], tf.Tensor]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What :func:`run_job` needs to know about a model (see the module docstring)."""
+
+    name: str
+    schema: Schema
+    tasks: Tuple[str, ...]
+    tables: Tuple[TableSpec, ...]
+    build: BuildFn
+
+
+def insertable_keys(info: data.DataInfo, cfg: TrainConfig) -> int:
+    """Distinct keys training can insert: ``cfg.table_keys``, else ``meta.json``'s distinct training
+    keys or vocabulary size, else the bound samples * fields."""
+    if cfg.table_keys:
+        return cfg.table_keys
+    for key in ("train_distinct_keys", "vocab_size"):
+        if info.meta.get(key):
+            return int(info.meta[key])
+    return info.train.samples * info.width("sparse_feature")
+
+
+def task_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Sum over tasks of the mean sigmoid cross-entropy: logits, labels float32 [B, T] -> scalar."""
+    per_task = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits), axis=0)
+    return tf.reduce_sum(per_task, name="loss")
+
+
+def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetrics]:
+    """Train ``spec`` on ``cfg``'s data, evaluate it, print and (rank 0) write the figures.
+
+    Returns:
+        task -> metrics over the whole test split.
+    """
+    wall_start = time.perf_counter()
+    tf.compat.v1.disable_eager_execution()
+    switches = read_switches()
+    tf.compat.v1.set_random_seed(cfg.seed)
+    config = init(**switches.init_kwargs())
+    rank, ranks = config.rank_id, config.rank_size
+    info = data.load_data_info(Path(cfg.resolved_data_path()), spec.schema)
+    steps = cfg.steps or data.train_steps(info, cfg.batch_size, ranks, cfg.epochs)
+    n_eval = data.eval_steps(info, cfg.eval_batch_size, ranks, cfg.eval_steps)
+
+    train_iter, train_batch = data.make_iterator(
+        data.train_dataset(info, cfg.batch_size, steps, rank, ranks, cfg.seed, cfg.shuffle_buffer))
+    eval_iter, eval_batch = data.make_iterator(data.eval_dataset(info, cfg.eval_batch_size, n_eval, rank, ranks))
+
+    optimizers = training.make_sparse_optimizers(spec.tables, cfg, switches)
+    keys = insertable_keys(info, cfg)
+    tables = embedding.create_tables(spec.tables, cfg, switches, keys,
+                                     cfg.ssd_data_path or str(info.root / "ssd"))
+
+    def embeddings(batch, is_train: bool) -> Dict[str, tf.Tensor]:
+        prefix = "train" if is_train else "eval"
+        return {name: embedding.lookup_fields(table, batch["sparse_feature"], is_train, switches,
+                                              cfg.access_threshold, prefix)
+                for name, table in tables.items()}
+
+    loss = task_loss(spec.build(embeddings(train_batch, True), train_batch), train_batch["label"])
+    train_op = training.make_train_op(loss, tables, optimizers, cfg)
+    eval_probs = tf.sigmoid(spec.build(embeddings(eval_batch, False), eval_batch))
+    gatherer = evaluation.Gatherer(2 * len(spec.tasks), ranks)
+    start_asc_pipeline()
+
+    print(f"{spec.name}: rank {rank} of {ranks}; {steps} steps of {cfg.batch_size} samples per rank, "
+          f"{n_eval} eval batches of {cfg.eval_batch_size}; {switches.describe()}", flush=True)
+    print(f"data {info.root}: {info.train.samples} train / {info.test.samples} test samples; tables "
+          f"{', '.join(f'{t.name}(dim {t.dim})' for t in spec.tables)} sized for {keys} keys"
+          + (f"; {optimizers.note}" if optimizers.note else ""), flush=True)
+    with tf.compat.v1.Session() as sess:
+        sess.run([tf.compat.v1.global_variables_initializer(), train_iter.initializer, eval_iter.initializer])
+        stats = training.train_loop(sess, train_op, loss, steps, cfg.batch_size, cfg.log_every, tables)
+        results, eval_rate = evaluation.evaluate(sess, eval_probs, eval_batch, n_eval, spec.tasks, gatherer, tables)
+    terminate_config_initializer()
+    wall = time.perf_counter() - wall_start
+    print(f"done in {wall:.1f} s (train {stats.seconds:.1f} s, {stats.samples_per_sec * ranks:.1f} samples/s "
+          f"over {ranks} rank(s))", flush=True)
+    if rank == 0 and cfg.metrics_file:
+        _write_metrics(Path(cfg.metrics_file), spec, cfg, switches.describe(), ranks, stats, results, eval_rate,
+                       wall, info)
+    return results
+
+
+def _write_metrics(path: Path, spec: ModelSpec, cfg: TrainConfig, switches: str, ranks: int,
+                   stats: training.TrainStats, results: Dict[str, evaluation.TaskMetrics], eval_rate: float,
+                   wall: float, info: Optional[data.DataInfo]) -> None:
+    report = {
+        "model": spec.name, "switches": switches, "ranks": ranks, "config": asdict(cfg),
+        "data": {"path": str(info.root), "train_samples": info.train.samples, "test_samples": info.test.samples},
+        "train": {"steps": stats.steps, "final_loss": stats.final_loss, "seconds": stats.seconds,
+                  "samples_per_sec_per_rank": stats.samples_per_sec,
+                  "samples_per_sec": stats.samples_per_sec * ranks},
+        "eval": {task: asdict(m) for task, m in results.items()},
+        "eval_samples_per_sec_per_rank": eval_rate,
+        "wall_seconds": wall,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    tmp.replace(path)
