@@ -48,8 +48,12 @@ printf 'import site; site.addsitedir(%s)\n' "'$cached_site'" > "$site/mxrec_cach
 printf '%s\n' "$repo/mx_rec_py" > "$site/mxrec_checkout.pth"
 for tool in horovodrun:horovod.runner.launch:run_commandline pytest:pytest:console_main; do
   IFS=: read -r name module func <<< "$tool"
-  printf '#!%s\nimport sys\nfrom %s import %s\nsys.exit(%s())\n' "$repo/.venv/bin/python" "$module" "$func" "$func" \
+  # the __main__ guard matters: horovodrun's multiprocessing re-imports the main module
+  printf '#!%s\nimport sys\nfrom %s import %s\nif __name__ == "__main__":\n    sys.exit(%s())\n' \
+    "$repo/.venv/bin/python" "$module" "$func" "$func" \
     > ".venv/bin/$name"
   chmod +x ".venv/bin/$name"
 done
+touch "$venv"  # in use: keep it; environments unused for a week are pruned
+find "$cache" -mindepth 1 -maxdepth 1 -type d -mtime +7 ! -path "$venv" -exec rm -rf {} + 2>/dev/null || true
 log "ready: $repo/.venv (packages from $venv)"

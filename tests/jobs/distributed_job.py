@@ -28,6 +28,7 @@ from mx_rec.util.initialize import init  # noqa: E402
 from mx_rec.util.variable import get_dense_and_sparse_variable  # noqa: E402
 
 GLOBAL_B, F, D, POOL, SEND_COUNT = 64, 4, 8, 600, 160
+DDR_DEVICE_ROWS = 160  # over all ranks: ~80 per rank, for ~150 admitted keys per rank
 tf.compat.v1.disable_eager_execution()
 
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--overflow", action="store_true")
     parser.add_argument("--send_count", type=int, default=SEND_COUNT)
     parser.add_argument("--dp", action="store_true", help="a replicated (is_dp=True) table")
+    parser.add_argument("--ddr", action="store_true", help="DDR mode: a small device cache over host memory")
     parser.add_argument("--die_rank", type=int, default=-1, help="this rank SIGKILLs itself at --die_at")
     parser.add_argument("--die_at", type=int, default=5)
     args = parser.parse_args()
@@ -61,9 +63,11 @@ def main() -> None:
     config = init(use_dynamic=not args.static)
     rank, ranks = config.rank_id, config.rank_size
     local_b = GLOBAL_B // ranks
+    sparse_opt = lazy_adam.create_hash_optimizer(0.02)  # before the table: DDR mode makes its slots at creation
     table = create_table(tf.int64, D, "emb", tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=2),
-                         device_vocabulary_size=2 * POOL, all2all_gradients_op="sum_gradients_and_div_by_ranksize",
-                         is_dp=args.dp)
+                         device_vocabulary_size=DDR_DEVICE_ROWS if args.ddr else 2 * POOL,
+                         host_vocabulary_size=2 * POOL if args.ddr else 0,
+                         all2all_gradients_op="sum_gradients_and_div_by_ranksize", is_dp=args.dp)
     ids = tf.compat.v1.placeholder(tf.int64, [local_b, F])
     dense_x = tf.compat.v1.placeholder(tf.float32, [local_b, 3])
     labels = tf.compat.v1.placeholder(tf.float32, [local_b])
@@ -79,7 +83,6 @@ def main() -> None:
     dense_vars, sparse_vars = get_dense_and_sparse_variable()
     dense_opt = tf.compat.v1.train.AdamOptimizer(0.01)
     dense_grads = [(hccl_ops.allreduce(g, "mean"), v) for g, v in dense_opt.compute_gradients(loss, dense_vars)]
-    sparse_opt = lazy_adam.create_hash_optimizer(0.02)
     step = tf.compat.v1.train.get_or_create_global_step()
     train = tf.group(dense_opt.apply_gradients(dense_grads, global_step=step),
                      sparse_opt.apply_gradients(sparse_opt.compute_gradients(loss, sparse_vars)))
@@ -105,6 +108,7 @@ def main() -> None:
                 saver.save(sess, os.path.join(args.save, "model"), global_step=s + 1)
                 dump(os.path.join(args.out, f"saved_rank{rank}.npz"), collect(table, sess), [], ranks)
         dump(os.path.join(args.out, f"rank{rank}.npz"), collect(table, sess), losses, ranks)
+        print(f"rank {rank} telemetry {table.telemetry()}", flush=True)
     print(f"rank {rank} of {ranks} done: final loss {losses[-1]:.6f}", flush=True)
 
 

@@ -1,5 +1,7 @@
 """2 real ranks under horovodrun: sharded tables train exactly like one rank, checkpoints move between
 rank counts, and failures end the whole job with a clear message."""
+import re
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,16 @@ def test_replicated_table_trains_like_one_rank_with_identical_replicas(tmp_path)
         assert_same_tables(single, replica, atol=1e-5)
     for name in ("keys", "embeddings", "m", "v", "counts"):
         np.testing.assert_array_equal(replicas[0][name], replicas[1][name])
+
+
+def test_ddr_on_two_ranks_trains_like_hbm_on_one(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    run_job(JOB, [one], ranks=1)
+    proc = run_job(JOB, [two, "--ddr"], ranks=2)
+    swapped = [int(n) for n in re.findall(r"'swapped_out': (\d+)", proc.stdout)]
+    assert len(swapped) == 2 and min(swapped) > 0, f"the device caches never overflowed: {proc.stdout}"
+    a, b = merged_state(one), merged_state(two)
+    np.testing.assert_allclose(b["losses"], a["losses"], atol=1e-5, rtol=0)
+    assert_same_tables(a, b, atol=1e-5)
