@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Launch DCNv2: the repository's run.sh with MODEL=dcnv2.
+#
+#   bash run.sh SO_PATH PKG_PATH HCCL_JSON DATA_PATH [IP]
+#
+# DATA_PATH: Criteo TFRecords (train/, test/, meta.json) from tools/criteo/convert.py or
+# tools/criteo/synthetic.py. Extra flags go in MODEL_ARGS, e.g. MODEL_ARGS="--epochs 2 --batch_size 512".
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MODEL=dcnv2 exec bash "$HERE/../../run.sh" "$@"
