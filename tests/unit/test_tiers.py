@@ -35,11 +35,12 @@ def _session(**init_kwargs):
     terminate_config_initializer()
 
 
-def _train(host_rows=0, device_rows=20_000, steps=STEPS, restore=None, save=None):
+def _train(host_rows=0, device_rows=20_000, steps=STEPS, restore=None, save=None, ssd_rows=0, ssd_paths=None):
     ids_all, labels, w = _batches()
     opt = lazy_adam.create_hash_optimizer(0.02)
     table = create_table(tf.int64, D, "tiers", INIT, device_vocabulary_size=device_rows,
-                         host_vocabulary_size=host_rows)
+                         host_vocabulary_size=host_rows, ssd_vocabulary_size=ssd_rows,
+                         ssd_data_path=ssd_paths)
     ids = tf.compat.v1.placeholder(tf.int64, [B, F])
     y = tf.compat.v1.placeholder(tf.float32, [B])
     pred = tf.reduce_sum(sparse_lookup(table, ids) * w, axis=[1, 2])
@@ -80,9 +81,38 @@ def test_ddr_with_a_10_percent_cache_trains_exactly_like_hbm():
     assert stats["keys_device"] <= distinct // 10 and stats["keys_device"] + stats["keys_host"] == distinct
 
 
-@pytest.mark.parametrize("saved_in,restored_in", [("hbm", "ddr"), ("ddr", "hbm")])
-def test_checkpoints_move_between_hbm_and_ddr(tmp_path, saved_in, restored_in):
-    sizes = {"hbm": {}, "ddr": {"host_rows": 20_000, "device_rows": 800}}
+def test_ssd_mode_trains_exactly_like_hbm_filling_paths_in_order(tmp_path):
+    with _session():
+        hbm = _train()
+    distinct = hbm[1].shape[0]
+    paths = [tmp_path / "ssd0", tmp_path / "ssd1"]
+    for p in paths:
+        p.mkdir()
+    with _session():  # host 10%; the device holds two batches of distinct keys (2% would be less than one)
+        ssd = _train(host_rows=distinct // 10, device_rows=2 * B * F + 20, ssd_rows=distinct,
+                     ssd_paths=[str(p) for p in paths])
+        stats = ssd[3].telemetry()
+    np.testing.assert_allclose(ssd[0], hbm[0], atol=1e-6, rtol=0)
+    _assert_same(hbm, ssd)
+    assert stats["keys_ssd"] > distinct // 2 and stats["ssd_writes"] > 0 and stats["ssd_reads"] > 0
+    assert stats["keys_device"] + stats["keys_host"] + stats["keys_ssd"] == distinct
+    assert all(any(p.iterdir()) for p in paths), "both SSD paths were filled"
+
+
+def test_ssd_path_errors_name_the_table_and_path(tmp_path):
+    with _session():
+        lazy_adam.create_hash_optimizer(0.1)
+        with pytest.raises(ValueError, match=f"table 'bad_ssd': ssd_data_path '{tmp_path}/nope' does not exist"):
+            create_table(tf.int64, 4, "bad_ssd", INIT, device_vocabulary_size=10, host_vocabulary_size=10,
+                         ssd_vocabulary_size=10, ssd_data_path=[str(tmp_path / "nope")])
+        with pytest.raises(ValueError, match="ssd_vocabulary_size needs host_vocabulary_size"):
+            create_table(tf.int64, 4, "bad_ssd", INIT, device_vocabulary_size=10, ssd_vocabulary_size=10)
+
+
+@pytest.mark.parametrize("saved_in,restored_in", [("hbm", "ddr"), ("ddr", "hbm"), ("ssd", "hbm"), ("hbm", "ssd")])
+def test_checkpoints_move_between_tiers(tmp_path, saved_in, restored_in):
+    sizes = {"hbm": {}, "ddr": {"host_rows": 20_000, "device_rows": 800},
+             "ssd": {"host_rows": 300, "device_rows": 600, "ssd_rows": 20_000, "ssd_paths": [str(tmp_path)]}}
     with _session():
         saved = _train(steps=20, save=str(tmp_path / "m"), **sizes[saved_in])
     with _session():
@@ -90,10 +120,11 @@ def test_checkpoints_move_between_hbm_and_ddr(tmp_path, saved_in, restored_in):
     _assert_same(saved, restored, atol=0)
 
 
-def test_eviction_reaches_keys_on_the_host():
+def test_eviction_reaches_keys_on_the_host_and_on_ssd(tmp_path):
     with _session():
         opt = lazy_adam.create_hash_optimizer(0.1)
-        table = create_table(tf.int64, 4, "ev", INIT, device_vocabulary_size=4, host_vocabulary_size=100)
+        table = create_table(tf.int64, 4, "ev", INIT, device_vocabulary_size=4, host_vocabulary_size=2,
+                             ssd_vocabulary_size=100, ssd_data_path=str(tmp_path))
         ids = tf.compat.v1.placeholder(tf.int64, [None])
         stamp = tf.compat.v1.placeholder(tf.int64, [])
         tf.compat.v1.add_to_collection(ASCEND_TIMESTAMP, stamp)
@@ -101,11 +132,15 @@ def test_eviction_reaches_keys_on_the_host():
         train = opt.minimize(tf.reduce_sum(emb), var_list=[table.variable])
         with tf.compat.v1.train.MonitoredTrainingSession(hooks=[EvictHook(evict_step_interval=1)]) as sess:
             sess.run(train, {ids: [1, 2], stamp: 0})
-            sess.run(train, {ids: [3, 4], stamp: 5})  # 1 and 2 leave the device for the host
-            assert len(table.store.host) == 0 or table.store.host.contains(np.array([1, 2])).any() is not None
-            sess.run(train, {ids: [5, 6], stamp: 20})
-            assert not table.store.host.contains(np.array([1, 2])).any()
-            assert table.size() == 2 and table.telemetry()["evictions"] == 4
+            sess.run(train, {ids: [3, 4], stamp: 1})
+            sess.run(train, {ids: [5, 6], stamp: 2})  # 1, 2 go to the host, then down to SSD
+            sess.run(train, {ids: [7, 8], stamp: 3})
+            assert table.store.ssd.contains(np.array([1, 2])).all()
+            assert table.store.host.contains(np.array([3, 4])).all()
+            sess.run(train, {ids: [9, 10], stamp: 20})  # everything but 9, 10 is now stale
+            for tier in (table.store.host, table.store.ssd):
+                assert not tier.contains(np.arange(1, 9)).any()
+            assert table.size() == 2 and table.telemetry()["evictions"] == 8
 
 
 def test_ddr_errors_name_the_table_and_the_size_to_set():

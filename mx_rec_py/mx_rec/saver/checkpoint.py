@@ -35,7 +35,8 @@ def _write_shard(path: str, state: TableState) -> None:
 
 
 def _table_entry(table: EmbeddingTable, state: TableState) -> dict:
-    return {"dim": table.dim, "is_dp": table.config.is_dp, "key_dtype": table.key_dtype.name, "value_dtype": table.value_dtype.name,
+    return {"dim": table.dim, "is_dp": table.config.is_dp, "key_dtype": table.key_dtype.name,
+            "value_dtype": table.value_dtype.name,
             "slots": sorted(state.slots), "key_count": int(state.keys.shape[0]),
             "stat_key_count": int(state.stat_keys.shape[0])}
 
@@ -70,6 +71,7 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
     config = ConfigInitializer.get_instance()
     final = layout.sparse_dir(prefix)
     single = config.rank_size == 1
+    # several ranks share one temporary directory, so its name must not depend on the process
     tmp = f"{final}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}" if single else f"{final}.tmp-{config.rank_size}ranks"
     tables = saved_tables()
     try:

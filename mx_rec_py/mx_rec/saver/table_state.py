@@ -61,7 +61,7 @@ def collect(table: EmbeddingTable, session) -> TableState:
     embeddings = values[0][rows]
     slots = {slot_key(*n): v[rows] for n, v in zip(names, values[1:])}
     if table.tiered:  # rows on the host are full width: embedding, then the slots in slot order
-        host_keys, full = table.store.host.items()
+        host_keys, full = table.store.lower_items()
         keys = np.concatenate([keys, host_keys])
         embeddings = np.concatenate([embeddings, full[:, :table.dim]])
         for i, n in enumerate(names, start=1):

@@ -25,7 +25,7 @@ class HostStore:
         self.width = width
         self.index = HashIndex(self.capacity, initial_slots=min(2 * self.capacity, 1 << 16))
         self.values = np.zeros((min(self.capacity, 4096), width), dtype=dtype)
-        self.hits = np.zeros(self.values.shape[0], dtype=np.int64)  # uses while on the host (LFU for SSD)
+        self.freq = np.zeros(self.values.shape[0], dtype=np.int64)  # accesses so far (LFU demotion to SSD)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -34,16 +34,22 @@ class HostStore:
         """bool [K]: which keys are held here."""
         return self.index.lookup(keys) >= 0
 
-    def take(self, keys: np.ndarray) -> np.ndarray:
-        """Remove keys (all must be held) and return their rows [K, width]."""
+    def take(self, keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Remove keys (all must be held); returns their rows [K, width] and access counts [K]."""
         slots = self.index.lookup(keys)
-        values = self.values[slots].copy()
+        values, freq = self.values[slots].copy(), self.freq[slots].copy()
         self.index.remove(keys)
-        self.hits[slots] = 0
-        return values
+        return values, freq
 
-    def put(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """Hold distinct, absent keys with their rows [K, width].
+    def least_used(self, n: int) -> np.ndarray:
+        """The ``n`` held keys with the fewest accesses (int64 [n])."""
+        keys, slots = self.index.items()
+        if n >= keys.shape[0]:
+            return keys
+        return keys[np.argpartition(self.freq[slots], n - 1)[:n]]
+
+    def put(self, keys: np.ndarray, values: np.ndarray, freq=None) -> None:
+        """Hold distinct, absent keys with their rows [K, width] (and access counts [K]).
 
         Raises:
             HostFullError: they do not fit; nothing changes.
@@ -53,11 +59,11 @@ class HostStore:
         slots, _ = self.index.lookup_or_insert(keys)
         self._grow(self.index.rows_reserved)
         self.values[slots] = values
+        self.freq[slots] = 1 if freq is None else freq
 
     def remove(self, keys: np.ndarray) -> None:
         """Drop keys if held."""
-        slots = self.index.remove(keys)
-        self.hits[slots] = 0
+        self.index.remove(keys)
 
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
         """(keys int64 [K], rows [K, width])."""
@@ -76,4 +82,4 @@ class HostStore:
         size = min(size, self.capacity)
         extra = size - self.values.shape[0]
         self.values = np.concatenate([self.values, np.zeros((extra, self.width), self.values.dtype)])
-        self.hits = np.concatenate([self.hits, np.zeros(extra, np.int64)])
+        self.freq = np.concatenate([self.freq, np.zeros(extra, np.int64)])

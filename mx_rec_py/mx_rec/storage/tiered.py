@@ -1,4 +1,4 @@
-"""Device cache over a host tier (DDR mode): the device variable holds the hot rows.
+"""Device cache over a host tier (DDR mode) and optionally SSD: the device variable holds the hot rows.
 
 Per lookup (the table's lookups run one at a time, inside its CriticalSection):
 - keys already on the device are hits;
@@ -7,15 +7,18 @@ Per lookup (the table's lookups run one at a time, inside its CriticalSection):
   the rows of its latest batch until its next one) are swapped out: the graph reads them (and their
   slots) from the device and hands them to :meth:`accept_swapped_out` before the swap-ins overwrite them.
 Optimizer slots travel with their rows: host rows are full width (embedding, then each slot).
+With an SSD tier, the host's least frequently used rows move down to RocksDB when the host is full,
+and come back to the device on use.
 """
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from mx_rec.key_process.hash_index import HashIndex
 from mx_rec.storage.base import Placement
 from mx_rec.storage.host import HostFullError, HostStore
+from mx_rec.storage.ssd import SsdStore
 
 
 @dataclass
@@ -43,7 +46,8 @@ class TieredStore:
     """
 
     def __init__(self, table_name: str, device_rows: int, host_rows: int, dim: int,
-                 full_initial_rows: Callable[[np.ndarray], np.ndarray], width: int, value_dtype=np.float32) -> None:
+                 full_initial_rows: Callable[[np.ndarray], np.ndarray], width: int, value_dtype=np.float32,
+                 ssd: Optional[SsdStore] = None) -> None:
         self.table_name = table_name
         self.dim = dim
         self.width = width
@@ -51,23 +55,26 @@ class TieredStore:
         self.device = HashIndex(device_rows, initial_slots=min(2 * device_rows, 1 << 16))
         self.row_key = np.full(device_rows, -1, dtype=np.int64)
         self.last_used = np.zeros(device_rows, dtype=np.int64)
+        self.freq = np.zeros(device_rows, dtype=np.int64)
         self.host = HostStore(host_rows, width, value_dtype)
+        self.ssd = ssd
         self.full_initial_rows = full_initial_rows
         self.value_dtype = value_dtype
         self.pins: Dict[int, np.ndarray] = {}
         self.clock = 0
         self.counters = TierCounters()
         self._outgoing = np.empty(0, np.int64)
+        self._outgoing_freq = np.empty(0, np.int64)
 
     @property
     def padding_row(self) -> int:
         return self.rows
 
     def size(self) -> int:
-        return len(self.device) + len(self.host)
+        return len(self.device) + len(self.host) + (len(self.ssd) if self.ssd is not None else 0)
 
     def capacity(self) -> int:
-        return self.rows + self.host.capacity
+        return self.rows + self.host.capacity + (self.ssd.capacity if self.ssd is not None else 0)
 
     def _pinned(self, lookup_id: int) -> np.ndarray:
         mask = np.zeros(self.rows, dtype=bool)
@@ -90,9 +97,12 @@ class TieredStore:
         absent = rows < 0
         in_host = np.zeros(keys.shape[0], dtype=bool)
         in_host[absent] = self.host.contains(keys[absent])
+        in_ssd = np.zeros(keys.shape[0], dtype=bool)
+        if self.ssd is not None:
+            in_ssd[absent & ~in_host] = self.ssd.contains(keys[absent & ~in_host])
         allowed = insert if isinstance(insert, np.ndarray) else np.full(keys.shape[0], bool(insert))
-        new = absent & ~in_host & allowed
-        incoming = in_host | new
+        new = absent & ~in_host & ~in_ssd & allowed
+        incoming = in_host | in_ssd | new
         n_in = int(incoming.sum())
         pinned = self._pinned(lookup_id)
         pinned[rows[~absent]] = True
@@ -111,21 +121,37 @@ class TieredStore:
             order = np.argpartition(self.last_used[candidates], n_victims - 1)[:n_victims]
             victims = candidates[order]
         victim_keys = self.row_key[victims]
-        if len(self.host) - int(in_host.sum()) + victims.shape[0] > self.host.capacity:
-            raise RuntimeError(f"table '{self.table_name}' is full: the host tier holds {self.host.capacity} keys; "
-                               "raise host_vocabulary_size (or add an SSD tier)")
+        host_after = len(self.host) - int(in_host.sum()) + victims.shape[0]
+        overflow = max(0, host_after - self.host.capacity)
+        ssd_room = (self.ssd.capacity - len(self.ssd) + int(in_ssd.sum())) if self.ssd is not None else 0
+        if overflow > ssd_room:
+            advice = ("; raise host_vocabulary_size (or add an SSD tier)" if self.ssd is None else
+                      f" and the SSD tier {self.ssd.capacity}; raise ssd_vocabulary_size")
+            raise RuntimeError(f"table '{self.table_name}' is full: the host tier holds {self.host.capacity} keys"
+                               + advice)
         incoming_keys = keys[incoming]
         values = np.empty((n_in, self.width), dtype=self.value_dtype)
-        from_host = in_host[incoming]
-        values[from_host] = self.host.take(incoming_keys[from_host])
-        values[~from_host] = self.full_initial_rows(incoming_keys[~from_host])
+        freq = np.ones(n_in, dtype=np.int64)
+        from_host, from_ssd = in_host[incoming], in_ssd[incoming]
+        values[from_host], freq[from_host] = self.host.take(incoming_keys[from_host])
+        if from_ssd.any():
+            values[from_ssd] = self.ssd.take(incoming_keys[from_ssd])
+        fresh = ~from_host & ~from_ssd
+        values[fresh] = self.full_initial_rows(incoming_keys[fresh])
+        if overflow:  # make room on the host: its least frequently used rows go down to SSD
+            demoted = self.host.least_used(overflow)
+            demoted_values, _ = self.host.take(demoted)
+            self.ssd.put(demoted, demoted_values)
         self.device.remove(victim_keys)
         self.row_key[victims] = -1
+        self._outgoing_freq = self.freq[victims]
         new_rows, _ = self.device.lookup_or_insert(incoming_keys)
         rows[incoming] = new_rows
         self.row_key[new_rows] = incoming_keys
+        self.freq[new_rows] = freq
         placed = rows >= 0
         self.last_used[rows[placed]] = self.clock
+        self.freq[rows[placed]] += 1
         self.pins[lookup_id] = rows[placed]
         self._outgoing = victim_keys
         c = self.counters
@@ -133,8 +159,9 @@ class TieredStore:
         c.keys += keys.shape[0]
         c.device_hits += int((~absent).sum())
         c.host_hits += int(in_host.sum())
+        c.extra["ssd_hits"] = c.extra.get("ssd_hits", 0) + int(in_ssd.sum())
         c.new_keys += int(new.sum())
-        c.swapped_in += int(in_host.sum())
+        c.swapped_in += int(in_host.sum() + in_ssd.sum())
         c.swapped_out += int(victims.shape[0])
         placement = Placement(rows, new_rows, values)
         placement.swap_out_rows = victims
@@ -143,7 +170,7 @@ class TieredStore:
     def accept_swapped_out(self, values: np.ndarray) -> None:
         """The device rows [V, width] the last plan swapped out, read by the graph before being overwritten."""
         try:
-            self.host.put(self._outgoing, values)
+            self.host.put(self._outgoing, values, self._outgoing_freq)
         except HostFullError as err:
             raise RuntimeError(f"table '{self.table_name}': host tier full: {err}") from None
         self._outgoing = np.empty(0, np.int64)
@@ -153,12 +180,16 @@ class TieredStore:
         freed = self.device.remove(keys)
         self.row_key[freed] = -1
         self.host.remove(keys)
+        if self.ssd is not None:
+            self.ssd.remove(keys)
         return freed
 
     def clear(self) -> None:
         self.device.clear()
         self.row_key[:] = -1
         self.host.clear()
+        if self.ssd is not None:
+            self.ssd.clear()
         self.pins.clear()
 
     def confirm_written(self, rows: np.ndarray) -> None:
@@ -171,10 +202,20 @@ class TieredStore:
         return self.device.items()
 
     def load(self, keys: np.ndarray, full_rows: np.ndarray) -> None:
-        """Restore: every key goes to the host tier (they come to the device on use)."""
+        """Restore: keys fill the host tier, the rest goes to SSD; they come to the device on use."""
         self.clear()
-        try:
-            self.host.put(keys, full_rows)
-        except HostFullError as err:
-            raise RuntimeError(f"table '{self.table_name}' cannot hold the checkpoint's keys: {err}; "
-                               "raise host_vocabulary_size") from None
+        on_host = min(keys.shape[0], self.host.capacity)
+        if keys.shape[0] - on_host > (self.ssd.capacity if self.ssd is not None else 0):
+            raise RuntimeError(f"table '{self.table_name}' cannot hold the checkpoint's {keys.shape[0]} keys in its "
+                               "host and SSD tiers; raise host_vocabulary_size or ssd_vocabulary_size")
+        self.host.put(keys[:on_host], full_rows[:on_host])
+        if on_host < keys.shape[0]:
+            self.ssd.put(keys[on_host:], full_rows[on_host:])
+
+    def lower_items(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Keys and full-width rows of the host and SSD tiers (for checkpoints)."""
+        keys, rows = self.host.items()
+        if self.ssd is not None and len(self.ssd) > 0:
+            ssd_keys, ssd_rows = self.ssd.items()
+            keys, rows = np.concatenate([keys, ssd_keys]), np.concatenate([rows, ssd_rows])
+        return keys, rows

@@ -2,6 +2,7 @@
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.storage.ssd import check_paths
 from mx_rec.tables.config import make_table_config
 from mx_rec.tables.table import EmbeddingTable
 
@@ -17,9 +18,12 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
             a key's initial row depends only on (name, key, initializer).
         device_vocabulary_size: rows on the device, over all ranks (with ``init(use_dynamic_expansion=True)``
             the table instead starts small and grows in chunks as keys arrive, without limit).
-        host_vocabulary_size / ssd_vocabulary_size / ssd_data_path: lower tiers (not supported yet: must be 0).
+        host_vocabulary_size: DDR mode when > 0: the device rows become a cache over this many host rows.
+        ssd_vocabulary_size / ssd_data_path: SSD mode when > 0 (needs DDR): RocksDB under these paths,
+            filled in order, takes the host's least frequently used rows.
         is_save: include in checkpoints. is_dp: replicate on every rank instead of sharding
-            (for small tables: no all-to-all, the batch's keys are all-gathered and gradients all-reduced). init_param: multiplies initial values.
+            (for small tables: no all-to-all; the batch's keys are all-gathered, gradients all-reduced).
+        init_param: multiplies initial values.
         all2all_gradients_op: "sum_gradients" or "sum_gradients_and_div_by_ranksize".
         value_dtype: tf.float32 or tf.float64.
 
@@ -33,7 +37,7 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
     if name in config.tables:
         raise ValueError(f"table '{name}' already exists; table names must be unique")
     if table_config.ssd_vocabulary_size:
-        raise NotImplementedError(f"table '{name}': the SSD tier (ssd_vocabulary_size > 0) is not supported yet")
+        check_paths(name, table_config.ssd_data_path)
     tiered = table_config.host_vocabulary_size > 0
     if tiered and not config.hash_optimizers:
         raise ValueError(f"table '{name}': DDR mode (host_vocabulary_size > 0) needs the hash optimizer created "
@@ -47,5 +51,5 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
         for optimizer in config.hash_optimizers:
             with tf.init_scope():
                 optimizer._create_slots([table.variable])  # slots now, so lookups can swap them
-        table.enable_tiers()
+        table.enable_tiers(config.rank_id)
     return table

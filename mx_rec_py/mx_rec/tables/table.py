@@ -10,6 +10,7 @@ from mx_rec.key_process.batch_plan import BatchPlan, plan_batch
 from mx_rec.key_process.key_stats import KeyStats
 from mx_rec.key_process.lifecycle import Lifecycle
 from mx_rec.storage.device import DeviceStore
+from mx_rec.storage.ssd import SsdStore
 from mx_rec.storage.tiered import TieredStore
 from mx_rec.tables.config import TableConfig
 from mx_rec.tables.initializers import initial_rows, parse_initializer
@@ -37,6 +38,7 @@ class EmbeddingTable:
         self.init_spec = parse_initializer(config.emb_initializer, config.table_name, config.init_param)
         shard_rows = math.ceil(config.device_vocabulary_size / rank_size)
         self.host_rows = math.ceil(config.host_vocabulary_size / rank_size)
+        self.ssd_rows = math.ceil(config.ssd_vocabulary_size / rank_size)
         self.tiered = self.host_rows > 0
         self.expandable = expandable
         self.store = DeviceStore(config.table_name, shard_rows, config.dim, self.init_spec,
@@ -112,17 +114,24 @@ class EmbeddingTable:
         parts += [np.full((keys.shape[0], self.dim), self.slots[name][1], dtype) for name in self.slot_order()]
         return np.concatenate(parts, axis=1)
 
-    def enable_tiers(self) -> None:
-        """DDR mode: the device variable becomes a cache over host memory. Slots must exist already."""
+    def enable_tiers(self, rank: int = 0) -> None:
+        """DDR/SSD mode: the device variable becomes a cache over host memory (and SSD). Slots must exist."""
         width = self.dim * (1 + len(self.slots))
+        dtype = self.value_dtype.as_numpy_dtype
+        ssd = None
+        if self.ssd_rows:
+            ssd = SsdStore(self.table_name, self.config.ssd_data_path, self.ssd_rows, width, dtype, rank)
         self.store = TieredStore(self.table_name, self.store.rows, self.host_rows, self.dim, self.full_initial_rows,
-                                 width, self.value_dtype.as_numpy_dtype)
+                                 width, dtype, ssd)
         self.frozen_slots = set(self.slots)
 
     def telemetry(self) -> Dict[str, float]:
         """Counters of this shard: keys per tier, hit rates, swaps, admission rejections, evictions."""
+        ssd = self.store.ssd if self.tiered else None
         out = {"keys_device": len(self.store.device) if self.tiered else self.store.size(),
                "keys_host": len(self.store.host) if self.tiered else 0,
+               "keys_ssd": len(ssd) if ssd is not None else 0, "ssd_reads": ssd.reads if ssd is not None else 0,
+               "ssd_writes": ssd.writes if ssd is not None else 0,
                "admission_rejections": self.rejections, "evictions": self.evictions}
         if self.tiered:
             c = self.store.counters

@@ -1,0 +1,131 @@
+"""The SSD tier: full-width rows demoted from the host tier, in RocksDB (rocksdict) files.
+
+Each rank keeps one database per path of ``ssd_data_path`` (``<path>/mxrec_<table>_rank<r>``), and
+paths fill in the order given, each up to its share of ``ssd_vocabulary_size``. The databases are
+a cache of the live table: they start empty (checkpoints are what persists).
+"""
+import math
+import os
+from typing import Sequence, Tuple
+
+import numpy as np
+from rocksdict import Options, Rdict, WriteBatch
+
+from mx_rec.key_process.hash_index import HashIndex
+
+
+def check_paths(table_name: str, paths: Sequence[str]) -> None:
+    """Raises ValueError naming the table and the path when one does not exist or is not writable."""
+    for path in paths:
+        if not os.path.isdir(path):
+            raise ValueError(f"table '{table_name}': ssd_data_path {path!r} does not exist or is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"table '{table_name}': ssd_data_path {path!r} is not writable")
+
+
+class SsdStore:
+    """Keys -> full-width rows on SSD, up to ``capacity`` keys over ``paths``.
+
+    Args:
+        table_name: for messages and file names. paths: directories, filled in order.
+        capacity: most keys held. width: values per row. dtype: numpy dtype. rank: this process's rank.
+    """
+
+    def __init__(self, table_name: str, paths: Sequence[str], capacity: int, width: int, dtype, rank: int) -> None:
+        check_paths(table_name, paths)
+        self.table_name = table_name
+        self.capacity = int(capacity)
+        self.share = math.ceil(self.capacity / len(paths))
+        self.width = width
+        self.dtype = np.dtype(dtype)
+        self.paths = [os.path.join(p, f"mxrec_{table_name}_rank{rank}") for p in paths]
+        self.dbs = []
+        for path in self.paths:
+            Rdict.destroy(path)  # a cache of the live table: start empty
+            self.dbs.append(Rdict(path, Options(raw_mode=True)))
+        self.where = HashIndex(self.capacity, initial_slots=1024)
+        self.db_of_slot = np.zeros(min(self.capacity, 4096), dtype=np.int8)
+        self.held = np.zeros(len(paths), dtype=np.int64)
+        self.reads = 0
+        self.writes = 0
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        return self.where.lookup(keys) >= 0
+
+    def put(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Store distinct absent keys' rows [K, width], filling the paths in order.
+
+        Raises:
+            RuntimeError: the tier is full (naming ``ssd_vocabulary_size``) or RocksDB failed (naming the path).
+        """
+        if len(self.where) + keys.shape[0] > self.capacity:
+            raise RuntimeError(f"table '{self.table_name}' is full: the SSD tier holds {self.capacity} keys; "
+                               "raise ssd_vocabulary_size")
+        slots, _ = self.where.lookup_or_insert(np.ascontiguousarray(keys, dtype=np.int64))
+        self._grow(self.where.rows_reserved)
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        start = 0
+        for db_index, db in enumerate(self.dbs):
+            room = self.share - int(self.held[db_index])
+            if room <= 0 or start == keys.shape[0]:
+                continue
+            end = min(keys.shape[0], start + room)
+            batch = WriteBatch(raw_mode=True)
+            for k, v in zip(keys[start:end].tolist(), values[start:end]):
+                batch.put(k.to_bytes(8, "little", signed=True), v.tobytes())
+            try:
+                db.write(batch)
+            except Exception as err:  # RocksDB reports I/O errors (a full disk) as generic exceptions
+                self.where.remove(keys[start:])
+                raise RuntimeError(f"table '{self.table_name}': writing the SSD tier at {self.paths[db_index]} "
+                                   f"failed: {err}") from None
+            self.db_of_slot[slots[start:end]] = db_index
+            self.held[db_index] += end - start
+            start = end
+        self.writes += keys.shape[0]
+
+    def take(self, keys: np.ndarray) -> np.ndarray:
+        """Read and drop held keys; returns their rows [K, width]."""
+        values = self._read(keys)
+        self.remove(keys)
+        return values
+
+    def _read(self, keys: np.ndarray) -> np.ndarray:
+        slots = self.where.lookup(keys)
+        out = np.empty((keys.shape[0], self.width), dtype=self.dtype)
+        for db_index, db in enumerate(self.dbs):
+            mine = np.flatnonzero(self.db_of_slot[slots] == db_index)
+            if mine.size:
+                raw = db.get([int(k).to_bytes(8, "little", signed=True) for k in keys[mine].tolist()])
+                out[mine] = np.frombuffer(b"".join(raw), dtype=self.dtype).reshape(mine.size, self.width)
+        self.reads += keys.shape[0]
+        return out
+
+    def remove(self, keys: np.ndarray) -> None:
+        """Drop keys if held."""
+        slots = self.where.lookup(keys)
+        held = slots >= 0
+        for db_index, db in enumerate(self.dbs):
+            mine = held & (self.db_of_slot[np.maximum(slots, 0)] == db_index)
+            for k in keys[mine].tolist():
+                db.delete(k.to_bytes(8, "little", signed=True))
+            self.held[db_index] -= int(mine.sum())
+        self.where.remove(keys[held])
+
+    def items(self) -> Tuple[np.ndarray, np.ndarray]:
+        keys, _ = self.where.items()
+        return keys, self._read(keys)
+
+    def clear(self) -> None:
+        keys, _ = self.where.items()
+        self.remove(keys)
+
+    def _grow(self, needed: int) -> None:
+        size = self.db_of_slot.shape[0]
+        if needed > size:
+            while size < needed:
+                size *= 2
+            self.db_of_slot = np.concatenate([self.db_of_slot, np.zeros(size - self.db_of_slot.shape[0], np.int8)])
