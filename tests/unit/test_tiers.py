@@ -161,3 +161,24 @@ def test_ddr_errors_name_the_table_and_the_size_to_set():
             sess.run(emb, {ids: [4, 5, 6]})
             with pytest.raises(tf.errors.OpError, match="table 'tiny' is full.*host_vocabulary_size"):
                 sess.run(emb, {ids: [7, 8, 9]})
+
+
+def test_telemetry_is_logged_and_written_as_tensorboard_scalars(tmp_path):
+    from mx_rec.tables.telemetry import TelemetryHook, telemetry
+    with _session():
+        opt = lazy_adam.create_hash_optimizer(0.1)
+        table = create_table(tf.int64, 4, "tele", INIT, device_vocabulary_size=6, host_vocabulary_size=100)
+        ids = tf.compat.v1.placeholder(tf.int64, [None])
+        step = tf.compat.v1.train.get_or_create_global_step()
+        train = opt.minimize(tf.reduce_sum(sparse_lookup(table, ids)), var_list=[table.variable], global_step=step)
+        hook = TelemetryHook(every_n_steps=2, output_dir=str(tmp_path))
+        with tf.compat.v1.train.MonitoredTrainingSession(hooks=[hook]) as sess:
+            for batch in ([1, 2, 3], [4, 5, 6], [1, 7, 8], [2, 3, 9]):
+                sess.run(train, {ids: batch})
+        counters = telemetry()["tele"]
+    assert counters["swapped_out"] > 0 and counters["keys_device"] + counters["keys_host"] == 9
+    events = [e for f in tmp_path.glob("events.out.tfevents.*") for e in tf.compat.v1.train.summary_iterator(str(f))]
+    written = {(e.step, v.tag): v.simple_value for e in events for v in e.summary.value}
+    assert {s for s, _ in written} == {2, 4}
+    assert written[(4, "mx_rec/tele/swapped_out")] == counters["swapped_out"]
+    assert (4, "mx_rec/tele/device_hit_rate") in written and (4, "mx_rec/tele/admission_rejections") in written
