@@ -74,8 +74,11 @@ class SsdStore:
                 continue
             end = min(keys.shape[0], start + room)
             batch = WriteBatch(raw_mode=True)
-            for k, v in zip(keys[start:end].tolist(), values[start:end]):
-                batch.put(k.to_bytes(8, "little", signed=True), v.tobytes())
+            key_bytes = keys[start:end].astype("<i8").tobytes()
+            row_bytes = values[start:end].tobytes()
+            row_size = self.width * self.dtype.itemsize
+            for i in range(end - start):
+                batch.put(key_bytes[8 * i:8 * i + 8], row_bytes[row_size * i:row_size * (i + 1)])
             try:
                 db.write(batch)
             except Exception as err:  # RocksDB reports I/O errors (a full disk) as generic exceptions
@@ -88,9 +91,12 @@ class SsdStore:
         self.writes += keys.shape[0]
 
     def take(self, keys: np.ndarray) -> np.ndarray:
-        """Read and drop held keys; returns their rows [K, width]."""
+        """Read and drop held keys; returns their rows [K, width]. Only the in-memory index forgets them
+        (the stale RocksDB entries are overwritten when the keys come back); eviction deletes for real."""
         values = self._read(keys)
-        self.remove(keys)
+        slots = self.where.lookup(keys)
+        np.subtract.at(self.held, self.db_of_slot[slots], 1)
+        self.where.remove(keys)
         return values
 
     def _read(self, keys: np.ndarray) -> np.ndarray:
@@ -99,7 +105,8 @@ class SsdStore:
         for db_index, db in enumerate(self.dbs):
             mine = np.flatnonzero(self.db_of_slot[slots] == db_index)
             if mine.size:
-                raw = db.get([int(k).to_bytes(8, "little", signed=True) for k in keys[mine].tolist()])
+                key_bytes = keys[mine].astype("<i8").tobytes()
+                raw = db.get([key_bytes[8 * i:8 * i + 8] for i in range(mine.size)])
                 out[mine] = np.frombuffer(b"".join(raw), dtype=self.dtype).reshape(mine.size, self.width)
         self.reads += keys.shape[0]
         return out

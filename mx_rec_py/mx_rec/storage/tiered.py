@@ -4,8 +4,9 @@ Per lookup (the table's lookups run one at a time, inside its CriticalSection):
 - keys already on the device are hits;
 - keys on the host are swapped in, new keys get their initial row; both need free device rows;
 - when rows run out, the least recently used rows that no lookup is still using (each lookup pins
-  the rows of its latest batch until its next one) are swapped out: the graph reads them (and their
-  slots) from the device and hands them to :meth:`accept_swapped_out` before the swap-ins overwrite them.
+  the rows of its latest batch until its next one) are swapped out, a few percent of the cache at a
+  time: the graph reads them (and their slots) from the device and hands them to
+  :meth:`accept_swapped_out` before the swap-ins overwrite them.
 Optimizer slots travel with their rows: host rows are full width (embedding, then each slot).
 With an SSD tier, the host's least frequently used rows move down to RocksDB when the host is full,
 and come back to the device on use.
@@ -61,6 +62,7 @@ class TieredStore:
         self.full_initial_rows = full_initial_rows
         self.value_dtype = value_dtype
         self.pins: Dict[int, np.ndarray] = {}
+        self.pin_count = np.zeros(device_rows, dtype=np.int32)  # lookups whose latest batch uses each row
         self.clock = 0
         self.counters = TierCounters()
         self._outgoing = np.empty(0, np.int64)
@@ -76,12 +78,24 @@ class TieredStore:
     def capacity(self) -> int:
         return self.rows + self.host.capacity + (self.ssd.capacity if self.ssd is not None else 0)
 
-    def _pinned(self, lookup_id: int) -> np.ndarray:
-        mask = np.zeros(self.rows, dtype=bool)
-        for other, rows in self.pins.items():
-            if other != lookup_id:
-                mask[rows] = True
-        return mask
+    def _unpin(self, lookup_id: int) -> None:
+        """A lookup's previous batch is done (its step completed before this plan): release its rows."""
+        old = self.pins.pop(lookup_id, None)
+        if old is not None:
+            self.pin_count[old] -= 1
+
+    def _choose_victims(self, needed: int, batch_rows: np.ndarray) -> np.ndarray:
+        """``needed`` or more least-recently-used rows no lookup uses (bulk: at least 5% of the cache, so
+        the scan over the cache runs once every few steps rather than every step)."""
+        usable = (self.row_key >= 0) & (self.pin_count == 0)
+        usable[batch_rows] = False
+        candidates = np.flatnonzero(usable)
+        if needed > candidates.shape[0]:
+            return None
+        n = min(candidates.shape[0], max(needed, self.rows // 20))
+        if n < candidates.shape[0]:
+            candidates = candidates[np.argpartition(self.last_used[candidates], n - 1)[:n]]
+        return candidates
 
     def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray], lookup_id: int = 0) -> Placement:
         """Place distinct keys int64 [U] on the device; see the module docstring.
@@ -104,22 +118,17 @@ class TieredStore:
         new = absent & ~in_host & ~in_ssd & allowed
         incoming = in_host | in_ssd | new
         n_in = int(incoming.sum())
-        pinned = self._pinned(lookup_id)
-        pinned[rows[~absent]] = True
+        self._unpin(lookup_id)
         free = self.rows - len(self.device)
-        n_victims = max(0, n_in - free)
-        evictable = len(self.device) - int(pinned[self.row_key >= 0].sum())
-        if n_victims > evictable:
-            raise RuntimeError(
-                f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this batch's "
-                f"{int((~absent).sum()) + n_in} distinct keys beside the {int(pinned.sum()) - int((~absent).sum())} "
-                f"rows other lookups still use; set device_vocabulary_size to at least 2 batches of distinct keys "
-                f"(>= {2 * (int((~absent).sum()) + n_in)} per rank)")
         victims = np.empty(0, np.int64)
-        if n_victims:
-            candidates = np.flatnonzero((self.row_key >= 0) & ~pinned)
-            order = np.argpartition(self.last_used[candidates], n_victims - 1)[:n_victims]
-            victims = candidates[order]
+        if n_in > free:
+            victims = self._choose_victims(n_in - free, rows[~absent])
+            if victims is None:
+                batch = int((~absent).sum()) + n_in
+                raise RuntimeError(
+                    f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this batch's {batch} "
+                    f"distinct keys beside the rows other lookups still use; set device_vocabulary_size to at least "
+                    f"2 batches of distinct keys (>= {2 * batch} per rank)")
         victim_keys = self.row_key[victims]
         host_after = len(self.host) - int(in_host.sum()) + victims.shape[0]
         overflow = max(0, host_after - self.host.capacity)
@@ -138,8 +147,9 @@ class TieredStore:
             values[from_ssd] = self.ssd.take(incoming_keys[from_ssd])
         fresh = ~from_host & ~from_ssd
         values[fresh] = self.full_initial_rows(incoming_keys[fresh])
-        if overflow:  # make room on the host: its least frequently used rows go down to SSD
-            demoted = self.host.least_used(overflow)
+        if overflow:  # make room on the host: its least frequently used rows go down to SSD (in bulk)
+            bulk = min(max(overflow, self.host.capacity // 20), ssd_room, len(self.host))
+            demoted = self.host.least_used(max(bulk, overflow))
             demoted_values, _ = self.host.take(demoted)
             self.ssd.put(demoted, demoted_values)
         self.device.remove(victim_keys)
@@ -153,6 +163,7 @@ class TieredStore:
         self.last_used[rows[placed]] = self.clock
         self.freq[rows[placed]] += 1
         self.pins[lookup_id] = rows[placed]
+        self.pin_count[rows[placed]] += 1
         self._outgoing = victim_keys
         c = self.counters
         c.lookups += 1
@@ -191,6 +202,7 @@ class TieredStore:
         if self.ssd is not None:
             self.ssd.clear()
         self.pins.clear()
+        self.pin_count[:] = 0
 
     def confirm_written(self, rows: np.ndarray) -> None:
         """Writes happen inside the lookup's critical section; nothing is pending."""
