@@ -29,6 +29,7 @@ from mx_rec.util.variable import get_dense_and_sparse_variable  # noqa: E402
 
 GLOBAL_B, F, D, POOL, SEND_COUNT = 64, 4, 8, 600, 160
 DDR_DEVICE_ROWS = 160  # over all ranks: ~80 per rank, for ~150 admitted keys per rank
+SSD_HOST_ROWS = 60  # over all ranks: the host holds ~30 keys per rank, the rest goes to RocksDB
 tf.compat.v1.disable_eager_execution()
 
 
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--send_count", type=int, default=SEND_COUNT)
     parser.add_argument("--dp", action="store_true", help="a replicated (is_dp=True) table")
     parser.add_argument("--ddr", action="store_true", help="DDR mode: a small device cache over host memory")
+    parser.add_argument("--ssd", help="SSD mode with RocksDB under this folder (device and host caches both small)")
     parser.add_argument("--die_rank", type=int, default=-1, help="this rank SIGKILLs itself at --die_at")
     parser.add_argument("--die_at", type=int, default=5)
     args = parser.parse_args()
@@ -65,8 +67,9 @@ def main() -> None:
     local_b = GLOBAL_B // ranks
     sparse_opt = lazy_adam.create_hash_optimizer(0.02)  # before the table: DDR mode makes its slots at creation
     table = create_table(tf.int64, D, "emb", tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=2),
-                         device_vocabulary_size=DDR_DEVICE_ROWS if args.ddr else 2 * POOL,
-                         host_vocabulary_size=2 * POOL if args.ddr else 0,
+                         device_vocabulary_size=DDR_DEVICE_ROWS if (args.ddr or args.ssd) else 2 * POOL,
+                         host_vocabulary_size=SSD_HOST_ROWS if args.ssd else (2 * POOL if args.ddr else 0),
+                         ssd_vocabulary_size=2 * POOL if args.ssd else 0, ssd_data_path=args.ssd,
                          all2all_gradients_op="sum_gradients_and_div_by_ranksize", is_dp=args.dp)
     ids = tf.compat.v1.placeholder(tf.int64, [local_b, F])
     dense_x = tf.compat.v1.placeholder(tf.float32, [local_b, 3])

@@ -73,14 +73,18 @@ def test_replicated_table_trains_like_one_rank_with_identical_replicas(tmp_path)
         np.testing.assert_array_equal(replicas[0][name], replicas[1][name])
 
 
-def test_ddr_on_two_ranks_trains_like_hbm_on_one(tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir()
-    two.mkdir()
+@pytest.mark.parametrize("tier", ["ddr", "ssd"])
+def test_lower_tiers_on_two_ranks_train_like_hbm_on_one(tmp_path, tier):
+    one, two, ssd = tmp_path / "one", tmp_path / "two", tmp_path / "ssd"
+    for d in (one, two, ssd):
+        d.mkdir()
     run_job(JOB, [one], ranks=1)
-    proc = run_job(JOB, [two, "--ddr"], ranks=2)
+    proc = run_job(JOB, [two, "--ddr"] if tier == "ddr" else [two, "--ssd", ssd], ranks=2)
     swapped = [int(n) for n in re.findall(r"'swapped_out': (\d+)", proc.stdout)]
     assert len(swapped) == 2 and min(swapped) > 0, f"the device caches never overflowed: {proc.stdout}"
+    if tier == "ssd":
+        on_ssd = [int(n) for n in re.findall(r"'keys_ssd': (\d+)", proc.stdout)]
+        assert len(on_ssd) == 2 and min(on_ssd) > 0, proc.stdout
     a, b = merged_state(one), merged_state(two)
     np.testing.assert_allclose(b["losses"], a["losses"], atol=1e-5, rtol=0)
     assert_same_tables(a, b, atol=1e-5)
