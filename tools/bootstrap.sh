@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the project's virtual environment and links it to .venv at the repo root.
 #
-# The heavy environment is keyed by a hash of requirements.txt and this script, and kept under
+# The heavy environment is keyed by a hash of requirements.txt and BUILD_STEPS_VERSION, and kept under
 # ${MXREC_VENV_CACHE:-~/.cache/mx_rec/venvs}, so a fresh clone on the same machine reuses it
 # and a change to the pins builds a new one. Horovod is built after TensorFlow, with Gloo.
 # .venv itself is a small venv of this checkout: it sees the cached packages and this
@@ -12,7 +12,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 py="${PYTHON:-python3.11}"
 command -v "$py" >/dev/null || py=python3
-key="$(cat requirements.txt tools/bootstrap.sh | sha256sum | cut -c1-16)"
+BUILD_STEPS_VERSION=1  # bump when the build steps below change what goes into the environment
+key="$( (cat requirements.txt; echo "build-steps-$BUILD_STEPS_VERSION") | sha256sum | cut -c1-16)"
 cache="${MXREC_VENV_CACHE:-$HOME/.cache/mx_rec/venvs}"
 venv="$cache/$key"
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
