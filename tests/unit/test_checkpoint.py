@@ -1,5 +1,4 @@
 """Sparse checkpoints through tf.compat.v1.train.Saver: contents, atomicity and clear errors."""
-import contextlib
 import os
 
 import numpy as np
@@ -11,7 +10,7 @@ from mx_rec.optimizers import lazy_adam
 from mx_rec.saver import checkpoint
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.sparse import export
-from mx_rec.util.initialize import init, terminate_config_initializer
+from tests.graphs import fresh_graph
 
 INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=1)
 
@@ -41,21 +40,12 @@ def _trained_checkpoint(tmp_path, **kwargs):
         return prefix, _snapshot(sess, tables[0])
 
 
-@contextlib.contextmanager
-def _fresh_graph():
-    """A new graph and configuration, as in a new process."""
-    terminate_config_initializer()
-    with tf.Graph().as_default() as graph:
-        init()
-        yield graph
-
-
 def test_saver_leaves_tables_to_the_sparse_checkpoint(graph, tmp_path):
     prefix, saved = _trained_checkpoint(tmp_path)
     names = [name for name, _ in tf.train.list_variables(prefix)]
     assert "global_step" in names and not any(n == "t" or n.startswith("t/") for n in names)
     assert os.path.isfile(os.path.join(prefix + "-mxrec-sparse", "t", "shard-00000-of-00001.npz"))
-    with _fresh_graph():
+    with fresh_graph():
         tables, ids, train = _model()
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
@@ -65,7 +55,7 @@ def test_saver_leaves_tables_to_the_sparse_checkpoint(graph, tmp_path):
 
 
 def _assert_restore_fails_and_changes_nothing(prefix, match, **model_kwargs):
-    with _fresh_graph():
+    with fresh_graph():
         tables, ids, train = _model(**model_kwargs)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())

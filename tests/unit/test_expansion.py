@@ -1,13 +1,11 @@
 """Dynamic expansion: memory grows with the keys seen, and training is unchanged by it."""
-import contextlib
-
 import numpy as np
 import tensorflow as tf
 
 from mx_rec.constants.constants import ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB
 from mx_rec.core.embedding import create_table, sparse_lookup
 from mx_rec.optimizers import lazy_adam, lazy_adam_by_addr
-from mx_rec.util.initialize import init, terminate_config_initializer
+from tests.graphs import fresh_graph
 
 B, F, D, STEPS = 64, 4, 8, 40
 INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=9)
@@ -21,15 +19,6 @@ def _batches():
     return ids, rng.normal(size=(STEPS, B)).astype(np.float32), rng.normal(size=(F, D)).astype(np.float32)
 
 
-@contextlib.contextmanager
-def _session(**init_kwargs):
-    terminate_config_initializer()
-    with tf.Graph().as_default():
-        init(**init_kwargs)
-        yield
-    terminate_config_initializer()
-
-
 def _loss(emb, y, w):
     return tf.reduce_mean(tf.square(tf.reduce_sum(emb * w, axis=[1, 2]) - y))
 
@@ -41,7 +30,7 @@ def _final_rows(sess, table):
 
 def _train_fixed():
     ids_all, labels, w = _batches()
-    with _session():
+    with fresh_graph():
         table = create_table(tf.int64, D, "fixed", INIT, device_vocabulary_size=5000)
         ids = tf.compat.v1.placeholder(tf.int64, [B, F])
         y = tf.compat.v1.placeholder(tf.float32, [B])
@@ -55,7 +44,7 @@ def _train_fixed():
 
 def _train_expanding():
     ids_all, labels, w = _batches()
-    with _session(use_dynamic_expansion=True):
+    with fresh_graph(use_dynamic_expansion=True):
         table = create_table(tf.int64, D, "fixed", INIT, device_vocabulary_size=5000)
         ids = tf.compat.v1.placeholder(tf.int64, [B, F])
         y = tf.compat.v1.placeholder(tf.float32, [B])
@@ -93,7 +82,7 @@ def test_expansion_trains_like_a_fixed_table_and_reserves_within_2x():
 
 
 def test_two_lookups_growing_one_table_in_a_step_see_initial_values():
-    with _session(use_dynamic_expansion=True):
+    with fresh_graph(use_dynamic_expansion=True):
         table = create_table(tf.int64, 4, "grow2", INIT)
         a = sparse_lookup(table, tf.constant(np.arange(0, 300, dtype=np.int64)))
         b = sparse_lookup(table, tf.constant(np.arange(150, 500, dtype=np.int64)))
@@ -106,7 +95,7 @@ def test_two_lookups_growing_one_table_in_a_step_see_initial_values():
 
 
 def test_checkpoint_from_a_fixed_table_restores_into_an_expanding_one(tmp_path):
-    with _session():
+    with fresh_graph():
         table = create_table(tf.int64, 4, "ck", INIT, device_vocabulary_size=1000)
         ids = tf.compat.v1.placeholder(tf.int64, [None])
         train = lazy_adam.create_hash_optimizer(0.1).minimize(tf.reduce_sum(sparse_lookup(table, ids)),
@@ -117,7 +106,7 @@ def test_checkpoint_from_a_fixed_table_restores_into_an_expanding_one(tmp_path):
             sess.run(train, {ids: np.arange(700)})
             prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "m"))
             saved = _final_rows(sess, table)
-    with _session(use_dynamic_expansion=True):
+    with fresh_graph(use_dynamic_expansion=True):
         table = create_table(tf.int64, 4, "ck", INIT)
         ids = tf.compat.v1.placeholder(tf.int64, [None])
         emb = sparse_lookup(table, ids)
@@ -138,7 +127,7 @@ def test_checkpoint_from_a_fixed_table_restores_into_an_expanding_one(tmp_path):
 
 def test_sgd_by_address_applies_weight_decay_once_per_row():
     from mx_rec.optimizers import gradient_descent_by_addr
-    with _session(use_dynamic_expansion=True):
+    with fresh_graph(use_dynamic_expansion=True):
         table = create_table(tf.int64, 4, "wd", INIT)
         first = sparse_lookup(table, tf.constant([3, 4], tf.int64))
         second = sparse_lookup(table, tf.constant([3], tf.int64))

@@ -1,6 +1,4 @@
 """DDR mode: the device variable caches hot rows over host memory, and training does not notice."""
-import contextlib
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,7 +8,7 @@ from mx_rec.core.embedding import create_table, sparse_lookup
 from mx_rec.core.feature_process import EvictHook
 from mx_rec.optimizers import lazy_adam
 from mx_rec.saver.table_state import collect
-from mx_rec.util.initialize import init, terminate_config_initializer
+from tests.graphs import fresh_graph
 
 B, F, D, STEPS = 64, 4, 8, 50
 INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=21)
@@ -24,15 +22,6 @@ def _batches():
     ids = np.concatenate([hot, cold], axis=2).astype(np.int64)
     ids[rng.random(ids.shape) < 0.05] = -1
     return ids, rng.normal(size=(STEPS, B)).astype(np.float32), rng.normal(size=(F, D)).astype(np.float32)
-
-
-@contextlib.contextmanager
-def _session(**init_kwargs):
-    terminate_config_initializer()
-    with tf.Graph().as_default():
-        init(**init_kwargs)
-        yield
-    terminate_config_initializer()
 
 
 def _train(host_rows=0, device_rows=20_000, steps=STEPS, restore=None, save=None, ssd_rows=0, ssd_paths=None):
@@ -67,11 +56,11 @@ def _assert_same(a, b, atol=1e-6):
 
 
 def test_ddr_with_a_10_percent_cache_trains_exactly_like_hbm():
-    with _session():
+    with fresh_graph():
         hbm = _train()
     distinct = hbm[1].shape[0]
     assert distinct > 5000
-    with _session():
+    with fresh_graph():
         ddr = _train(host_rows=distinct, device_rows=distinct // 10)
     np.testing.assert_allclose(ddr[0], hbm[0], atol=1e-6, rtol=0)
     _assert_same(hbm, ddr)
@@ -82,13 +71,13 @@ def test_ddr_with_a_10_percent_cache_trains_exactly_like_hbm():
 
 
 def test_ssd_mode_trains_exactly_like_hbm_filling_paths_in_order(tmp_path):
-    with _session():
+    with fresh_graph():
         hbm = _train()
     distinct = hbm[1].shape[0]
     paths = [tmp_path / "ssd0", tmp_path / "ssd1"]
     for p in paths:
         p.mkdir()
-    with _session():  # host 10%; the device holds two batches of distinct keys (2% would be less than one)
+    with fresh_graph():  # host 10%; the device holds two batches of distinct keys (2% would be less than one)
         ssd = _train(host_rows=distinct // 10, device_rows=2 * B * F + 20, ssd_rows=distinct,
                      ssd_paths=[str(p) for p in paths])
         stats = ssd[3].telemetry()
@@ -100,7 +89,7 @@ def test_ssd_mode_trains_exactly_like_hbm_filling_paths_in_order(tmp_path):
 
 
 def test_ssd_path_errors_name_the_table_and_path(tmp_path):
-    with _session():
+    with fresh_graph():
         lazy_adam.create_hash_optimizer(0.1)
         with pytest.raises(ValueError, match=f"table 'bad_ssd': ssd_data_path '{tmp_path}/nope' does not exist"):
             create_table(tf.int64, 4, "bad_ssd", INIT, device_vocabulary_size=10, host_vocabulary_size=10,
@@ -113,15 +102,15 @@ def test_ssd_path_errors_name_the_table_and_path(tmp_path):
 def test_checkpoints_move_between_tiers(tmp_path, saved_in, restored_in):
     sizes = {"hbm": {}, "ddr": {"host_rows": 20_000, "device_rows": 800},
              "ssd": {"host_rows": 300, "device_rows": 600, "ssd_rows": 20_000, "ssd_paths": [str(tmp_path)]}}
-    with _session():
+    with fresh_graph():
         saved = _train(steps=20, save=str(tmp_path / "m"), **sizes[saved_in])
-    with _session():
+    with fresh_graph():
         restored = _train(steps=0, restore=saved[4], **sizes[restored_in])
     _assert_same(saved, restored, atol=0)
 
 
 def test_eviction_reaches_keys_on_the_host_and_on_ssd(tmp_path):
-    with _session():
+    with fresh_graph():
         opt = lazy_adam.create_hash_optimizer(0.1)
         table = create_table(tf.int64, 4, "ev", INIT, device_vocabulary_size=4, host_vocabulary_size=2,
                              ssd_vocabulary_size=100, ssd_data_path=str(tmp_path))
@@ -144,10 +133,10 @@ def test_eviction_reaches_keys_on_the_host_and_on_ssd(tmp_path):
 
 
 def test_ddr_errors_name_the_table_and_the_size_to_set():
-    with _session():
+    with fresh_graph():
         with pytest.raises(ValueError, match="table 'early': DDR mode .* needs the hash optimizer created before"):
             create_table(tf.int64, 4, "early", INIT, device_vocabulary_size=10, host_vocabulary_size=10)
-    with _session():
+    with fresh_graph():
         lazy_adam.create_hash_optimizer(0.1)
         table = create_table(tf.int64, 4, "tiny", INIT, device_vocabulary_size=3, host_vocabulary_size=5)
         ids = tf.compat.v1.placeholder(tf.int64, [None])
@@ -165,7 +154,7 @@ def test_ddr_errors_name_the_table_and_the_size_to_set():
 
 def test_telemetry_is_logged_and_written_as_tensorboard_scalars(tmp_path):
     from mx_rec.tables.telemetry import TelemetryHook, telemetry
-    with _session():
+    with fresh_graph():
         opt = lazy_adam.create_hash_optimizer(0.1)
         table = create_table(tf.int64, 4, "tele", INIT, device_vocabulary_size=6, host_vocabulary_size=100)
         ids = tf.compat.v1.placeholder(tf.int64, [None])

@@ -14,19 +14,11 @@ from mx_rec.config.initializer import ConfigInitializer
 _original = {}
 
 
-def _sparse_ids() -> set:
-    ids = set()
-    for table in ConfigInitializer.get_instance().tables.values():
-        ids.add(id(table.variable))
-        ids.update(id(slot) for slot, _ in table.slots.values())
-    return ids
-
-
 def _initialize_then_broadcast():
     init = _original["fn"]()
     if not ConfigInitializer.is_initialized():
         return init
-    sparse = _sparse_ids()
+    sparse = {id(v) for v in ConfigInitializer.get_instance().sparse_variables()}
     dense = [v for v in tf.compat.v1.global_variables() if id(v) not in sparse]
     with tf.control_dependencies([init]):
         assigns = [v.assign(collectives.broadcast(v.read_value(), 0, name=f"mxrec_bcast_{i}"), read_value=False)

@@ -84,6 +84,15 @@ class ConfigInitializer:
         with cls._lock:
             cls._instance = None
 
+    def sparse_variables(self) -> list:
+        """Every table variable and optimizer slot of the live tables: rows that only make sense with the
+        host key index (kept out of TF's checkpoints and of the dense broadcast)."""
+        out = []
+        for table in self.tables.values():
+            out.append(table.variable)
+            out.extend(slot for slot, _ in table.slots.values())
+        return out
+
     def register_table(self, table: Any) -> None:
         if table.table_name in self.tables:
             raise ValueError(f"table '{table.table_name}' already exists; table names must be unique")

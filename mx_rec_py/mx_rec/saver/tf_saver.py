@@ -24,16 +24,8 @@ _Saver = tf.compat.v1.train.Saver
 _original = {}
 
 
-def _sparse_variable_ids() -> set:
-    ids = set()
-    for table in ConfigInitializer.get_instance().tables.values():
-        ids.add(id(table.variable))
-        ids.update(id(slot) for slot, _ in table.slots.values())
-    return ids
-
-
 def _without_tables(var_list):
-    excluded = _sparse_variable_ids()
+    excluded = {id(v) for v in ConfigInitializer.get_instance().sparse_variables()}
     if var_list is None:
         var_list = (tf.compat.v1.global_variables()
                     + tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.SAVEABLE_OBJECTS))
