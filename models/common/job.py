@@ -8,7 +8,9 @@ A model's ``main_mxrec.py`` describes itself with a :class:`ModelSpec` and calls
 
 ``build(embeddings, batch)`` maps ``{table name: float32 [B, F, dim]}`` and the batch (see
 ``data.py``) to logits float32 [B, T], one column per task; it is called twice (training and
-evaluation graphs) and must share its variables between the calls (``AUTO_REUSE``).
+evaluation graphs) and must share its variables between the calls (``AUTO_REUSE``). An optional
+``prepare(batch) -> batch`` runs first, e.g. to append ids of its own to ``sparse_feature``; the
+tables then make room for ``extra_keys`` more keys.
 """
 import json
 import os
@@ -40,6 +42,8 @@ class ModelSpec:
     tasks: Tuple[str, ...]
     tables: Tuple[TableSpec, ...]
     build: BuildFn
+    prepare: Optional[Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]] = None
+    extra_keys: int = 0
 
 
 def insertable_keys(info: data.DataInfo, cfg: TrainConfig) -> int:
@@ -79,8 +83,10 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
         data.train_dataset(info, cfg.batch_size, steps, rank, ranks, cfg.seed, cfg.shuffle_buffer))
     eval_iter, eval_batch = data.make_iterator(data.eval_dataset(info, cfg.eval_batch_size, n_eval, rank, ranks))
 
+    if spec.prepare is not None:
+        train_batch, eval_batch = spec.prepare(train_batch), spec.prepare(eval_batch)
     optimizers = training.make_sparse_optimizers(spec.tables, cfg, switches)
-    keys = insertable_keys(info, cfg)
+    keys = insertable_keys(info, cfg) + spec.extra_keys
     tables = embedding.create_tables(spec.tables, cfg, switches, keys,
                                      cfg.ssd_data_path or str(info.root / "ssd"))
 
