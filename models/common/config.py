@@ -26,7 +26,8 @@ class TrainConfig:
         global batch is batch_size * ranks); steps: > 0 overrides epochs. shuffle_buffer: samples.
         dense_lr: Adam on the MLPs. sparse_lr / sparse_optimizer: hash optimizer of the tables
         that do not set their own. init_stddev: truncated-normal initial rows. seed: data order
-        and initial values.
+        and initial values. lr_end: both rates fall linearly over the run to this fraction of
+        their start (1: constant).
     Evaluation:
         eval_batch_size; eval_steps: > 0 caps the batches per rank (0: the whole test split).
     Tables:
@@ -46,6 +47,7 @@ class TrainConfig:
     dense_lr: float = 0.001
     sparse_lr: float = 0.01
     sparse_optimizer: str = "lazy_adam"
+    lr_end: float = 1.0
     eval_batch_size: int = 2048
     eval_steps: int = 0
     log_every: int = 100
@@ -68,6 +70,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.epochs <= 0 and self.steps == 0:
             raise ValueError(f"epochs must be > 0 (or steps > 0), got {self.epochs}")
+        if not 0.0 <= self.lr_end <= 1.0:
+            raise ValueError(f"lr_end must be in [0, 1], got {self.lr_end}")
         if self.vocab_margin < 1.0:
             raise ValueError(f"vocab_margin must be >= 1, got {self.vocab_margin}")
 

@@ -85,7 +85,7 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
 
     if spec.prepare is not None:
         train_batch, eval_batch = spec.prepare(train_batch), spec.prepare(eval_batch)
-    optimizers = training.make_sparse_optimizers(spec.tables, cfg, switches)
+    optimizers = training.make_sparse_optimizers(spec.tables, cfg, switches, steps)
     keys = insertable_keys(info, cfg) + spec.extra_keys
     tables = embedding.create_tables(spec.tables, cfg, switches, keys,
                                      cfg.ssd_data_path or str(info.root / "ssd"))
@@ -96,8 +96,9 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
                                               cfg.access_threshold, prefix)
                 for name, table in tables.items()}
 
-    loss = task_loss(spec.build(embeddings(train_batch, True), train_batch), train_batch["label"])
-    train_op = training.make_train_op(loss, tables, optimizers, cfg)
+    train_emb = embeddings(train_batch, True)
+    loss = task_loss(spec.build(train_emb, train_batch), train_batch["label"])
+    train_op = training.make_train_op(loss, tables, optimizers, cfg, steps)
     eval_probs = tf.sigmoid(spec.build(embeddings(eval_batch, False), eval_batch))
     gatherer = evaluation.Gatherer(2 * len(spec.tasks), ranks)
     start_asc_pipeline()

@@ -38,7 +38,18 @@ class SparseOptimizers:
     note: str = ""
 
 
-def make_sparse_optimizers(specs: Sequence[TableSpec], cfg: TrainConfig, switches: JobSwitches) -> SparseOptimizers:
+def learning_rate(rate: float, cfg: TrainConfig, steps: int):
+    """``rate``, or with ``cfg.lr_end`` < 1 a tensor falling linearly from ``rate`` to ``rate * lr_end``
+    over ``steps`` global steps."""
+    if cfg.lr_end >= 1.0:
+        return rate
+    step = tf.cast(tf.compat.v1.train.get_or_create_global_step(), tf.float32)
+    done = tf.minimum(step / float(max(steps, 1)), 1.0)
+    return rate * (1.0 - (1.0 - cfg.lr_end) * done)
+
+
+def make_sparse_optimizers(specs: Sequence[TableSpec], cfg: TrainConfig, switches: JobSwitches,
+                           steps: int) -> SparseOptimizers:
     """Create the hash optimizers (before the tables: DDR tables make their slots at creation).
 
     With ``USE_DYNAMIC_EXPANSION=1`` one by-address optimizer of ``cfg.sparse_optimizer`` serves
@@ -47,7 +58,7 @@ def make_sparse_optimizers(specs: Sequence[TableSpec], cfg: TrainConfig, switche
     if switches.use_dynamic_expansion:
         kind = cfg.sparse_optimizer if cfg.sparse_optimizer in BY_ADDRESS else "lazy_adam"
         module, factory = BY_ADDRESS[kind]
-        optimizer = getattr(importlib.import_module(module), factory)(learning_rate=cfg.sparse_lr)
+        optimizer = getattr(importlib.import_module(module), factory)(learning_rate=learning_rate(cfg.sparse_lr, cfg, steps))
         wanted = sorted({s.optimizer or cfg.sparse_optimizer for s in specs} - {kind})
         note = (f"dynamic expansion: every table uses {kind} by address"
                 + (f" (instead of {', '.join(wanted)})" if wanted else ""))
@@ -56,17 +67,17 @@ def make_sparse_optimizers(specs: Sequence[TableSpec], cfg: TrainConfig, switche
     for spec in specs:
         kind = spec.optimizer or cfg.sparse_optimizer
         module = importlib.import_module(f"mx_rec.optimizers.{kind}")
-        per_table[spec.name] = module.create_hash_optimizer(learning_rate=spec.learning_rate or cfg.sparse_lr,
-                                                            name=f"{spec.name}_{kind}")
+        rate = learning_rate(spec.learning_rate or cfg.sparse_lr, cfg, steps)
+        per_table[spec.name] = module.create_hash_optimizer(learning_rate=rate, name=f"{spec.name}_{kind}")
     return SparseOptimizers(per_table=per_table)
 
 
 def make_train_op(loss: tf.Tensor, tables: Mapping[str, object], optimizers: SparseOptimizers,
-                  cfg: TrainConfig) -> tf.Operation:
+                  cfg: TrainConfig, steps: int) -> tf.Operation:
     """Adam on the dense variables (gradients averaged over ranks); hash optimizers on the tables."""
     global_step = tf.compat.v1.train.get_or_create_global_step()
     dense_vars, _ = get_dense_and_sparse_variable()
-    dense_opt = tf.compat.v1.train.AdamOptimizer(learning_rate=cfg.dense_lr)
+    dense_opt = tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate(cfg.dense_lr, cfg, steps))
     dense_grads = [(hccl_ops.allreduce(g, "mean"), v)
                    for g, v in dense_opt.compute_gradients(loss, var_list=dense_vars) if g is not None]
     ops = [dense_opt.apply_gradients(dense_grads, global_step=global_step)]
