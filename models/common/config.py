@@ -33,7 +33,8 @@ class TrainConfig:
     Tables:
         vocab_margin: device rows = keys the data can insert * margin (+ 1024).
         access_threshold: admission count when ``USE_FAAE=1``.
-        ssd_data_path: folder for the SSD tier (``CACHE_MODE=SSD``); empty: ``<data_path>/ssd``.
+        ssd_data_path: folder for the SSD tier (``CACHE_MODE=SSD``), created if missing; empty: a
+            temporary folder per rank, removed when the job ends.
         table_keys: > 0 sets the keys a table must hold (default: from ``meta.json``).
     Output:
         metrics_file: rank 0 writes the run's figures there as JSON (empty: nowhere).

@@ -42,23 +42,28 @@ def table_rows(keys: int, margin: float) -> int:
     return max(MIN_ROWS, int(math.ceil(keys * margin)) + MIN_ROWS)
 
 
-def vocabulary_kwargs(cache_mode: str, rows: int, ssd_path: str) -> Dict[str, object]:
-    """``create_table`` vocabulary arguments for ``CACHE_MODE``.
+def vocabulary_kwargs(cache_mode: str, rows: int, ssd_path: str, batch_keys: int, rank_size: int
+                      ) -> Dict[str, object]:
+    """``create_table`` vocabulary arguments (global, over all ranks) for ``CACHE_MODE``.
 
-    HBM: every row on the device. DDR: the device holds a quarter as a cache, the host all rows.
-    SSD: device an eighth, host a quarter, SSD all rows under ``ssd_path``.
+    HBM: every row on the device. DDR: the device caches a quarter of the rows, the host holds
+    all. SSD: device an eighth, host a quarter, SSD all rows under ``ssd_path``. A device cache
+    never gets fewer rows than two batches' worth of keys on every rank (``batch_keys`` ids per
+    rank and batch; an owner shard may receive them from every rank), which the tiers need.
     """
     if cache_mode == "HBM":
         return {"device_vocabulary_size": rows}
+    cache_floor = 2 * batch_keys * rank_size * rank_size + MIN_ROWS
     if cache_mode == "DDR":
-        return {"device_vocabulary_size": max(MIN_ROWS, rows // 4), "host_vocabulary_size": rows}
-    return {"device_vocabulary_size": max(MIN_ROWS, rows // 8), "host_vocabulary_size": max(MIN_ROWS, rows // 4),
+        return {"device_vocabulary_size": max(cache_floor, rows // 4), "host_vocabulary_size": rows}
+    return {"device_vocabulary_size": max(cache_floor, rows // 8), "host_vocabulary_size": max(cache_floor, rows // 4),
             "ssd_vocabulary_size": rows, "ssd_data_path": (ssd_path,)}
 
 
 def create_tables(specs: Sequence[TableSpec], cfg: TrainConfig, switches: JobSwitches, keys: int,
-                  ssd_path: str) -> Dict[str, object]:
-    """``create_table`` for every spec, sized for ``keys`` distinct keys.
+                  ssd_path: str, batch_keys: int, rank_size: int) -> Dict[str, object]:
+    """``create_table`` for every spec, sized for ``keys`` distinct keys (and, for the DDR / SSD
+    caches, ``batch_keys`` ids per rank and batch).
 
     Create the hash optimizers first (``training.make_sparse_optimizers``): in DDR/SSD mode a table
     makes its optimizer slots when it is created.
@@ -74,7 +79,8 @@ def create_tables(specs: Sequence[TableSpec], cfg: TrainConfig, switches: JobSwi
         try:
             tables[spec.name] = create_table(key_dtype=tf.int64, dim=spec.dim, name=spec.name,
                                              emb_initializer=initializer, all2all_gradients_op=GRADIENTS_OP,
-                                             **vocabulary_kwargs(switches.cache_mode, rows, ssd_path))
+                                             **vocabulary_kwargs(switches.cache_mode, rows, ssd_path,
+                                                                 batch_keys, rank_size))
         except NotImplementedError as err:
             raise SwitchError(f"CACHE_MODE={switches.cache_mode}: {err}") from None
     return tables

@@ -14,6 +14,8 @@ tables then make room for ``extra_keys`` more keys.
 """
 import json
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -87,8 +89,15 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
         train_batch, eval_batch = spec.prepare(train_batch), spec.prepare(eval_batch)
     optimizers = training.make_sparse_optimizers(spec.tables, cfg, switches, steps)
     keys = insertable_keys(info, cfg) + spec.extra_keys
-    tables = embedding.create_tables(spec.tables, cfg, switches, keys,
-                                     cfg.ssd_data_path or str(info.root / "ssd"))
+    ssd_path, own_ssd_path = cfg.ssd_data_path, False
+    if switches.cache_mode == "SSD":
+        if ssd_path:
+            Path(ssd_path).mkdir(parents=True, exist_ok=True)
+        else:  # this rank's scratch folder, removed at the end of the job
+            ssd_path, own_ssd_path = tempfile.mkdtemp(prefix=f"mx_rec_ssd_{spec.name}_rank{rank}_"), True
+    fields = int(train_batch["sparse_feature"].shape[1])
+    tables = embedding.create_tables(spec.tables, cfg, switches, keys, ssd_path,
+                                     max(cfg.batch_size, cfg.eval_batch_size) * fields, ranks)
 
     def embeddings(batch, is_train: bool) -> Dict[str, tf.Tensor]:
         prefix = "train" if is_train else "eval"
@@ -113,6 +122,8 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
         stats = training.train_loop(sess, train_op, loss, steps, cfg.batch_size, cfg.log_every, tables)
         results, eval_rate = evaluation.evaluate(sess, eval_probs, eval_batch, n_eval, spec.tasks, gatherer, tables)
     terminate_config_initializer()
+    if own_ssd_path:
+        shutil.rmtree(ssd_path, ignore_errors=True)
     wall = time.perf_counter() - wall_start
     print(f"done in {wall:.1f} s (train {stats.seconds:.1f} s, {stats.samples_per_sec * ranks:.1f} samples/s "
           f"over {ranks} rank(s))", flush=True)

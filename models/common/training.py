@@ -58,7 +58,8 @@ def make_sparse_optimizers(specs: Sequence[TableSpec], cfg: TrainConfig, switche
     if switches.use_dynamic_expansion:
         kind = cfg.sparse_optimizer if cfg.sparse_optimizer in BY_ADDRESS else "lazy_adam"
         module, factory = BY_ADDRESS[kind]
-        optimizer = getattr(importlib.import_module(module), factory)(learning_rate=learning_rate(cfg.sparse_lr, cfg, steps))
+        create = getattr(importlib.import_module(module), factory)
+        optimizer = create(learning_rate=learning_rate(cfg.sparse_lr, cfg, steps))
         wanted = sorted({s.optimizer or cfg.sparse_optimizer for s in specs} - {kind})
         note = (f"dynamic expansion: every table uses {kind} by address"
                 + (f" (instead of {', '.join(wanted)})" if wanted else ""))
