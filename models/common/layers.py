@@ -1,4 +1,5 @@
 """Dense building blocks the models share (TF1 layers, seeded, shared between train and eval graphs)."""
+import warnings
 import zlib
 from typing import Optional, Sequence
 
@@ -16,9 +17,11 @@ def glorot(seed: int, name: str):
 def dense(x: tf.Tensor, units: int, name: str, seed: int, activation: Optional[str] = None,
           use_bias: bool = True, bias_init: float = 0.0) -> tf.Tensor:
     """One fully connected layer ``name`` in the current variable scope: float32 [B, n] -> [B, units]."""
-    return tf.compat.v1.layers.dense(x, units, activation=activation, use_bias=use_bias, name=name,
-                                     kernel_initializer=glorot(seed, name),
-                                     bias_initializer=tf.compat.v1.constant_initializer(bias_init))
+    with warnings.catch_warnings():  # TF1 layers are the point here (Rec SDK scripts use them)
+        warnings.filterwarnings("ignore", message=".*tf.layers.dense.* is deprecated")
+        return tf.compat.v1.layers.dense(x, units, activation=activation, use_bias=use_bias, name=name,
+                                         kernel_initializer=glorot(seed, name),
+                                         bias_initializer=tf.compat.v1.constant_initializer(bias_init))
 
 
 def mlp(x: tf.Tensor, units: Sequence[int], name: str, seed: int, last_activation: Optional[str] = "relu"
