@@ -4,9 +4,13 @@ Every table of the zoo is looked up with the batch's ``sparse_feature`` (int64 [
 fields in one id space), either in one lookup or, with ``USE_MULTI_LOOKUP=1``, once per field
 (F lookups of the same table, as Rec SDK scripts do when features share a table).
 """
+import contextlib
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence
+from pathlib import Path
+from typing import Dict, Iterator, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
@@ -58,6 +62,23 @@ def vocabulary_kwargs(cache_mode: str, rows: int, ssd_path: str, batch_keys: int
         return {"device_vocabulary_size": max(cache_floor, rows // 4), "host_vocabulary_size": rows}
     return {"device_vocabulary_size": max(cache_floor, rows // 8), "host_vocabulary_size": max(cache_floor, rows // 4),
             "ssd_vocabulary_size": rows, "ssd_data_path": (ssd_path,)}
+
+
+@contextlib.contextmanager
+def ssd_folder(cache_mode: str, requested: str, label: str) -> Iterator[str]:
+    """The SSD tier's folder: ``requested`` (created if missing), else a scratch folder of this
+    process, removed on exit; "" when ``cache_mode`` is not SSD."""
+    if cache_mode != "SSD":
+        yield ""
+    elif requested:
+        Path(requested).mkdir(parents=True, exist_ok=True)
+        yield requested
+    else:
+        scratch = tempfile.mkdtemp(prefix=f"mx_rec_ssd_{label}_")
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def create_tables(specs: Sequence[TableSpec], cfg: TrainConfig, switches: JobSwitches, keys: int,

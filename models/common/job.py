@@ -14,8 +14,6 @@ tables then make room for ``extra_keys`` more keys.
 """
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,13 +22,13 @@ from typing import Callable, Dict, Optional, Tuple
 import tensorflow as tf
 
 from mx_rec.core.asc.manager import start_asc_pipeline
-from mx_rec.util.initialize import init, terminate_config_initializer
+from mx_rec.util.initialize import get_rank_id, get_rank_size, init, terminate_config_initializer
 
 from common import data, embedding, evaluation, training
 from common.config import TrainConfig
 from common.embedding import TableSpec
 from common.records import Schema
-from common.switches import read_switches
+from common.switches import JobSwitches, read_switches
 
 BuildFn = Callable[[Dict[str, tf.Tensor], Dict[str, tf.Tensor]], tf.Tensor]
 
@@ -65,6 +63,49 @@ def task_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(per_task, name="loss")
 
 
+@dataclass
+class _Graph:
+    """The ops of one job, built by :func:`_build_graph`."""
+
+    initializers: Tuple[tf.Operation, ...]
+    train_op: tf.Operation
+    loss: tf.Tensor
+    eval_probs: tf.Tensor
+    eval_batch: Dict[str, tf.Tensor]
+    tables: Dict[str, object]
+    gatherer: evaluation.Gatherer
+    keys: int
+    note: str
+
+
+def _build_graph(spec: ModelSpec, cfg: TrainConfig, switches: JobSwitches, info: data.DataInfo, steps: int,
+                 n_eval: int, ssd_path: str) -> _Graph:
+    """Pipelines, hash optimizers, tables (in that order: DDR tables make optimizer slots when
+    created), lookups, model, train op and evaluation ops."""
+    rank, ranks = get_rank_id(), get_rank_size()
+    train_iter, train_batch = data.make_iterator(
+        data.train_dataset(info, cfg.batch_size, steps, rank, ranks, cfg.seed, cfg.shuffle_buffer))
+    eval_iter, eval_batch = data.make_iterator(data.eval_dataset(info, cfg.eval_batch_size, n_eval, rank, ranks))
+    if spec.prepare is not None:
+        train_batch, eval_batch = spec.prepare(train_batch), spec.prepare(eval_batch)
+    optimizers = training.make_sparse_optimizers(spec.tables, cfg, switches, steps)
+    keys = insertable_keys(info, cfg) + spec.extra_keys
+    batch_keys = max(cfg.batch_size, cfg.eval_batch_size) * int(train_batch["sparse_feature"].shape[1])
+    tables = embedding.create_tables(spec.tables, cfg, switches, keys, ssd_path, batch_keys, ranks)
+
+    def embeddings(batch, is_train: bool) -> Dict[str, tf.Tensor]:
+        prefix = "train" if is_train else "eval"
+        return {name: embedding.lookup_fields(table, batch["sparse_feature"], is_train, switches,
+                                              cfg.access_threshold, prefix)
+                for name, table in tables.items()}
+
+    loss = task_loss(spec.build(embeddings(train_batch, True), train_batch), train_batch["label"])
+    train_op = training.make_train_op(loss, tables, optimizers, cfg, steps)
+    eval_probs = tf.sigmoid(spec.build(embeddings(eval_batch, False), eval_batch))
+    return _Graph((train_iter.initializer, eval_iter.initializer), train_op, loss, eval_probs, eval_batch, tables,
+                  evaluation.Gatherer(2 * len(spec.tasks), ranks), keys, optimizers.note)
+
+
 def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetrics]:
     """Train ``spec`` on ``cfg``'s data, evaluate it, print and (rank 0) write the figures.
 
@@ -77,53 +118,26 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
     tf.compat.v1.set_random_seed(cfg.seed)
     config = init(**switches.init_kwargs())
     rank, ranks = config.rank_id, config.rank_size
-    info = data.load_data_info(Path(cfg.resolved_data_path()), spec.schema)
-    steps = cfg.steps or data.train_steps(info, cfg.batch_size, ranks, cfg.epochs)
-    n_eval = data.eval_steps(info, cfg.eval_batch_size, ranks, cfg.eval_steps)
-
-    train_iter, train_batch = data.make_iterator(
-        data.train_dataset(info, cfg.batch_size, steps, rank, ranks, cfg.seed, cfg.shuffle_buffer))
-    eval_iter, eval_batch = data.make_iterator(data.eval_dataset(info, cfg.eval_batch_size, n_eval, rank, ranks))
-
-    if spec.prepare is not None:
-        train_batch, eval_batch = spec.prepare(train_batch), spec.prepare(eval_batch)
-    optimizers = training.make_sparse_optimizers(spec.tables, cfg, switches, steps)
-    keys = insertable_keys(info, cfg) + spec.extra_keys
-    ssd_path, own_ssd_path = cfg.ssd_data_path, False
-    if switches.cache_mode == "SSD":
-        if ssd_path:
-            Path(ssd_path).mkdir(parents=True, exist_ok=True)
-        else:  # this rank's scratch folder, removed at the end of the job
-            ssd_path, own_ssd_path = tempfile.mkdtemp(prefix=f"mx_rec_ssd_{spec.name}_rank{rank}_"), True
-    fields = int(train_batch["sparse_feature"].shape[1])
-    tables = embedding.create_tables(spec.tables, cfg, switches, keys, ssd_path,
-                                     max(cfg.batch_size, cfg.eval_batch_size) * fields, ranks)
-
-    def embeddings(batch, is_train: bool) -> Dict[str, tf.Tensor]:
-        prefix = "train" if is_train else "eval"
-        return {name: embedding.lookup_fields(table, batch["sparse_feature"], is_train, switches,
-                                              cfg.access_threshold, prefix)
-                for name, table in tables.items()}
-
-    train_emb = embeddings(train_batch, True)
-    loss = task_loss(spec.build(train_emb, train_batch), train_batch["label"])
-    train_op = training.make_train_op(loss, tables, optimizers, cfg, steps)
-    eval_probs = tf.sigmoid(spec.build(embeddings(eval_batch, False), eval_batch))
-    gatherer = evaluation.Gatherer(2 * len(spec.tasks), ranks)
-    start_asc_pipeline()
-
-    print(f"{spec.name}: rank {rank} of {ranks}; {steps} steps of {cfg.batch_size} samples per rank, "
-          f"{n_eval} eval batches of {cfg.eval_batch_size}; {switches.describe()}", flush=True)
-    print(f"data {info.root}: {info.train.samples} train / {info.test.samples} test samples; tables "
-          f"{', '.join(f'{t.name}(dim {t.dim})' for t in spec.tables)} sized for {keys} keys"
-          + (f"; {optimizers.note}" if optimizers.note else ""), flush=True)
-    with tf.compat.v1.Session() as sess:
-        sess.run([tf.compat.v1.global_variables_initializer(), train_iter.initializer, eval_iter.initializer])
-        stats = training.train_loop(sess, train_op, loss, steps, cfg.batch_size, cfg.log_every, tables)
-        results, eval_rate = evaluation.evaluate(sess, eval_probs, eval_batch, n_eval, spec.tasks, gatherer, tables)
-    terminate_config_initializer()
-    if own_ssd_path:
-        shutil.rmtree(ssd_path, ignore_errors=True)
+    try:
+        info = data.load_data_info(Path(cfg.resolved_data_path()), spec.schema)
+        steps = cfg.steps or data.train_steps(info, cfg.batch_size, ranks, cfg.epochs)
+        n_eval = data.eval_steps(info, cfg.eval_batch_size, ranks, cfg.eval_steps)
+        with embedding.ssd_folder(switches.cache_mode, cfg.ssd_data_path, f"{spec.name}_rank{rank}") as ssd_path:
+            graph = _build_graph(spec, cfg, switches, info, steps, n_eval, ssd_path)
+            start_asc_pipeline()
+            print(f"{spec.name}: rank {rank} of {ranks}; {steps} steps of {cfg.batch_size} samples per rank, "
+                  f"{n_eval} eval batches of {cfg.eval_batch_size}; {switches.describe()}", flush=True)
+            print(f"data {info.root}: {info.train.samples} train / {info.test.samples} test samples; tables "
+                  f"{', '.join(f'{t.name}(dim {t.dim})' for t in spec.tables)} sized for {graph.keys} keys"
+                  + (f"; {graph.note}" if graph.note else ""), flush=True)
+            with tf.compat.v1.Session() as sess:
+                sess.run([tf.compat.v1.global_variables_initializer(), *graph.initializers])
+                stats = training.train_loop(sess, graph.train_op, graph.loss, steps, cfg.batch_size, cfg.log_every,
+                                            graph.tables)
+                results, eval_rate = evaluation.evaluate(sess, graph.eval_probs, graph.eval_batch, n_eval,
+                                                         spec.tasks, graph.gatherer, graph.tables)
+    finally:
+        terminate_config_initializer()
     wall = time.perf_counter() - wall_start
     print(f"done in {wall:.1f} s (train {stats.seconds:.1f} s, {stats.samples_per_sec * ranks:.1f} samples/s "
           f"over {ranks} rank(s))", flush=True)
@@ -135,7 +149,7 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
 
 def _write_metrics(path: Path, spec: ModelSpec, cfg: TrainConfig, switches: str, ranks: int,
                    stats: training.TrainStats, results: Dict[str, evaluation.TaskMetrics], eval_rate: float,
-                   wall: float, info: Optional[data.DataInfo]) -> None:
+                   wall: float, info: data.DataInfo) -> None:
     report = {
         "model": spec.name, "switches": switches, "ranks": ranks, "config": asdict(cfg),
         "data": {"path": str(info.root), "train_samples": info.train.samples, "test_samples": info.test.samples},
