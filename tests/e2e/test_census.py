@@ -112,3 +112,13 @@ def test_malformed_line_is_named_or_counted(tmp_path):
     assert f"{bad}:7: expected 43 comma-separated columns, got 30" in proc.stdout
     assert "blank lines: 1" in proc.stdout
     assert json.loads((tmp_path / "out" / "meta.json").read_text())["splits"]["train"]["samples"] == 8
+
+
+def test_unknown_category_under_a_given_feature_map_is_named(converted, tmp_path):
+    out, _ = converted
+    lines = sample_lines()
+    novel = tmp_path / "novel.txt"
+    novel.write_text("\n".join(lines[:3] + [lines[3].replace(" United-States,", " Atlantis,", 1)]) + "\n")
+    proc = run_census(novel, SAMPLE, tmp_path / "out", "--feature_map", str(out / "feature_map.json"))
+    assert proc.returncode == 2
+    assert f"{novel}:4: column country_mother: value 'Atlantis' is not in the feature map" in proc.stderr
