@@ -10,6 +10,8 @@ and the train / evaluate loop.
     training.py   the train op (dense all-reduce, hash optimizers, by-address flow) and loop
     evaluation.py AUC and log loss per task, over all ranks
     job.py        one function that runs a model from its config
+    layers.py     seeded dense layers and MLPs shared between the train and eval graphs
+    text_input.py raw text for the converters: gzip or plain, progress bar, malformed lines
 
 A model folder puts ``models/`` on ``sys.path`` and imports ``common.<module>``.
 """
