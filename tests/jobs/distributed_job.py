@@ -14,6 +14,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 from mx_rec.core.embedding import create_table, sparse_lookup  # noqa: E402
 from mx_rec.optimizers import lazy_adam  # noqa: E402
+from mx_rec.saver import checkpoint  # noqa: E402
 from mx_rec.saver.table_state import collect  # noqa: E402
 from mx_rec.util.communication import hccl_ops  # noqa: E402
 from mx_rec.util.initialize import init  # noqa: E402
@@ -92,6 +94,10 @@ def main() -> None:
     # unseeded, so each process draws different values: the initializer must broadcast rank 0's
     probe = tf.compat.v1.get_variable("probe", [4], initializer=tf.compat.v1.random_normal_initializer())
     saver = tf.compat.v1.train.Saver()
+    if args.save and rank == 1:
+        # rank 1 writes its shard late, so a save barrier that does not wait shows up as a missing shard
+        real_write = checkpoint._write_shard
+        checkpoint._write_shard = lambda path, state: (time.sleep(1.0), real_write(path, state))[1]
     losses = []
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())

@@ -41,8 +41,10 @@ def _init(self, var_list=None, *args, **kwargs):
         if not var_list:
             kwargs["allow_empty"] = True
         if ConfigInitializer.get_instance().rank_size > 1:
-            # built now: the graph may be finalized by the time save() runs
-            self._mxrec_barrier = collectives.allreduce(tf.constant(0, tf.int32), "sum", name="mxrec_save_barrier")
+            # Built now: the graph may be finalized by the time save() runs. The input is fed, not a
+            # constant: TF folds an all-reduce of a constant after its first run, and it stops waiting.
+            token = tf.compat.v1.placeholder(tf.int32, [], name="mxrec_save_barrier_token")
+            self._mxrec_barrier = (token, collectives.allreduce(token, "sum", name="mxrec_save_barrier"))
     _original["__init__"](self, var_list, *args, **kwargs)
 
 
@@ -69,7 +71,8 @@ def _save(self, sess, save_path, global_step=None, *args, **kwargs):
 def _barrier(self, sess):
     if getattr(self, "_mxrec_barrier", None) is None:
         return lambda: None
-    return lambda: sess.run(self._mxrec_barrier)
+    token, barrier = self._mxrec_barrier
+    return lambda: sess.run(barrier, {token: 1})
 
 
 def _restore(self, sess, save_path):
