@@ -5,3 +5,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def require_shared(*paths: Path) -> None:
+    """Fail (not skip) when a real data sample is missing: CI and developers have ../shared beside
+    the repository, so a missing file means a broken checkout or path, which must not pass silently."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        import pytest
+        pytest.fail(f"shared data sample(s) missing: {missing}; tests read them from ../shared/data beside the "
+                    "repository (see ../shared/data/SOURCES.md)")

@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.paths import PYTHON, REPO, SHARED_DATA
+from tests.paths import PYTHON, REPO, SHARED_DATA, require_shared
 
 SCRIPT = REPO / "models" / "mmoe" / "census.py"
 SAMPLE = SHARED_DATA / "census" / "census-income.sample"
-pytestmark = pytest.mark.skipif(not SAMPLE.is_file(), reason=f"shared census sample missing: {SAMPLE}")
+
+
+@pytest.fixture(autouse=True)
+def _sample_present():
+    require_shared(SAMPLE)
 
 
 def run_census(train: Path, test: Path, output: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.paths import PYTHON, REPO, SHARED_DATA
+from tests.paths import PYTHON, REPO, SHARED_DATA, require_shared
 
 CONVERT = REPO / "tools" / "criteo" / "convert.py"
 SYNTHETIC = REPO / "tools" / "criteo" / "synthetic.py"
@@ -46,8 +46,7 @@ def read_samples(folder: Path) -> Dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     """train.csv -> train, dev.csv -> test, one sample per record and packed 4 per record."""
-    if not (CRITEO / "train.csv").is_file():
-        pytest.skip(f"shared Criteo sample missing: {CRITEO}")
+    require_shared(CRITEO / "train.csv", CRITEO / "dev.csv")
     work = tmp_path_factory.mktemp("criteo")
     runs = {}
     for name, extra in (("plain", []), ("packed", ["--line_per_sample", 4])):
@@ -97,8 +96,7 @@ def test_line_per_sample_packs_the_same_samples(converted):
 
 
 def test_hash_buckets_and_malformed_lines(tmp_path):
-    if not (CRITEO / "dev.csv").is_file():
-        pytest.skip("shared Criteo sample missing")
+    require_shared(CRITEO / "dev.csv")
     lines = (CRITEO / "dev.csv").read_text().splitlines()
     fields = lines[3].split("\t")
     fields[20] = "zz12"

@@ -14,7 +14,7 @@ from typing import Dict, List, Mapping
 
 import pytest
 
-from tests.paths import PYTHON, REPO, SHARED_DATA
+from tests.paths import PYTHON, REPO, SHARED_DATA, require_shared
 
 CRITEO = SHARED_DATA / "criteo" / "wide_resdnn"
 CENSUS = SHARED_DATA / "census" / "census-income.sample"
@@ -49,8 +49,7 @@ def _convert(args: List[str]) -> None:
 @pytest.fixture(scope="module")
 def job_dirs(tmp_path_factory) -> Dict[str, Path]:
     """Converted datasets, an empty SO_PATH and a one-rank rank table."""
-    if not (CRITEO / "train.csv").is_file() or not CENSUS.is_file():
-        pytest.skip(f"shared samples missing under {SHARED_DATA}")
+    require_shared(CRITEO / "train.csv", CRITEO / "dev.csv", CENSUS)
     work = tmp_path_factory.mktemp("zoo")
     _convert([str(REPO / "tools" / "criteo" / "convert.py"), "--train_data_path", str(CRITEO / "train.csv"),
               "--test_data_path", str(CRITEO / "dev.csv"), "--output_path", str(work / "criteo"),
