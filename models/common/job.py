@@ -73,7 +73,7 @@ class _Graph:
     eval_probs: tf.Tensor
     eval_batch: Dict[str, tf.Tensor]
     tables: Dict[str, object]
-    gatherer: evaluation.Gatherer
+    metrics: evaluation.MetricsCombiner
     keys: int
     note: str
 
@@ -103,7 +103,7 @@ def _build_graph(spec: ModelSpec, cfg: TrainConfig, switches: JobSwitches, info:
     train_op = training.make_train_op(loss, tables, optimizers, cfg, steps)
     eval_probs = tf.sigmoid(spec.build(embeddings(eval_batch, False), eval_batch))
     return _Graph((train_iter.initializer, eval_iter.initializer), train_op, loss, eval_probs, eval_batch, tables,
-                  evaluation.Gatherer(2 * len(spec.tasks), ranks), keys, optimizers.note)
+                  evaluation.MetricsCombiner(2 * len(spec.tasks), ranks), keys, optimizers.note)
 
 
 def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetrics]:
@@ -135,7 +135,7 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
                 stats = training.train_loop(sess, graph.train_op, graph.loss, steps, cfg.batch_size, cfg.log_every,
                                             graph.tables)
                 results, eval_rate = evaluation.evaluate(sess, graph.eval_probs, graph.eval_batch, n_eval,
-                                                         spec.tasks, graph.gatherer, graph.tables)
+                                                         spec.tasks, graph.metrics, graph.tables)
     finally:
         terminate_config_initializer()
     wall = time.perf_counter() - wall_start

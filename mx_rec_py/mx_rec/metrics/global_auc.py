@@ -18,13 +18,12 @@ EPSILON = 1e-7
 
 
 def auc_from_histograms(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """AUC from counts of positives and negatives per prediction bucket (ascending), ties counted half."""
+    """AUC from counts of positives and negatives per prediction bucket (ascending), ties counted half;
+    NaN when every label is of one class."""
     negatives_below = np.cumsum(negatives) - negatives
     wins = float(np.sum(positives * (negatives_below + 0.5 * negatives)))
     pairs = float(positives.sum()) * float(negatives.sum())
-    if pairs == 0:
-        raise ValueError("AUC needs both positive and negative labels over all ranks")
-    return wins / pairs
+    return wins / pairs if pairs else float("nan")  # one class only: AUC is undefined
 
 
 class GlobalMetrics:
@@ -45,6 +44,11 @@ class GlobalMetrics:
         self._local = tf.compat.v1.placeholder(tf.float64, [2 * num_buckets + 2], name="mxrec_metrics_local")
         self._combined = collectives.allreduce(self._local, "sum", name="mxrec_metrics_allreduce")
 
+    def reset(self) -> None:
+        """Forget the batches added so far (for the next evaluation)."""
+        self._hist[:] = 0.0
+        self._loss_sum = self._count = 0.0
+
     def update(self, labels: np.ndarray, predictions: np.ndarray) -> None:
         """Add a batch: labels 0/1 and predicted probabilities, any matching shapes."""
         labels = np.asarray(labels, dtype=np.float64).ravel()
@@ -58,9 +62,10 @@ class GlobalMetrics:
         self._count += labels.shape[0]
 
     def result(self, session) -> Dict[str, float]:
-        """{"auc", "log_loss", "samples"} over all ranks (every rank must call it)."""
+        """{"auc", "log_loss", "positives", "samples"} over all ranks (every rank must call it)."""
         local = np.concatenate([self._hist[0], self._hist[1], [self._loss_sum, self._count]])
         combined = session.run(self._combined, {self._local: local})
         n = self.num_buckets
         return {"auc": auc_from_histograms(combined[n:2 * n], combined[:n]),
-                "log_loss": combined[2 * n] / combined[2 * n + 1], "samples": int(combined[2 * n + 1])}
+                "log_loss": combined[2 * n] / combined[2 * n + 1], "positives": int(combined[n:2 * n].sum()),
+                "samples": int(combined[2 * n + 1])}
