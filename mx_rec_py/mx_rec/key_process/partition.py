@@ -5,7 +5,6 @@ from typing import Optional
 import numpy as np
 
 from mx_rec.key_process.dedup import dedup
-from mx_rec.key_process.hash_index import TableFullError  # noqa: F401  (re-exported for callers)
 
 PAD_KEY = -1
 

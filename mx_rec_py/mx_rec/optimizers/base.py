@@ -4,7 +4,6 @@ A hash optimizer only updates table variables, only with sparse gradients, and r
 each slot it creates with the table so that storage tiers can move slots with their rows.
 Duplicate indices (several lookups of one table) are summed by TF's base class first.
 """
-from typing import Optional
 
 import tensorflow as tf
 
@@ -110,6 +109,3 @@ class HashOptimizerMixin:
 
     def _valid_dtypes(self):
         return {tf.float32, tf.float64}
-
-    def _slot_var(self, var, slot_name: str) -> Optional[tf.Variable]:
-        return self.get_slot(var, slot_name)

@@ -207,9 +207,6 @@ class TieredStore:
     def confirm_written(self, rows: np.ndarray) -> None:
         """Writes happen inside the lookup's critical section; nothing is pending."""
 
-    def device_items(self) -> Tuple[np.ndarray, np.ndarray]:
-        return self.device.items()
-
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
         return self.device.items()
 
