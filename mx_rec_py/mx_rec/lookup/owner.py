@@ -84,6 +84,34 @@ def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[in
     return table.grow_lock.execute(swap_and_gather)
 
 
+def _device_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[int], n_keys, insert: bool
+                   ) -> tuple:
+    """HBM mode: plan, write new rows (growing the variable with expansion), confirm, gather.
+    Returns (gathered [G, dim], inverse)."""
+    gather_rows, inverse, write_rows, write_values, device_rows, _ = tf.numpy_function(
+        host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64, tf.int64],
+        stateful=True, name="host_plan")
+    gather_rows.set_shape([pad_to])
+    inverse.set_shape(n_keys)
+    write_rows.set_shape([None])
+    write_values.set_shape([None, table.dim])
+    device_rows.set_shape([])
+    write = _write_rows(table, write_rows, write_values, device_rows)
+    with tf.control_dependencies([write]):
+        confirmed = tf.numpy_function(table.confirm_written, [write_rows], tf.int64, stateful=True,
+                                      name="confirm_written")
+    with tf.control_dependencies([confirmed]):
+        # the gradient's indices are these: optimizers then read slots only after the writes
+        gather_rows = tf.identity(gather_rows)
+        gathered = tf.gather(table.variable, gather_rows)
+    if table.expandable and insert:
+        # Rec SDK's expansion flow: gradients w.r.t. the local rows, applied by address (*_by_addr).
+        tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB, gathered)
+        tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET, gather_rows)
+        table.address_tensors.append(gather_rows)
+    return gathered, inverse
+
+
 def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
                  pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
                  weights: Optional[tf.Tensor] = None) -> tf.Tensor:
@@ -113,31 +141,8 @@ def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
     inputs = [keys, timestamp] + ([weights] if weights is not None else [])
     if table.tiered:
         gathered, inverse = _tiered_gather(table, host_plan, inputs, pad_to, keys.shape)
-        if out_dim != table.dim:
-            gathered = gathered[:, :out_dim]
-        extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), default_row], axis=0)
-        return expand_rows(extended, inverse)
-    gather_rows, inverse, write_rows, write_values, device_rows, _ = tf.numpy_function(
-        host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64, tf.int64],
-        stateful=True, name="host_plan")
-    gather_rows.set_shape([pad_to])
-    inverse.set_shape(keys.shape)
-    write_rows.set_shape([None])
-    write_values.set_shape([None, table.dim])
-    device_rows.set_shape([])
-    write = _write_rows(table, write_rows, write_values, device_rows)
-    with tf.control_dependencies([write]):
-        confirmed = tf.numpy_function(table.confirm_written, [write_rows], tf.int64, stateful=True,
-                                      name="confirm_written")
-    with tf.control_dependencies([confirmed]):
-        # the gradient's indices are these: optimizers then read slots only after the writes
-        gather_rows = tf.identity(gather_rows)
-        gathered = tf.gather(table.variable, gather_rows)
-    if table.expandable and insert:
-        # Rec SDK's expansion flow: gradients w.r.t. the local rows, applied by address (*_by_addr).
-        tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB, gathered)
-        tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET, gather_rows)
-        table.address_tensors.append(gather_rows)
+    else:
+        gathered, inverse = _device_gather(table, host_plan, inputs, pad_to, keys.shape, insert)
     if out_dim != table.dim:
         gathered = gathered[:, :out_dim]
     extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), default_row], axis=0)
