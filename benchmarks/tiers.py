@@ -14,7 +14,6 @@ rates come from ``table.telemetry()`` over the timed rounds. Results: benchmarks
     .venv/bin/python benchmarks/tiers.py [--preset small] [--rounds N] [--steps N] [--output F]
 """
 import argparse
-import copy
 import dataclasses
 import datetime
 import json
@@ -79,7 +78,7 @@ def run(settings, log=print) -> dict:
             losses = {m: systems[m].run(settings.pool_batches, fetch_loss=True) for m in MODES}
             for m in MODES:
                 systems[m].run(settings.warmup_steps)
-            start = {m: copy.deepcopy(tables[m].store.counters.__dict__) if tables[m].tiered else {} for m in MODES}
+            start = {m: dataclasses.asdict(tables[m].store.counters) if tables[m].tiered else {} for m in MODES}
             seconds: Dict[str, list] = {m: [] for m in MODES}
             for r in range(settings.rounds):
                 for m in (MODES if r % 2 == 0 else MODES[::-1]):
@@ -87,7 +86,7 @@ def run(settings, log=print) -> dict:
                 log(f"round {r + 1}/{settings.rounds}: " + ", ".join(
                     f"{m} {settings.steps / s[-1]:.2f} steps/s" for m, s in seconds.items()))
             telemetry = {m: tables[m].telemetry() for m in MODES}
-            counters = {m: (start[m], tables[m].store.counters.__dict__) for m in MODES if tables[m].tiered}
+            counters = {m: (start[m], dataclasses.asdict(tables[m].store.counters)) for m in MODES if tables[m].tiered}
         finally:
             for system in systems.values():
                 system.session.close()
@@ -103,7 +102,7 @@ def run(settings, log=print) -> dict:
             keys = max(after["keys"] - before["keys"], 1)
             entry["timed_device_hit_rate"] = (after["device_hits"] - before["device_hits"]) / keys
             entry["timed_host_hit_rate"] = (after["host_hits"] - before["host_hits"]) / keys
-            entry["timed_ssd_hit_rate"] = (after["extra"].get("ssd_hits", 0) - before["extra"].get("ssd_hits", 0)) / keys
+            entry["timed_ssd_hit_rate"] = (after["ssd_hits"] - before["ssd_hits"]) / keys
         else:
             entry.update(timed_device_hit_rate=1.0, timed_host_hit_rate=0.0, timed_ssd_hit_rate=0.0)
         result_modes[m] = entry

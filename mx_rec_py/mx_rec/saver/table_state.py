@@ -93,13 +93,13 @@ def apply(table: EmbeddingTable, state: TableState, session) -> None:
 
 def _apply_tiered(table: EmbeddingTable, state: TableState) -> None:
     """DDR mode: every restored key starts on the host, and moves to the device on use."""
-    full = table.full_initial_rows(np.empty(0, np.int64))[:0]
+    dtype = table.value_dtype.as_numpy_dtype
     parts = [state.embeddings]
     for i, name in enumerate(table.slot_order(), start=1):
         saved = state.slots.get(slot_key(*name))
         parts.append(saved if saved is not None else
-                     np.full((state.keys.shape[0], table.dim), table.slots[name][1], full.dtype))
-    table.store.load(state.keys, np.concatenate(parts, axis=1).astype(full.dtype, copy=False))
+                     np.full((state.keys.shape[0], table.dim), table.slots[name][1], dtype))
+    table.store.load(state.keys, np.concatenate(parts, axis=1).astype(dtype, copy=False))
 
 
 def _apply_device(table: EmbeddingTable, state: TableState, session) -> None:

@@ -11,7 +11,7 @@ Optimizer slots travel with their rows: host rows are full width (embedding, the
 With an SSD tier, the host's least frequently used rows move down to RocksDB when the host is full,
 and come back to the device on use.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
@@ -33,7 +33,7 @@ class TierCounters:
     new_keys: int = 0
     swapped_in: int = 0
     swapped_out: int = 0
-    extra: Dict[str, int] = field(default_factory=dict)
+    ssd_hits: int = 0
 
 
 class TieredStore:
@@ -170,7 +170,7 @@ class TieredStore:
         c.keys += keys.shape[0]
         c.device_hits += int((~absent).sum())
         c.host_hits += int(in_host.sum())
-        c.extra["ssd_hits"] = c.extra.get("ssd_hits", 0) + int(in_ssd.sum())
+        c.ssd_hits += int(in_ssd.sum())
         c.new_keys += int(new.sum())
         c.swapped_in += int(in_host.sum() + in_ssd.sum())
         c.swapped_out += int(victims.shape[0])

@@ -136,7 +136,8 @@ class EmbeddingTable:
         if self.tiered:
             c = self.store.counters
             out.update(lookups=c.lookups, device_hit_rate=c.device_hits / max(c.keys, 1),
-                       host_hit_rate=c.host_hits / max(c.keys, 1), new_keys=c.new_keys,
+                       host_hit_rate=c.host_hits / max(c.keys, 1), ssd_hit_rate=c.ssd_hits / max(c.keys, 1),
+                       new_keys=c.new_keys,
                        swapped_in=c.swapped_in, swapped_out=c.swapped_out)
         return out
 
