@@ -12,7 +12,7 @@ and malformed lines that are either a clear error or, when asked, skipped and co
 import gzip
 import os
 from dataclasses import dataclass, field
-from typing import IO, Iterator, List, Sequence, Tuple
+from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
@@ -91,3 +91,10 @@ class MalformedLines:
         text = f"malformed lines skipped: {self.count}"
         text += f" (first: {'; '.join(self.examples)})" if self.examples else ""
         return text + f"; blank lines: {self.blank}"
+
+
+def require_files(parser, paths: Sequence[Optional[str]]) -> None:
+    """``parser.error`` naming the first given path that is not a file (None entries are skipped)."""
+    for path in paths:
+        if path and not os.path.isfile(path):
+            parser.error(f"input file not found: {path}")

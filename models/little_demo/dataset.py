@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from mx_rec.core.asc.helper import FeatureSpec, get_asc_insert_func
 
+from common.zipf import zipf_cdf
 from config import DemoConfig
 
 TAG_KEY_OFFSET = 10_000_000
@@ -37,8 +38,8 @@ class SyntheticWorld:
     def __init__(self, cfg: DemoConfig, seed: int) -> None:
         rng = np.random.default_rng(seed)
         self.cfg = cfg
-        self._user_cdf = _zipf_cdf(cfg.n_users, cfg.user_zipf)
-        self._item_cdf = _zipf_cdf(cfg.n_items, cfg.item_zipf)
+        self._user_cdf = zipf_cdf(cfg.n_users, cfg.user_zipf)
+        self._item_cdf = zipf_cdf(cfg.n_items, cfg.item_zipf)
         self._user_of_rank = rng.permutation(cfg.n_users).astype(np.int64)
         self._item_of_rank = rng.permutation(cfg.n_items).astype(np.int64)
         self.user_bias = rng.normal(0.0, 1.0, cfg.n_users)
@@ -75,15 +76,6 @@ class SyntheticWorld:
         rng = np.random.default_rng(seed)
         for _ in range(num_batches):
             yield self.sample(rng, batch_size)
-
-
-def _zipf_cdf(n: int, exponent: float) -> np.ndarray:
-    """Cumulative distribution over popularity ranks 0..n-1 with P(rank r) ~ (r + 1) ** -exponent."""
-    weights = np.arange(1, n + 1, dtype=np.float64) ** -exponent
-    cdf = np.cumsum(weights)
-    cdf /= cdf[-1]
-    cdf[-1] = np.nextafter(1.0, 2.0)  # searchsorted(side="right") of any u < 1 stays in range
-    return cdf
 
 
 def make_feature_specs(cfg: DemoConfig) -> List[FeatureSpec]:

@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # models/: the shared ``common`` package
 
 from common.records import CENSUS_SCHEMA, SplitWriter, write_meta  # noqa: E402
-from common.text_input import MalformedLineError, MalformedLines, Where, read_lines  # noqa: E402
+from common.text_input import MalformedLineError, MalformedLines, Where, read_lines, require_files  # noqa: E402
 
 COLUMNS = (
     "age", "class_worker", "det_ind_code", "det_occ_code", "education", "wage_per_hour", "hs_college",
@@ -196,9 +196,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--skip_malformed", action="store_true",
                         help="skip and count malformed lines instead of stopping at the first")
     args = parser.parse_args(argv)
-    for path in (args.train_data_path, args.test_data_path, args.feature_map):
-        if path and not Path(path).is_file():
-            parser.error(f"input file not found: {path}")
+    require_files(parser, (args.train_data_path, args.test_data_path, args.feature_map))
     return args
 
 

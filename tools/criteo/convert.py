@@ -21,7 +21,7 @@ import numpy as np
 
 import layout  # noqa: E402  (puts models/ on sys.path)
 from common.records import CRITEO_SCHEMA, SplitStats, SplitWriter, write_meta  # noqa: E402
-from common.text_input import MalformedLineError, MalformedLines, read_lines  # noqa: E402
+from common.text_input import MalformedLineError, MalformedLines, read_lines, require_files  # noqa: E402
 
 CHUNK = 8192
 MAX_EXACT = 2**32
@@ -146,9 +146,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--line_per_sample must be >= 1, got {args.line_per_sample}")
     if args.hash_buckets < 0:
         parser.error(f"--hash_buckets must be >= 0, got {args.hash_buckets}")
-    for path in args.train_data_path + args.test_data_path:
-        if not Path(path).is_file():
-            parser.error(f"input file not found: {path}")
+    require_files(parser, args.train_data_path + args.test_data_path)
     return args
 
 

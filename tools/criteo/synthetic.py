@@ -30,6 +30,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 import layout  # noqa: E402  (puts models/ on sys.path)
+from common.zipf import zipf_cdf  # noqa: E402
 from common.records import CRITEO_SCHEMA, SplitWriter, write_meta  # noqa: E402
 
 CHUNK = 100_000
@@ -53,14 +54,6 @@ class World:
     bias: float
 
 
-def _zipf_cdf(n: int, exponent: float) -> np.ndarray:
-    weights = np.arange(1, n + 1, dtype=np.float64) ** -exponent
-    cdf = np.cumsum(weights)
-    cdf /= cdf[-1]
-    cdf[-1] = np.nextafter(1.0, 2.0)  # searchsorted(side="right") of any u < 1 stays in range
-    return cdf
-
-
 def make_world(args: argparse.Namespace) -> World:
     """The planted model for ``args.seed`` (cardinalities, key values, weights, dense laws)."""
     rng = np.random.default_rng(args.seed)
@@ -68,7 +61,7 @@ def make_world(args: argparse.Namespace) -> World:
     rng.shuffle(cardinality)
     cdfs, values, weights = [], [], []
     for n in cardinality:
-        cdfs.append(_zipf_cdf(int(n), args.zipf))
+        cdfs.append(zipf_cdf(int(n), args.zipf))
         values.append(rng.choice(2**32, size=int(n), replace=False).astype(np.uint64))
         weights.append(rng.normal(0.0, args.key_scale, int(n) + 1))
     missing_rate = np.where(rng.random(layout.N_SPARSE) < 1 / 3, rng.uniform(0.0, 0.3, layout.N_SPARSE), 0.0)
