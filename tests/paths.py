@@ -1,6 +1,8 @@
 """Paths tests share: the repo root, the venv's python, and ../shared/data."""
+import os
 import sys
 from pathlib import Path
+from typing import Collection, Dict, Mapping
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -15,3 +17,13 @@ def require_shared(*paths: Path) -> None:
         import pytest
         pytest.fail(f"shared data sample(s) missing: {missing}; tests read them from ../shared/data beside the "
                     "repository (see ../shared/data/SOURCES.md)")
+
+
+def launch_env(extra: Mapping[str, str], drop: Collection[str] = ()) -> Dict[str, str]:
+    """This process's environment without the variables in ``drop``, the venv first on PATH (so
+    ``python`` and ``horovodrun`` are the project's), ``PYTHON`` set to it, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHON"] = PYTHON
+    env.update(extra)
+    return env

@@ -6,15 +6,14 @@ The data: Wide-ResDNN's Criteo ``train.csv`` / ``dev.csv`` converted with 2 samp
 and the 200-row census sample as both census splits.
 """
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List
 
 import pytest
 
-from tests.paths import PYTHON, REPO, SHARED_DATA, require_shared
+from tests.paths import PYTHON, REPO, SHARED_DATA, launch_env, require_shared
 
 CRITEO = SHARED_DATA / "criteo" / "wide_resdnn"
 CENSUS = SHARED_DATA / "census" / "census-income.sample"
@@ -65,12 +64,6 @@ def job_dirs(tmp_path_factory) -> Dict[str, Path]:
             "tables": {1: work / "one_rank.json", 2: TWO_RANKS}}
 
 
-def _env(extra: Mapping[str, str]) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
-    env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHON"] = PYTHON
-    env.update(extra)
-    return env
 
 
 @pytest.mark.parametrize("model,case", CASES, ids=[f"{m}-{c}" for m, c in CASES])
@@ -79,7 +72,7 @@ def test_model_trains_from_its_run_sh(model, case, job_dirs):
     ranks, switches = cases[case]
     script = REPO / "models" / model / "run.sh"
     proc = subprocess.run(["bash", str(script), str(job_dirs["so"]), str(PKG), str(job_dirs["tables"][ranks]),
-                           str(job_dirs[dataset])], cwd=REPO, env=_env({"MODEL_ARGS": ARGS, **switches}),
+                           str(job_dirs[dataset])], cwd=REPO, env=launch_env({"MODEL_ARGS": ARGS, **switches}, SWITCHES),
                           capture_output=True, text=True, timeout=240)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"exit {proc.returncode}\n{output[-6000:]}"
@@ -110,6 +103,6 @@ def test_unavailable_and_invalid_switches_stop_with_a_message(job_dirs):
     for switches, needle in (({"USE_MODIFY_GRAPH": "1"}, "USE_MODIFY_GRAPH=1 asks for automatic graph modification"),
                              ({"CACHE_MODE": "hbm"}, "invalid CACHE_MODE='hbm'; valid values: HBM, DDR, SSD")):
         proc = subprocess.run([PYTHON, str(script), "--data_path", str(job_dirs["criteo"]), "--steps", "1"],
-                              cwd=REPO, env=_env(switches), capture_output=True, text=True, timeout=120)
+                              cwd=REPO, env=launch_env(switches, SWITCHES), capture_output=True, text=True, timeout=120)
         assert proc.returncode != 0
         assert needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -23,7 +23,7 @@ from mx_rec.launch.cluster import parse_cluster_env
 from mx_rec.launch.plan import build_plan, find_model, list_models, parse_args
 from mx_rec.launch.rank_table import load_rank_table, parse_rank_table
 from mx_rec.launch.switches import parse_switches, read_switch
-from tests.paths import PYTHON, REPO
+from tests.paths import PYTHON, REPO, launch_env
 
 RUN_SH = REPO / "run.sh"
 DEMO_RUN_SH = REPO / "models" / "little_demo" / "run.sh"
@@ -219,19 +219,12 @@ def test_build_plan_ip_scheme_ignores_the_table(tmp_path):
 # ---------------------------------------------------------------- run.sh as a user runs it
 
 
-def _env(extra: Mapping[str, str]) -> Dict[str, str]:
-    """The test's environment without launcher variables, the venv first on PATH, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
-    env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHON"] = PYTHON
-    env.update(extra)
-    return env
 
 
 def run_sh(args: Sequence[str], extra_env: Mapping[str, str], script: Path = RUN_SH,
            timeout: float = 120) -> subprocess.CompletedProcess:
     """``bash script args...`` from the repo root."""
-    return subprocess.run(["bash", str(script), *map(str, args)], cwd=REPO, env=_env(extra_env),
+    return subprocess.run(["bash", str(script), *map(str, args)], cwd=REPO, env=launch_env(extra_env, LAUNCH_VARS),
                           capture_output=True, text=True, timeout=timeout)
 
 
