@@ -18,6 +18,7 @@ from mx_rec.lookup.feature_spec import FeatureSpec
 from mx_rec.lookup.exchange import replicated_lookup, sharded_lookup
 from mx_rec.lookup.input_pipeline import find_feature_ids, timestamp_spec_for
 from mx_rec.lookup.owner import owner_lookup
+from mx_rec.lookup.registry import record_lookup
 from mx_rec.tables.table import EmbeddingTable
 
 MAX_LOOKUPS_PER_TABLE = 128
@@ -151,4 +152,8 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         out.set_shape(ids.shape.concatenate([out_dim]))
         if not (is_grad and is_train):
             out = tf.stop_gradient(out)
-        return out
+        out = tf.identity(out, name="embeddings")
+    default = None if serving_default_value is None else np.broadcast_to(
+        np.asarray(serving_default_value, np.float64), (out_dim,)).tolist()
+    record_lookup(table.table_name, ids, out, out_dim, is_train, default)
+    return out
