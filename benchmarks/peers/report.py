@@ -1,0 +1,155 @@
+"""Turn a peers JSON into a PNG chart, a README section and a console summary.
+
+The README section sits between ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` and is rewritten
+whole (appended at the end when the markers are missing). Regenerate it from a JSON with::
+
+    .venv/bin/python -m benchmarks.peers.report benchmarks/results/peers.json --readme README.md
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+LABELS = {"mx_rec_hbm": "mx_rec HBM", "mx_rec_ddr": "mx_rec DDR", "mx_rec_ssd": "mx_rec SSD",
+          "tfra": "TFRA 0.7.0", "plain_tf": "plain TF (mod hash)"}
+
+
+def _fmt(x: Optional[float], spec: str = ".2f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def write_chart(result: dict, path: Path) -> Optional[str]:
+    """Bar charts of micro keys/s, DLRM samples/s and bytes per key; returns the path, or None
+    when matplotlib is missing (it lives in the benchmark environment only)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = result["systems_run"]
+    panels = [("micro", "keys_per_s", 1e-6, "lookup+update, M keys/s"),
+              ("dlrm", "samples_per_s", 1e-3, "DLRM training, k samples/s")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, (workload, key, scale, title) in zip(axes, panels):
+        systems = result["workloads"][workload]["systems"]
+        values = [systems[n][key] * scale for n in names]
+        bars = ax.bar([LABELS[n] for n in names], values, color=["C0" if n.startswith("mx_rec") else "C1" for n in names])
+        for bar, n in zip(bars, names):
+            ratio = systems[n].get("ratio_to_plain_tf")
+            if ratio is not None:
+                ax.annotate(f"{ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            ha="center", va="bottom", fontsize=8)
+        ax.set_title(title + " (x = vs plain TF)", fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    mem = result["memory"]["systems"]
+    mem_names = [n for n in names if n in mem]
+    axes[2].bar([LABELS[n] for n in mem_names], [mem[n]["bytes_per_key"] for n in mem_names], color="C2")
+    axes[2].axhline(result["memory"]["raw_row_bytes"], color="k", ls="--", lw=1, label="raw row (64 B)")
+    axes[2].axhline(result["memory"]["raw_row_with_adam_slots_bytes"], color="gray", ls=":", lw=1,
+                    label="row + Adam slots")
+    axes[2].set_title(f"peak RSS per key over baseline ({result['memory']['keys']:,} keys)", fontsize=10)
+    axes[2].legend(fontsize=8)
+    axes[2].tick_params(axis="x", labelrotation=30, labelsize=8)
+    s = result["settings"]
+    fig.suptitle(f"batch {s['batch_size']} x {s['fields']} ids, Zipf({s['zipf_a']}) over {s['num_keys']:,} keys, "
+                 f"dim {s['dim']}; median of {s['rounds']} alternating rounds; "
+                 f"{result['machine']['cpus_usable']} CPUs", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def section(result: dict, json_rel: str) -> str:
+    """The README section (markers included) for ``result``."""
+    s, m = result["settings"], result["machine"]
+    micro, dlrm = result["workloads"]["micro"]["systems"], result["workloads"]["dlrm"]["systems"]
+    lines: List[str] = [
+        BEGIN,
+        "## Benchmarks against peers",
+        "",
+        f"`{result['command']}` runs, in one invocation and on the same generated batches "
+        f"({s['batch_size']} x {s['fields']} Zipf({s['zipf_a']}) ids over {s['num_keys']:,} keys, "
+        f"{s['dense']} dense features, dim {s['dim']}), a lookup + lazy-Adam update microbenchmark and DLRM "
+        "training (the zoo's model) for mx_rec in its three modes, TFRA 0.7.0 `dynamic_embedding` "
+        "(installed only in the benchmark environment, `tools/bench_env.sh`) and plain TF (one "
+        "`tf.Variable`, ids hashed `mod` its rows: no collision handling, the speed upper bound). "
+        f"Each system runs in its own process; figures are medians of {s['rounds']} alternating rounds "
+        f"on {m['cpus_usable']} CPUs (load average {_fmt(m['load_average_before'][0])} before). "
+        f"Generated from `{json_rel}` (chart: `{Path(json_rel).with_suffix('.png')}`).",
+        "",
+        "| system | micro steps/s | M keys/s | vs plain TF | DLRM samples/s | vs plain TF |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in result["systems_run"]:
+        lines.append(f"| {LABELS[n]} | {micro[n]['steps_per_s']:.1f} | {micro[n]['keys_per_s'] / 1e6:.2f} | "
+                     f"{_fmt(micro[n].get('ratio_to_plain_tf'))}x | {dlrm[n]['samples_per_s']:,.0f} | "
+                     f"{_fmt(dlrm[n].get('ratio_to_plain_tf'))}x |")
+    if not result["tfra"]["ran"]:
+        lines += ["", f"TFRA was not run: {result['tfra'].get('reason', 'unknown')}."]
+    lines += ["", "| target (mx_rec HBM) | ratio | met |", "|---|---|---|"]
+    for key, t in result["targets"].items():
+        lines.append(f"| {key.replace('_', ' ')} >= {t['target']} | {_fmt(t['ratio'], '.3f')} | "
+                     f"{'n/a' if t['met'] is None else ('yes' if t['met'] else 'no')} |")
+    mem = result["memory"]
+    lines += ["", f"Peak RSS over a baseline process after training {mem['keys']:,} distinct keys (dim {mem['dim']}, "
+              f"lazy Adam; raw row {mem['raw_row_bytes']} B, with Adam's two slots {mem['raw_row_with_adam_slots_bytes']} B):",
+              "", "| system | MiB per 10^6 keys | bytes/key | x raw row |", "|---|---|---|---|"]
+    for n, e in mem["systems"].items():
+        lines.append(f"| {LABELS[n]} | {e['peak_rss_per_1e6_keys_bytes'] / 2**20:.0f} | {e['bytes_per_key']:.0f} | "
+                     f"{e['bytes_per_key_over_raw_row']:.2f} |")
+    lines += [END]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, json_path: Path, repo: Path) -> None:
+    """Rewrite ``readme``'s bench section from the JSON at ``json_path``."""
+    result = json.loads(json_path.read_text(encoding="utf-8"))
+    try:
+        json_rel = str(json_path.resolve().relative_to(repo))
+    except ValueError:
+        json_rel = str(json_path)
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    new = section(result, json_rel)
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + new.rstrip("\n") + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + new
+    readme.write_text(text, encoding="utf-8")
+
+
+def summary(result: dict) -> str:
+    """A few console lines: each system's rates and ratios, the targets, memory per key."""
+    out = []
+    for workload, entry in result["workloads"].items():
+        for n, e in entry["systems"].items():
+            out.append(f"  {workload:5s} {LABELS[n]:20s} {e['steps_per_s']:8.2f} steps/s {e[entry['unit']]:14,.0f} "
+                       f"{entry['unit']}  x plain {_fmt(e.get('ratio_to_plain_tf'), '.3f')}")
+    for key, t in result["targets"].items():
+        out.append(f"  target {key} >= {t['target']}: {_fmt(t['ratio'], '.3f')} met={t['met']}")
+    for n, e in result["memory"]["systems"].items():
+        out.append(f"  memory {LABELS[n]:20s} {e['bytes_per_key']:8.0f} bytes/key ({e['bytes_per_key_over_raw_row']:.2f}x raw row)")
+    return "\n".join(out)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("json", type=Path)
+    parser.add_argument("--readme", type=Path)
+    parser.add_argument("--chart", type=Path)
+    args = parser.parse_args(argv)
+    result = json.loads(args.json.read_text(encoding="utf-8"))
+    if args.chart:
+        print(write_chart(result, args.chart))
+    if args.readme:
+        update_readme(args.readme, args.json, Path(__file__).resolve().parents[2])
+    print(summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
