@@ -22,6 +22,7 @@ from typing import Callable, Dict, Optional, Tuple
 import tensorflow as tf
 
 from mx_rec.core.asc.manager import start_asc_pipeline
+from mx_rec.inference.signature import set_prediction
 from mx_rec.util.initialize import get_rank_id, get_rank_size, init, terminate_config_initializer
 
 from common import data, embedding, evaluation, training
@@ -86,6 +87,7 @@ def _build_graph(spec: ModelSpec, cfg: TrainConfig, switches: JobSwitches, info:
     train_iter, train_batch = data.make_iterator(
         data.train_dataset(info, cfg.batch_size, steps, rank, ranks, cfg.seed, cfg.shuffle_buffer))
     eval_iter, eval_batch = data.make_iterator(data.eval_dataset(info, cfg.eval_batch_size, n_eval, rank, ranks))
+    read_batch = eval_batch  # what the files hold: the inputs of an exported model (tools/export_local.py)
     if spec.prepare is not None:
         train_batch, eval_batch = spec.prepare(train_batch), spec.prepare(eval_batch)
     optimizers = training.make_sparse_optimizers(spec.tables, cfg, switches, steps)
@@ -102,6 +104,7 @@ def _build_graph(spec: ModelSpec, cfg: TrainConfig, switches: JobSwitches, info:
     loss = task_loss(spec.build(embeddings(train_batch, True), train_batch), train_batch["label"])
     train_op = training.make_train_op(loss, tables, optimizers, cfg, steps)
     eval_probs = tf.sigmoid(spec.build(embeddings(eval_batch, False), eval_batch))
+    set_prediction(eval_probs, read_batch)
     return _Graph((train_iter.initializer, eval_iter.initializer), train_op, loss, eval_probs, eval_batch, tables,
                   evaluation.MetricsCombiner(2 * len(spec.tasks), ranks), keys, optimizers.note)
 

@@ -1,0 +1,6 @@
+"""Local inference: export a sharded checkpoint to one folder, load it, predict (SPEC section 5)."""
+from mx_rec.inference.signature import set_prediction
+from mx_rec.inference.export import export_local
+from mx_rec.inference.model import InferenceModel, load_inference_model
+
+__all__ = ["set_prediction", "export_local", "InferenceModel", "load_inference_model"]

@@ -1,0 +1,139 @@
+"""Merge an N-rank checkpoint into a single-node inference model (``tools/export_local.py``).
+
+    <output>/model.pb            frozen GraphDef: input placeholders -> prediction (``freeze.py``)
+    <output>/model.json          format, source checkpoint, inputs, lookups, tables (see :func:`export_local`)
+    <output>/tables/<t>/keys.npy int64 [K] sorted; rows.npy value dtype [K, dim] (``table_merge.py``)
+
+The output directory is written under a temporary name and renamed into place. Nothing in it
+needs Horovod or mx_rec's training code: ``load_inference_model`` reads it with TF and numpy.
+"""
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+
+from mx_rec.inference.freeze import ExportError, freeze
+from mx_rec.inference.table_merge import MergeStats, ShardError, merge_shards
+from mx_rec.saver import layout
+
+FORMAT = "mx_rec-local-model-v1"
+GRAPH_FILE = "model.pb"
+SPEC_FILE = "model.json"
+TABLES_DIR = "tables"
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_local` wrote: the checkpoint prefix read, the output folder, per table the merge."""
+
+    prefix: str
+    output: str
+    tables: Dict[str, MergeStats] = field(default_factory=dict)
+
+
+def default_memory_budget() -> int:
+    """A quarter of the machine's physical memory, in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A TF checkpoint prefix from a folder (its latest checkpoint) or a prefix.
+
+    Raises:
+        ExportError: neither, naming the path.
+    """
+    if os.path.isdir(path) and not os.path.isdir(layout.sparse_dir(path)):
+        prefix = tf.train.latest_checkpoint(path)
+        if prefix is None:
+            raise ExportError(f"{path} holds no TF checkpoint (no 'checkpoint' file naming one)")
+        return prefix
+    if os.path.isfile(path + ".index") or os.path.isdir(layout.sparse_dir(path)):
+        return path
+    raise ExportError(f"{path} is neither a checkpoint folder nor a checkpoint prefix (no {path}.index)")
+
+
+def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
+    """The MetaGraphDef in ``path`` (a Saver's ``.meta``), parsed without importing its ops."""
+    if not os.path.isfile(path):
+        raise ExportError(f"{path} does not exist: the Saver writes it with save(..., write_meta_graph=True) (the "
+                          "default); pass --meta_graph FILE (from tf.compat.v1.train.export_meta_graph) otherwise")
+    meta = meta_graph_pb2.MetaGraphDef()
+    with open(path, "rb") as f:
+        meta.ParseFromString(f.read())
+    return meta
+
+
+def shard_paths(prefix: str, manifest: dict, table: str) -> List[str]:
+    """The shard files of ``table`` (one for a replicated table, else one per saving rank).
+
+    Raises:
+        ShardError: a shard file is missing, naming it.
+    """
+    root = layout.sparse_dir(prefix)
+    entry = manifest["tables"][table]
+    ranks = [0] if entry.get("is_dp") else range(manifest["rank_size"])
+    paths = [layout.shard_path(root, table, r, manifest["rank_size"]) for r in ranks]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ShardError(f"table '{table}': checkpoint shard {path} is missing (saved by "
+                             f"{manifest['rank_size']} ranks)")
+    return paths
+
+
+def export_local(checkpoint: str, output: str, meta_graph: Optional[str] = None,
+                 memory_budget_bytes: Optional[int] = None) -> ExportReport:
+    """Write the local model of ``checkpoint`` to ``output`` (replacing it).
+
+    Args:
+        checkpoint: checkpoint folder (its latest checkpoint) or prefix (``.../model-100``).
+        output: folder to write (see the module docstring).
+        meta_graph: the training graph's ``.meta`` (default ``<prefix>.meta``).
+        memory_budget_bytes: memory the table merge may use (default: a quarter of RAM); tables larger
+            than it are merged range by range.
+
+    Returns:
+        what was written. ``model.json`` holds ``{"format", "checkpoint", "step", "saved_by_ranks",
+        "prediction", "inputs", "lookups", "tables": {name: {"dim", "keys", "value_dtype"}}}``.
+
+    Raises:
+        ExportError: no usable graph or signature; CheckpointError (ShardError): a missing or bad shard,
+        naming the file.
+    """
+    prefix = resolve_checkpoint(checkpoint)
+    manifest = layout.read_manifest(prefix)
+    tables = sorted(manifest["tables"])
+    paths = {name: shard_paths(prefix, manifest, name) for name in tables}
+    graph_def, spec = freeze(read_meta_graph(meta_graph or prefix + ".meta"), prefix)
+    unknown = sorted({lk["table"] for lk in spec["lookups"]} - set(tables))
+    if unknown:
+        raise ExportError(f"the prediction looks up table(s) {unknown} that checkpoint {prefix} does not hold "
+                          f"(is_save=False?); it holds {tables}")
+    budget = memory_budget_bytes or default_memory_budget()
+    output = os.path.abspath(output)
+    tmp = f"{output}.tmp-{uuid.uuid4().hex[:8]}"
+    report = ExportReport(prefix, output)
+    try:
+        os.makedirs(tmp)
+        for name in tables:
+            dim = manifest["tables"][name]["dim"]
+            report.tables[name] = merge_shards(paths[name], name, dim, os.path.join(tmp, TABLES_DIR, name), budget)
+        with open(os.path.join(tmp, GRAPH_FILE), "wb") as f:
+            f.write(graph_def.SerializeToString())
+        description = {"format": FORMAT, "checkpoint": os.path.abspath(prefix), "step": manifest.get("step"),
+                       "saved_by_ranks": manifest["rank_size"], **spec,
+                       "tables": {n: {"dim": s.dim, "keys": s.keys,
+                                      "value_dtype": manifest["tables"][n].get("value_dtype", "float32")}
+                                  for n, s in report.tables.items()}}
+        with open(os.path.join(tmp, SPEC_FILE), "w", encoding="utf-8") as f:
+            json.dump(description, f, indent=1)
+        if os.path.exists(output):
+            shutil.rmtree(output)
+        os.rename(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report

@@ -1,0 +1,58 @@
+"""A merged table of a local model: sorted keys and their rows, in memory or memory-mapped.
+
+    <model>/tables/<table>/keys.npy   int64 [K], sorted, distinct
+    <model>/tables/<table>/rows.npy   value dtype (float32) [K, dim]
+
+Lookups binary-search the keys (``np.searchsorted``), so a memory-mapped table reads only the
+pages its keys fall on. Key -1 is padding and gives zeros; a key without a row gives the lookup's
+default (``serving_default_value``, else zeros), as ``sparse_lookup(is_train=False)`` does.
+"""
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+PADDING_KEY = -1
+
+
+class MergedTable:
+    """One table of an exported model.
+
+    Args:
+        directory: the table's folder (``keys.npy``, ``rows.npy``).
+        mmap: True maps both files read-only instead of loading them.
+    """
+
+    def __init__(self, directory: str, mmap: bool = False) -> None:
+        mode = "r" if mmap else None
+        self.keys = np.load(os.path.join(directory, "keys.npy"), mmap_mode=mode)
+        self.rows = np.load(os.path.join(directory, "rows.npy"), mmap_mode=mode)
+        self.dim = int(self.rows.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    def lookup(self, ids: np.ndarray, dim: Optional[int] = None, default: Optional[Sequence[float]] = None
+               ) -> np.ndarray:
+        """Rows of ``ids`` (integers, any shape S): value dtype S + [dim].
+
+        Args:
+            dim: leading columns to return (default: the table's width).
+            default: [dim] values for keys without a row (None: zeros). Padding (-1) is always zeros.
+        """
+        dim = self.dim if dim is None else int(dim)
+        flat = np.asarray(ids).reshape(-1).astype(np.int64, copy=False)
+        out = np.zeros((flat.shape[0], dim), dtype=self.rows.dtype)
+        if default is not None:
+            out[:] = np.asarray(default, dtype=self.rows.dtype)
+        if len(self):
+            pos = np.minimum(np.searchsorted(self.keys, flat), len(self) - 1)
+            found = np.asarray(self.keys[pos]) == flat
+            if found.any():
+                hit = pos[found]
+                order = np.argsort(hit, kind="stable")  # ascending reads: sequential pages of a mapped file
+                values = np.empty((hit.shape[0], dim), dtype=self.rows.dtype)
+                values[order] = self.rows[hit[order], :dim]
+                out[found] = values
+        out[flat == PADDING_KEY] = 0
+        return out.reshape(tuple(np.shape(ids)) + (dim,))
