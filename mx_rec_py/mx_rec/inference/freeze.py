@@ -125,12 +125,12 @@ def _used_functions(library, graph_def: graph_pb2.GraphDef):
 
 def _check_ops(graph_def: graph_pb2.GraphDef) -> None:
     nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
-    for node in nodes:
-        if node.op in _FORBIDDEN or node.op.startswith("Horovod"):
-            raise ExportError(
-                f"the prediction depends on op '{node.name}' ({node.op}), which a local model cannot run: pass every "
-                "batch entry the model reads to mx_rec.inference.set_prediction(probs, batch), and look tables up "
-                "with sparse_lookup (its outputs are recorded)")
+    bad = [f"'{n.name}' ({n.op})" for n in reversed(nodes) if n.op in _FORBIDDEN or n.op.startswith("Horovod")]
+    if bad:
+        raise ExportError(
+            f"the prediction depends on op(s) {', '.join(bad[:5])}, which a local model cannot run: pass every "
+            "batch entry the model reads to mx_rec.inference.set_prediction(probs, batch), and look tables up "
+            "with sparse_lookup (its outputs are recorded)")
 
 
 def _shape_embeddings(graph_def: graph_pb2.GraphDef, used: List[Dict]) -> None:

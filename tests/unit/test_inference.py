@@ -1,0 +1,148 @@
+"""Local inference in one process: export a checkpoint, load it, predict like the training session."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.framework import graph_pb2
+
+from mx_rec.core.embedding import create_table, sparse_lookup
+from mx_rec.inference import export_local, load_inference_model, set_prediction
+from mx_rec.inference.freeze import ExportError
+from mx_rec.inference.merged_table import MergedTable
+from mx_rec.inference.table_merge import merge_shards, npz_member
+from mx_rec.optimizers import lazy_adam
+from mx_rec.saver.layout import CheckpointError
+from mx_rec.util.variable import get_dense_and_sparse_variable
+
+INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=1)
+RUNTIME_ONLY = ("PyFunc", "EagerPyFunc", "PyFuncStateless", "IteratorGetNext", "VarHandleOp", "VariableV2")
+
+
+def _model(register=True):
+    """Two tables; ids from two placeholders, one sliced (computed ids); a dense variable read by a gather."""
+    users = create_table(tf.int64, 4, "users", INIT, device_vocabulary_size=100)
+    items = create_table(tf.int64, 6, "items", INIT, device_vocabulary_size=100)
+    batch = {"user": tf.compat.v1.placeholder(tf.int64, [None, 2], name="user"),
+             "item": tf.compat.v1.placeholder(tf.int64, [None, 3], name="item"),
+             "slot": tf.compat.v1.placeholder(tf.int32, [None], name="slot"),
+             "label": tf.compat.v1.placeholder(tf.float32, [None], name="label")}
+    bias = tf.compat.v1.get_variable("slot_bias", [3, 1], initializer=tf.constant_initializer(0.0))
+    w = tf.compat.v1.get_variable("w", [2 * 4 + 6, 1], initializer=tf.compat.v1.glorot_uniform_initializer(seed=2))
+
+    def logits(is_train, default=None):
+        u = sparse_lookup(users, batch["user"], is_train=is_train, name=f"u_{is_train}")
+        i = sparse_lookup(items, batch["item"][:, 1], is_train=is_train, serving_default_value=default,
+                          name=f"i_{is_train}")
+        x = tf.concat([tf.reshape(u, [-1, 8]), i], axis=1)
+        return tf.squeeze(tf.matmul(x, w) + tf.nn.embedding_lookup(bias, batch["slot"]), 1)
+
+    loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=batch["label"], logits=logits(True)))
+    dense, sparse = get_dense_and_sparse_variable()
+    sparse_opt = lazy_adam.create_hash_optimizer(0.05)
+    train = tf.group(tf.compat.v1.train.AdamOptimizer(0.05).minimize(loss, var_list=dense),
+                     sparse_opt.minimize(loss, var_list=sparse))
+    probs = tf.sigmoid(logits(False, default=0.25))
+    if register:
+        set_prediction(probs, batch)
+    return batch, train, probs
+
+
+def _feed(batch, rng, n):
+    return {batch["user"]: rng.integers(0, 30, (n, 2)), batch["item"]: rng.integers(0, 20, (n, 3)),
+            batch["slot"]: rng.integers(0, 3, n), batch["label"]: (rng.random(n) < 0.4).astype(np.float32)}
+
+
+def trained_sizes(prefix):
+    with open(os.path.join(prefix + "-mxrec-sparse", "manifest.json"), encoding="utf-8") as f:
+        return {name: sum(entry["key_counts"]) for name, entry in json.load(f)["tables"].items()}
+
+
+@pytest.fixture
+def trained(graph, tmp_path):
+    """(checkpoint prefix, test batch as numpy dict, the session's eval predictions of it)."""
+    batch, train, probs = _model()
+    rng = np.random.default_rng(0)
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for _ in range(5):
+            sess.run(train, _feed(batch, rng, 16))
+        prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "ckpt" / "model"), global_step=5)
+        test = _feed(batch, rng, 11)
+        test[batch["user"]][0] = [-1, 12345]  # padding and a key no table holds
+        test[batch["item"]][1, 1] = 999
+        expected = sess.run(probs, test)
+    return prefix, {k: test[t] for k, t in batch.items()}, expected
+
+
+def test_exported_model_predicts_like_the_session(trained, tmp_path):
+    prefix, test, expected = trained
+    report = export_local(os.path.dirname(prefix), str(tmp_path / "local"))
+    assert {n: s.keys for n, s in report.tables.items()} == trained_sizes(prefix)
+    model = load_inference_model(str(tmp_path / "local"))
+    assert sorted(model.inputs) == ["item", "slot", "user"]  # the label is not an input of the prediction
+    np.testing.assert_allclose(model.predict(test), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(model.predict({k: v[3:5] for k, v in test.items()}), expected[3:5], atol=1e-6)
+    graph_def = graph_pb2.GraphDef.FromString((tmp_path / "local" / "model.pb").read_bytes())
+    ops = {n.op for n in graph_def.node}
+    assert not [op for op in ops if op in RUNTIME_ONLY or op.startswith("Horovod")], ops
+
+
+def test_merged_table_gives_defaults_and_zeros_for_padding(tmp_path):
+    np.save(tmp_path / "keys.npy", np.array([-5, 3, 9], np.int64))
+    np.save(tmp_path / "rows.npy", np.arange(12, dtype=np.float32).reshape(3, 4))
+    for mmap in (False, True):
+        table = MergedTable(str(tmp_path), mmap=mmap)
+        out = table.lookup(np.array([[9, -1], [4, -5]]), dim=2, default=[7, 8])
+        np.testing.assert_array_equal(out, [[[8, 9], [0, 0]], [[7, 8], [0, 1]]])
+        assert out.shape == (2, 2, 2) and isinstance(table.rows, np.memmap) == mmap
+
+
+def test_merge_in_key_ranges_writes_what_one_pass_writes(tmp_path):
+    rng = np.random.default_rng(3)
+    keys = rng.permutation(np.arange(-3000, 3000, 3, dtype=np.int64))
+    paths = []
+    for r in range(3):  # disjoint shards, as ranks write them
+        mine = keys[r::3]
+        paths.append(str(tmp_path / f"shard{r}.npz"))
+        np.savez(paths[-1], keys=mine, embeddings=rng.normal(size=(mine.shape[0], 5)).astype(np.float32),
+                 **{"slot:adam/m": np.zeros((mine.shape[0], 5), np.float32)})
+    assert isinstance(npz_member(paths[0], "embeddings"), np.memmap)
+    whole = merge_shards(paths, "t", 5, str(tmp_path / "whole"), budget_bytes=1 << 30)
+    ranged = merge_shards(paths, "t", 5, str(tmp_path / "ranged"), budget_bytes=4096)
+    assert whole.buckets == 1 and ranged.buckets > 10 and ranged.keys == keys.shape[0]
+    for name in ("keys.npy", "rows.npy"):
+        np.testing.assert_array_equal(np.load(tmp_path / "whole" / name), np.load(tmp_path / "ranged" / name))
+    np.testing.assert_array_equal(np.load(tmp_path / "whole" / "keys.npy"), np.sort(keys))
+
+
+def test_missing_shard_is_named(trained, tmp_path):
+    prefix, _, _ = trained
+    shard = os.path.join(prefix + "-mxrec-sparse", "items", "shard-00000-of-00001.npz")
+    os.remove(shard)
+    with pytest.raises(CheckpointError, match=f"table 'items': checkpoint shard {shard} is missing"):
+        export_local(prefix, str(tmp_path / "local"))
+    assert not (tmp_path / "local").exists()
+
+
+def test_graph_without_signature_says_how_to_register(graph, tmp_path):
+    _model(register=False)
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "model"))
+    with pytest.raises(ExportError, match="set_prediction"):
+        export_local(prefix, str(tmp_path / "local"))
+
+
+def test_prediction_from_an_unregistered_iterator_names_the_op(graph, tmp_path):
+    table = create_table(tf.int64, 4, "t", INIT, device_vocabulary_size=50)
+    ids = tf.compat.v1.data.make_one_shot_iterator(tf.data.Dataset.from_tensors(tf.constant([[1, 2]], tf.int64))
+                                                   ).get_next()
+    probs = tf.sigmoid(tf.reduce_sum(sparse_lookup(table, ids, is_train=False), axis=[1, 2]))
+    set_prediction(probs, {})
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "model"))
+    with pytest.raises(ExportError, match=r"IteratorGetNext.*set_prediction"):
+        export_local(prefix, str(tmp_path / "local"))
