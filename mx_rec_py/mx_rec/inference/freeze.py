@@ -20,8 +20,8 @@ from tensorflow.core.framework import graph_pb2, node_def_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from mx_rec.inference.signature import collection_strings, meta_signature
+from mx_rec.lookup.registry import LOOKUP_COLLECTION
 
-LOOKUP_COLLECTION = "mx_rec_lookups"  # mx_rec.lookup.registry.LOOKUP_COLLECTION (not imported: it pulls in TF glue)
 INPUT_SCOPE = "mxrec_inference/input/"
 _FORBIDDEN = {"PyFunc", "PyFuncStateless", "EagerPyFunc", "IteratorGetNext", "IteratorGetNextSync", "IteratorV2",
               "Iterator", "AnonymousIteratorV2", "AnonymousIteratorV3", "OneShotIterator", "MakeIterator"}
