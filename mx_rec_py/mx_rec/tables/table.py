@@ -1,5 +1,6 @@
 """``EmbeddingTable``: one sparse table's config, its storage and its device variable."""
 import math
+import threading
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -53,11 +54,14 @@ class EmbeddingTable:
             collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, ASCEND_GLOBAL_HASHTABLE_COLLECTION])
         # With expansion, lookups grow the variable one at a time; slots grow in the optimizer.
         # Expansion: lookups grow the variable one at a time. DDR: each lookup's swaps run alone.
+        # TF runs independent host callbacks (two lookups of this table) on parallel threads
+        self.host_lock = threading.Lock()
         self.grow_lock = tf.CriticalSection(name=f"{config.table_name}_lock") if (expandable or self.tiered) else None
         self.address_tensors = []
         # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
         self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
-        self.lookup_count = 0
+        self.lookup_count = 0  # sparse_lookup calls (at most 128)
+        self.built_lookups = 0  # lookups built: one per call, or one per merged group with multi-lookup
         self.rejections = 0
         self.evictions = 0
         self.frozen_slots = None
@@ -100,8 +104,9 @@ class EmbeddingTable:
     def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int], timestamp: Optional[int] = None,
              weights: Optional[np.ndarray] = None, lookup_id: int = 0) -> BatchPlan:
         """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`."""
-        return plan_batch(self.store, keys, insert, send_count, self.table_name, self.lifecycle, self.stats,
-                          timestamp, weights, lookup_id)
+        with self.host_lock:
+            return plan_batch(self.store, keys, insert, send_count, self.table_name, self.lifecycle, self.stats,
+                              timestamp, weights, lookup_id)
 
     def slot_order(self) -> List[Tuple[str, str]]:
         """The slots' order in full-width rows (embedding first, then these)."""
@@ -149,14 +154,16 @@ class EmbeddingTable:
         """
         if self.lifecycle is None or not self.lifecycle.evicts:
             return np.empty(0, np.int64)
-        stale = self.stats.stale(self.lifecycle.eviction_threshold)
-        self.stats.remove(stale)
-        self.evictions += int(stale.shape[0])
-        return self.store.remove(stale)
+        with self.host_lock:
+            stale = self.stats.stale(self.lifecycle.eviction_threshold)
+            self.stats.remove(stale)
+            self.evictions += int(stale.shape[0])
+            return self.store.remove(stale)
 
     def confirm_written(self, rows: np.ndarray) -> np.ndarray:
         """Host callback after the graph wrote ``rows`` (int64 [M]); returns them unchanged."""
-        self.store.confirm_written(rows)
+        with self.host_lock:
+            self.store.confirm_written(rows)
         return rows
 
     def initial_values(self, keys: np.ndarray) -> np.ndarray:
