@@ -1,4 +1,5 @@
 """``ConfigInitializer``: the process-wide state behind ``init()`` (settings, ranks, tables)."""
+import os
 import threading
 from typing import Any, Dict, Optional
 
@@ -48,6 +49,8 @@ class ConfigInitializer:
     _lock = threading.Lock()
 
     def __init__(self, **kwargs: Any) -> None:
+        if "use_multi_lookup" not in kwargs:
+            kwargs["use_multi_lookup"] = os.environ.get("USE_MULTI_LOOKUP", "0") == "1"
         values = validate_init_kwargs(kwargs)
         for name, value in values.items():
             setattr(self, name, value)

@@ -25,6 +25,8 @@ INIT_PARAMS: Dict[str, _Param] = {
     "use_hot": _Param(bool, False),
     "bind_cpu": _Param(bool, True),
     "use_mpi": _Param(bool, True),
+    # merge training lookups of one table (mx_rec.lookup.merge); default: USE_MULTI_LOOKUP=1 in the environment
+    "use_multi_lookup": _Param(bool, False),
 }
 
 

@@ -5,12 +5,12 @@
     recv_keys [R] = all_to_all(send_keys)           owners receive the keys they hold
     rows [R, dim] = owner_lookup(recv_keys)         on the owner shard
     back [S, dim] = all_to_all(rows)                answers return in send order
-    out [N, dim] = gather(concat(back, zeros[1, dim]), positions)
+    out [N, dim] = gather(concat(back, zeros[1, dim]), positions)     (expand_rows, by the caller)
 
 Gradients take the reverse path (Horovod's all-to-all gradient) and are summed per key on the
 owner; with ``sum_gradients_and_div_by_ranksize`` they are divided by the rank count on the way.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +19,8 @@ from mx_rec.communication import collectives
 from mx_rec.constants.constants import All2allGradientsOp
 from mx_rec.key_process.dedup import dedup
 from mx_rec.key_process.partition import route
-from mx_rec.lookup.owner import expand_rows, owner_lookup
+from mx_rec.lookup.key_stage import key_stage
+from mx_rec.lookup.owner import owner_lookup
 from mx_rec.tables.table import EmbeddingTable
 
 
@@ -57,22 +58,27 @@ def _check_send_count(table: EmbeddingTable, largest: tf.Tensor, send_count: int
     return tf.numpy_function(check, [largest], tf.int64, stateful=True, name="check_send_count")
 
 
-def sharded_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-                   send_count: Optional[int], default_row: tf.Tensor, out_dim: int) -> tf.Tensor:
-    """Embeddings [N, out_dim] of ids int64 [N] from a table sharded over ``collectives.get_rank_size()`` ranks."""
+def sharded_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
+                 send_count: Optional[int], default_row: tf.Tensor, out_dim: int, modify_graph: bool = False
+                 ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Rows of ids int64 [N] from a table sharded over ``collectives.get_rank_size()`` ranks:
+    (extended value_dtype [S + 1, out_dim], positions int32 [N]); ``expand_rows`` gives [N, out_dim].
+    The routing is a key stage (``lookup.key_stage``) that graph modification may move into the pipeline."""
     ranks = collectives.get_rank_size()
 
     def plan(keys_np: np.ndarray):
         r = route(keys_np, ranks, send_count)
         return r.send_keys, r.send_counts, r.occurrences, r.positions, np.int64(r.largest_bucket)
 
-    send_keys, send_counts, occurrences, positions, largest = tf.numpy_function(
-        plan, [keys], [tf.int64, tf.int32, tf.int64, tf.int32, tf.int64], stateful=True, name="route")
+    send_keys, send_counts, occurrences, positions, largest = key_stage(
+        table.table_name, plan, keys, [tf.int64, tf.int32, tf.int64, tf.int32, tf.int64], modify_graph, insert,
+        "route")
     total = None if send_count is None else ranks * send_count
     for tensor in (send_keys, occurrences):
         tensor.set_shape([total])
     send_counts.set_shape([ranks])
     positions.set_shape(keys.shape)
+    largest.set_shape([])
     deps = [] if send_count is None else [_check_send_count(table, largest, send_count)]
     with tf.control_dependencies(deps):
         recv_keys, recv_counts = collectives.all_to_all_v(send_keys, send_counts)
@@ -88,12 +94,13 @@ def sharded_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor,
     if table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value:
         back = _scale_gradient(back, 1.0 / ranks)
     extended = tf.concat([back, tf.zeros([1, out_dim], table.value_dtype)], axis=0)
-    return expand_rows(extended, positions)
+    return extended, positions
 
 
-def replicated_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-                      default_row: tf.Tensor, out_dim: int) -> tf.Tensor:
-    """Embeddings [N, out_dim] of ids int64 [N] from an ``is_dp=True`` table, replicated on every rank.
+def replicated_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
+                    default_row: tf.Tensor, out_dim: int, modify_graph: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Rows of ids int64 [N] from an ``is_dp=True`` table, replicated on every rank:
+    (extended value_dtype [U_all + 1, out_dim], index int32 [N]).
 
     Every rank looks up the all-gathered distinct keys of all ranks in the same order, so the
     replicas insert, count and update identically; the gradient of those rows is summed (or
@@ -103,8 +110,8 @@ def replicated_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tens
         unique, inverse, counts = dedup(keys_np)
         return unique, counts.astype(np.int64), inverse
 
-    unique, counts, positions = tf.numpy_function(local_unique, [keys], [tf.int64, tf.int64, tf.int32],
-                                                  stateful=True, name="dedup")
+    unique, counts, positions = key_stage(table.table_name, local_unique, keys, [tf.int64, tf.int64, tf.int32],
+                                          modify_graph, insert, "dedup")
     unique.set_shape([None])
     counts.set_shape([None])
     positions.set_shape(keys.shape)
@@ -120,4 +127,4 @@ def replicated_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tens
     total = tf.shape(all_keys, out_type=tf.int32)[0]
     mine = tf.where(positions < tf.size(unique), positions + offset, total)  # padding ids -> zero row
     extended = tf.concat([rows, tf.zeros([1, out_dim], table.value_dtype)], axis=0)
-    return expand_rows(extended, mine)
+    return extended, mine

@@ -10,7 +10,7 @@ The gradient with respect to the variable is ``IndexedSlices(values [G, dim], in
 already summed per key. Lookups of one table are independent of each other: a row inserted by one
 lookup is written by every lookup that gathers it until a write is confirmed (see DeviceStore).
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -115,7 +115,14 @@ def _device_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[in
 def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
                  pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
                  weights: Optional[tf.Tensor] = None) -> tf.Tensor:
-    """Embeddings of keys held by this shard.
+    """Embeddings value_dtype [K, out_dim] of keys held by this shard; see :func:`owner_rows`."""
+    return expand_rows(*owner_rows(table, keys, timestamp, insert, pad_to, default_row, out_dim, weights))
+
+
+def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
+               pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
+               weights: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Rows of keys held by this shard, before expansion to one row per key.
 
     Args:
         keys: int64 [K]; may repeat; -1 is padding (zeros).
@@ -127,9 +134,10 @@ def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
         weights: int64 [K], sightings each key stands for (requesters' counts), or None for one each.
 
     Returns:
-        value_dtype [K, out_dim].
+        extended: value_dtype [G + 2, out_dim], the gathered rows, a zero row, the default row.
+        inverse: int32 [K], each key's row in ``extended``.
     """
-    lookup_id = table.lookup_count
+    lookup_id = table.built_lookups
 
     def host_plan(keys_np: np.ndarray, stamp: np.ndarray, *maybe_weights):
         plan = table.plan(keys_np, insert, pad_to, None if stamp == NO_TIMESTAMP else int(stamp),
@@ -146,4 +154,4 @@ def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
     if out_dim != table.dim:
         gathered = gathered[:, :out_dim]
     extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), default_row], axis=0)
-    return expand_rows(extended, inverse)
+    return extended, inverse

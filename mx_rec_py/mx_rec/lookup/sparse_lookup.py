@@ -15,9 +15,11 @@ from mx_rec.constants.constants import ASCEND_TIMESTAMP
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
 from mx_rec.key_process.lifecycle import lifecycle_from_dict, make_lifecycle
 from mx_rec.lookup.feature_spec import FeatureSpec
-from mx_rec.lookup.exchange import replicated_lookup, sharded_lookup
+from mx_rec.lookup.build import build_rows
 from mx_rec.lookup.input_pipeline import find_feature_ids, timestamp_spec_for
-from mx_rec.lookup.owner import owner_lookup
+from mx_rec.graph.trace import iterator_source
+from mx_rec.lookup.merge import PendingLookup, defer
+from mx_rec.lookup.owner import expand_rows
 from mx_rec.lookup.registry import record_lookup
 from mx_rec.tables.table import EmbeddingTable
 
@@ -97,6 +99,10 @@ def _default_row(table: EmbeddingTable, value, dim: int) -> tf.Tensor:
     return tf.constant(np.broadcast_to(value, (1, dim)), dtype=table.value_dtype)
 
 
+def _default_key(value) -> bytes:
+    return b"" if value is None else np.asarray(value, np.float64).tobytes()
+
+
 def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec], send_count: Optional[int] = None,
                   is_train: bool = True, name: Optional[str] = None, modify_graph: bool = False, batch=None,
                   access_and_evict_config: Optional[dict] = None, is_grad: bool = True,
@@ -112,7 +118,9 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         is_train: True inserts new keys; False (evaluation) never inserts, and keys without a row
             get ``serving_default_value`` (zeros when None).
         name: name scope of the lookup's ops.
-        modify_graph: ids are plain iterator tensors (accepted as is: this engine processes keys in the graph).
+        modify_graph: ids are plain tensors from a dataset iterator's ``get_next()``;
+            ``mx_rec.graph.modifier.modify_graph_and_start_emb_cache()`` must then run before the
+            session starts (it moves the lookup's key processing into the input pipeline).
         batch: the batch dict, to take a FeatureSpec's ids from.
         access_and_evict_config: admission/eviction settings of the table, a dict with
             ``access_threshold``, ``eviction_threshold`` (seconds) and ``faae_coefficient``; the same
@@ -120,6 +128,9 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         is_grad: False stops the gradient at the embeddings.
         serving_default_value: scalar or [dim] value for keys without a row.
         dim: number of leading columns to return (default: the table's dim).
+
+    With multi-lookup on (``init(use_multi_lookup=True)`` or ``USE_MULTI_LOOKUP=1``), training
+    lookups of one table are built later as one merged lookup (see ``mx_rec.lookup.merge``).
 
     Returns:
         value_dtype tensor of shape ``ids.shape + [dim]``; padding ids give zeros.
@@ -137,22 +148,26 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
     table.lookup_count += 1
     padded = send_count if config.use_static else None
     insert = bool(is_train)
+    if modify_graph:
+        iterator_source(ids, f"sparse_lookup on table '{table.table_name}' (modify_graph=True)")
     with tf.name_scope(name or f"{table.table_name}_lookup"):
         keys = tf.reshape(ids, [-1])
         if keys.dtype != tf.int64:
             keys = tf.cast(keys, tf.int64)
         default_row = _default_row(table, serving_default_value, out_dim)
-        if config.rank_size > 1 and table.config.is_dp:
-            out = replicated_lookup(table, keys, timestamp, insert, default_row, out_dim)
-        elif config.rank_size > 1:
-            out = sharded_lookup(table, keys, timestamp, insert, padded, default_row, out_dim)
+        ids_shape = tf.shape(ids, out_type=tf.int32)
+        static_shape = ids.shape.concatenate([out_dim])
+        if config.use_multi_lookup and insert:
+            out = defer(PendingLookup(table, keys, ids_shape, timestamp, padded, default_row,
+                                      _default_key(serving_default_value), out_dim, not is_grad, modify_graph),
+                        static_shape, "embeddings")
         else:
-            out = owner_lookup(table, keys, timestamp, insert, padded, default_row, out_dim)
-        out = tf.reshape(out, tf.concat([tf.shape(ids, out_type=tf.int32), [out_dim]], axis=0))
-        out.set_shape(ids.shape.concatenate([out_dim]))
-        if not (is_grad and is_train):
-            out = tf.stop_gradient(out)
-        out = tf.identity(out, name="embeddings")
+            out = expand_rows(*build_rows(table, keys, timestamp, insert, padded, default_row, out_dim, modify_graph))
+            out = tf.reshape(out, tf.concat([ids_shape, [out_dim]], axis=0))
+            out.set_shape(static_shape)
+            if not (is_grad and is_train):
+                out = tf.stop_gradient(out)
+            out = tf.identity(out, name="embeddings")
     default = None if serving_default_value is None else np.broadcast_to(
         np.asarray(serving_default_value, np.float64), (out_dim,)).tolist()
     record_lookup(table.table_name, ids, out, out_dim, is_train, default)

@@ -8,6 +8,7 @@ Duplicate indices (several lookups of one table) are summed by TF's base class f
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.lookup.merge import build_pending_lookups
 
 
 def table_of(var) -> "EmbeddingTable":  # noqa: F821
@@ -21,9 +22,10 @@ def table_of(var) -> "EmbeddingTable":  # noqa: F821
 
 
 def _indices_are_unique(table) -> bool:
-    """A table looked up once, without send_count padding, gets a gradient on distinct rows only (the
-    lookup already summed duplicate ids), so TF's extra unique + segment-sum pass can be skipped."""
-    return table.lookup_count == 1 and not ConfigInitializer.get_instance().use_static
+    """A table with one built lookup (one call, or several merged by multi-lookup), without send_count
+    padding, gets a gradient on distinct rows only (the lookup already summed duplicate ids), so TF's
+    extra unique + segment-sum pass can be skipped."""
+    return table.built_lookups == 1 and not ConfigInitializer.get_instance().use_static
 
 
 def check_learning_rate(learning_rate, name: str) -> None:
@@ -43,6 +45,10 @@ class HashOptimizerMixin:
         super().__init__(*args, **kwargs)
         if ConfigInitializer.is_initialized():
             ConfigInitializer.get_instance().hash_optimizers.append(self)
+
+    def compute_gradients(self, loss, var_list=None, **kwargs):
+        build_pending_lookups()  # multi-lookup: the merged lookups must exist before gradients flow to them
+        return super().compute_gradients(loss, var_list=var_list, **kwargs)
 
     def _create_slots(self, var_list):
         for var in var_list:

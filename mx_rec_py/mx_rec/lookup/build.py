@@ -1,0 +1,59 @@
+"""Builds one lookup's ops for flat keys: replicated, sharded over ranks, or on this rank alone.
+
+``sparse_lookup`` calls it once per call; with multi-lookup, ``lookup.merge`` calls it once for
+the concatenated keys of several calls on one table.
+"""
+from typing import Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.key_process.dedup import dedup
+from mx_rec.lookup.exchange import replicated_rows, sharded_rows
+from mx_rec.lookup.key_stage import key_stage
+from mx_rec.lookup.owner import owner_lookup, owner_rows
+from mx_rec.tables.table import EmbeddingTable
+
+
+def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
+                       pad_to: Optional[int], default_row: tf.Tensor, out_dim: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    """One rank, modify-graph mode: dedup is a key stage (movable into the pipeline); the owner
+    lookup then sees distinct keys, each weighted by its occurrences."""
+    def stage(keys_np: np.ndarray):
+        unique, inverse, counts = dedup(keys_np)
+        return unique, inverse, counts.astype(np.int64)
+
+    unique, inverse, counts = key_stage(table.table_name, stage, keys, [tf.int64, tf.int32, tf.int64], True, insert,
+                                      "dedup")
+    unique.set_shape([None])
+    inverse.set_shape(keys.shape)
+    counts.set_shape([None])
+    rows = owner_lookup(table, unique, timestamp, insert, pad_to, default_row, out_dim, counts)
+    return tf.concat([rows, tf.zeros([1, out_dim], table.value_dtype)], axis=0), inverse
+
+
+def build_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
+               send_count: Optional[int], default_row: tf.Tensor, out_dim: int, modify_graph: bool
+               ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Rows of keys int64 [N] (-1 = padding, zeros): (extended value_dtype [R, out_dim], index int32 [N]);
+    ``owner.expand_rows(extended, index)`` gives the embeddings [N, out_dim]. The expansion is the
+    caller's, so merged lookups can expand each call's part separately (and their gradients add up
+    per call, exactly as for separate lookups).
+
+    Args:
+        timestamp: int64 scalar, the batch's newest timestamp. insert: a training lookup.
+        send_count: static distinct keys per rank (padded), or None for dynamic shapes.
+        default_row: value_dtype [1, out_dim] for keys without a row.
+        modify_graph: keys come straight from a dataset iterator; the key stage waits for graph
+            modification to move it into the input pipeline.
+    """
+    config = ConfigInitializer.get_instance()
+    table.built_lookups += 1
+    if config.rank_size > 1 and table.config.is_dp:
+        return replicated_rows(table, keys, timestamp, insert, default_row, out_dim, modify_graph)
+    if config.rank_size > 1:
+        return sharded_rows(table, keys, timestamp, insert, send_count, default_row, out_dim, modify_graph)
+    if modify_graph:
+        return _staged_owner_rows(table, keys, timestamp, insert, send_count, default_row, out_dim)
+    return owner_rows(table, keys, timestamp, insert, send_count, default_row, out_dim)
