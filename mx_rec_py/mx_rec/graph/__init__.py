@@ -1,0 +1,1 @@
+"""Graph rewriting: one pass a module, applied by an explicit call (``modifier``)."""
