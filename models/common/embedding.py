@@ -113,7 +113,8 @@ def lookup_fields(table, ids: tf.Tensor, is_train: bool, switches: JobSwitches, 
 
     ``USE_DYNAMIC=0`` passes ``send_count`` = the ids of the lookup (B * F, or B per field): the
     distinct keys bound for one rank can never exceed it. ``USE_FAAE=1`` sets the table's
-    admission threshold on training lookups.
+    admission threshold on training lookups. ``USE_MODIFY_GRAPH=1`` passes ``modify_graph=True``
+    (``ids`` then come straight from the iterator; the job runs the graph modifier).
     """
     batch, fields = ids.shape.as_list()
     if batch is None or fields is None:
@@ -123,9 +124,9 @@ def lookup_fields(table, ids: tf.Tensor, is_train: bool, switches: JobSwitches, 
     if not switches.use_multi_lookup:
         return sparse_lookup(table, ids, send_count=None if switches.use_dynamic else batch * fields,
                              is_train=is_train, name=f"{prefix}_{table.table_name}",
-                             access_and_evict_config=admission)
+                             access_and_evict_config=admission, modify_graph=switches.use_modify_graph)
     per_field = [sparse_lookup(table, ids[:, f], send_count=None if switches.use_dynamic else batch,
                                is_train=is_train, name=f"{prefix}_{table.table_name}_field{f}",
-                               access_and_evict_config=admission)
+                               access_and_evict_config=admission, modify_graph=switches.use_modify_graph)
                  for f in range(fields)]
     return tf.stack(per_field, axis=1)

@@ -21,7 +21,9 @@ from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.core.asc.manager import start_asc_pipeline
+from mx_rec.graph.modifier import modify_graph_and_start_emb_cache
 from mx_rec.inference.signature import set_prediction
 from mx_rec.util.initialize import get_rank_id, get_rank_size, init, terminate_config_initializer
 
@@ -104,8 +106,15 @@ def _build_graph(spec: ModelSpec, cfg: TrainConfig, switches: JobSwitches, info:
     loss = task_loss(spec.build(embeddings(train_batch, True), train_batch), train_batch["label"])
     train_op = training.make_train_op(loss, tables, optimizers, cfg, steps)
     eval_probs = tf.sigmoid(spec.build(embeddings(eval_batch, False), eval_batch))
+    initializers = (train_iter.initializer, eval_iter.initializer)
+    if switches.use_modify_graph:
+        # the SDK rebuilds both pipelines; fetches and initializers must come from the rebuilt iterators
+        modify_graph_and_start_emb_cache()
+        params = ConfigInitializer.get_instance().train_params_config
+        initializers = (params.get_initializer(True), params.get_initializer(False))
+        read_batch = eval_batch = params.get_target_batch(False)
     set_prediction(eval_probs, read_batch)
-    return _Graph((train_iter.initializer, eval_iter.initializer), train_op, loss, eval_probs, eval_batch, tables,
+    return _Graph(initializers, train_op, loss, eval_probs, eval_batch, tables,
                   evaluation.MetricsCombiner(2 * len(spec.tasks), ranks), keys, optimizers.note)
 
 

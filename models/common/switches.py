@@ -9,8 +9,8 @@ reads the same variables with the same defaults and the same checks:
 | ``CACHE_MODE``=DDR/SSD    | tables get ``host_vocabulary_size`` (and ``ssd_vocabulary_size``, ``ssd_data_path``) |
 | ``USE_FAAE``=1            | admission: a key is trained only after ``access_threshold`` sightings |
 | ``USE_DYNAMIC_EXPANSION``=1 | ``init(use_dynamic_expansion=True)``; sparse updates by address |
-| ``USE_MULTI_LOOKUP``=1    | the shared table is looked up once per field instead of once for all fields |
-| ``USE_MODIFY_GRAPH``=1    | not available in mx_rec yet: the job stops with a message |
+| ``USE_MULTI_LOOKUP``=1    | the shared table is looked up once per field; the SDK merges those lookups into one |
+| ``USE_MODIFY_GRAPH``=1    | lookups get iterator tensors (``modify_graph=True``); the SDK rewires the pipelines |
 """
 import os
 from dataclasses import dataclass
@@ -36,15 +36,17 @@ class JobSwitches:
     use_faae: bool = False
     use_dynamic_expansion: bool = False
     use_multi_lookup: bool = False
+    use_modify_graph: bool = False
 
     def init_kwargs(self) -> Dict[str, Any]:
         """Keywords for ``mx_rec.util.initialize.init``."""
-        return {"use_dynamic": self.use_dynamic, "use_dynamic_expansion": self.use_dynamic_expansion}
+        return {"use_dynamic": self.use_dynamic, "use_dynamic_expansion": self.use_dynamic_expansion,
+                "use_multi_lookup": self.use_multi_lookup}
 
     def describe(self) -> str:
         return (f"USE_DYNAMIC={int(self.use_dynamic)} CACHE_MODE={self.cache_mode} USE_FAAE={int(self.use_faae)} "
                 f"USE_DYNAMIC_EXPANSION={int(self.use_dynamic_expansion)} "
-                f"USE_MULTI_LOOKUP={int(self.use_multi_lookup)}")
+                f"USE_MULTI_LOOKUP={int(self.use_multi_lookup)} USE_MODIFY_GRAPH={int(self.use_modify_graph)}")
 
 
 def read_switches(env: Optional[Mapping[str, str]] = None) -> JobSwitches:
@@ -53,7 +55,7 @@ def read_switches(env: Optional[Mapping[str, str]] = None) -> JobSwitches:
     The rank count for ``TRAIN_RANK_SIZE`` is Horovod's (``HOROVOD_SIZE``, 1 outside ``horovodrun``).
 
     Raises:
-        SwitchError: an invalid value (the message lists the valid ones), or ``USE_MODIFY_GRAPH=1``.
+        SwitchError: an invalid value (the message lists the valid ones).
     """
     env = os.environ if env is None else env
     rank_size = int(env.get("HOROVOD_SIZE", "1") or 1)
@@ -61,11 +63,6 @@ def read_switches(env: Optional[Mapping[str, str]] = None) -> JobSwitches:
         switches = parse_switches(env, rank_size)
     except LaunchError as err:
         raise SwitchError(str(err)) from None
-    if switches.use_modify_graph:
-        raise SwitchError("USE_MODIFY_GRAPH=1 asks for automatic graph modification "
-                          "(mx_rec.graph.modifier.modify_graph_and_start_emb_cache), which mx_rec does not "
-                          "provide yet; run with USE_MODIFY_GRAPH=0 (the model feeds its ids to sparse_lookup "
-                          "itself, which needs no graph modification)")
     return JobSwitches(use_dynamic=switches.use_dynamic, cache_mode=switches.cache_mode,
                        use_faae=switches.use_faae, use_dynamic_expansion=switches.use_dynamic_expansion,
-                       use_multi_lookup=switches.use_multi_lookup)
+                       use_multi_lookup=switches.use_multi_lookup, use_modify_graph=switches.use_modify_graph)

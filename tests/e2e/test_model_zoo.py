@@ -28,14 +28,17 @@ FINAL_RE = re.compile(r"^(?:\[(\d)\]<stdout>:)?final loss ([0-9.]+) avg samples/
 
 # model -> (dataset, tasks, test samples, {case: (ranks, switches)})
 MODELS = {
-    "dlrm": ("criteo", ("ctr",), 409, {"hbm": (1, {}),
+    "dlrm": ("criteo", ("ctr",), 409, {"hbm": (1, {}), "modify_graph_ddr": (1, {"USE_MODIFY_GRAPH": "1",
+                                                                                 "CACHE_MODE": "DDR"}),
                                        "2ranks_static_multilookup": (2, {"USE_DYNAMIC": "0",
                                                                           "USE_MULTI_LOOKUP": "1"})}),
     "wide_deep": ("criteo", ("ctr",), 409, {"hbm": (1, {}), "expansion": (1, {"USE_DYNAMIC_EXPANSION": "1"})}),
     "dcnv2": ("criteo", ("ctr",), 409, {"hbm": (1, {}), "2ranks_faae": (2, {"USE_FAAE": "1"})}),
     "mmoe": ("census", ("income", "marital"), 200, {"hbm": (1, {}),
                                                     "2ranks_expansion_static": (2, {"USE_DYNAMIC_EXPANSION": "1",
-                                                                                     "USE_DYNAMIC": "0"})}),
+                                                                                     "USE_DYNAMIC": "0"}),
+                                                    "2ranks_modify_graph_multilookup": (2, {"USE_MODIFY_GRAPH": "1",
+                                                                                             "USE_MULTI_LOOKUP": "1"})}),
 }
 CASES = [(model, case) for model, (_, _, _, cases) in MODELS.items() for case in cases]
 
@@ -98,9 +101,9 @@ def test_model_trains_from_its_run_sh(model, case, job_dirs):
         assert "dynamic expansion: every table uses lazy_adam by address (instead of ftrl)" in proc.stdout
 
 
-def test_unavailable_and_invalid_switches_stop_with_a_message(job_dirs):
+def test_invalid_switches_stop_with_a_message(job_dirs):
     script = REPO / "models" / "dlrm" / "main_mxrec.py"
-    for switches, needle in (({"USE_MODIFY_GRAPH": "1"}, "USE_MODIFY_GRAPH=1 asks for automatic graph modification"),
+    for switches, needle in (({"USE_MODIFY_GRAPH": "true"}, "invalid USE_MODIFY_GRAPH='true'; valid values: 0, 1"),
                              ({"CACHE_MODE": "hbm"}, "invalid CACHE_MODE='hbm'; valid values: HBM, DDR, SSD")):
         proc = subprocess.run([PYTHON, str(script), "--data_path", str(job_dirs["criteo"]), "--steps", "1"],
                               cwd=REPO, env=launch_env(switches, SWITCHES), capture_output=True, text=True, timeout=120)
