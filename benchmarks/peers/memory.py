@@ -1,7 +1,8 @@
 """Peak RSS probe: one process per system trains the micro workload on N distinct keys.
 
 ``python -m benchmarks.peers.memory --system S --keys N --settings JSON`` prints one JSON line:
-``{"system", "keys", "maxrss_bytes", "rss_bytes", "keys_held"}``. Every probe imports the same modules
+``{"system", "keys", "keys_held", "rss_after_init_bytes", "maxrss_bytes", "rss_bytes"}`` (RSS after
+the graph and session are built, peak RSS, RSS at the end; bytes). Every probe imports the same modules
 (TensorFlow, mx_rec, TFRA), so ``--system baseline`` (a session that ran a trivial op) is subtracted
 to leave what the table costs: its rows, its optimizer slots (lazy Adam: m and v, so the raw data
 is 3 x dim x 4 bytes a key), its hash index and the step's transient buffers.
@@ -40,7 +41,7 @@ def probe(system: str, keys: int, settings) -> dict:
 
     tf.compat.v1.disable_eager_execution()
     settings = dataclasses.replace(settings, num_keys=keys)
-    held = 0
+    held, after_init = 0, None
     if system == "baseline":
         with tf.Graph().as_default(), tf.compat.v1.Session() as session:
             x = tf.compat.v1.placeholder(tf.int64, [None, settings.fields])
@@ -48,13 +49,14 @@ def probe(system: str, keys: int, settings) -> dict:
     else:
         sizes = tier_sizes("hbm", keys, 0) if system == "mx_rec_hbm" else None
         built = systems.build(system, "micro", settings, sizes)
+        after_init = _rss_bytes()
         all_keys = _scatter_keys(np.arange(1, keys + 1, dtype=np.int64))
         rows = -(-keys // settings.fields)
         padded = np.concatenate([all_keys, all_keys[: rows * settings.fields - keys]]).reshape(rows, settings.fields)
         for start in range(0, rows, settings.batch_size):
             built.session.run(built.train_op, feed_dict={built.feeds["ids"]: padded[start:start + settings.batch_size]})
         held = built.stats().get("keys_held", keys)
-    return {"system": system, "keys": keys, "keys_held": held,
+    return {"system": system, "keys": keys, "keys_held": held, "rss_after_init_bytes": after_init,
             "maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "rss_bytes": _rss_bytes()}
 
 

@@ -6,8 +6,10 @@
   (``tf.numpy_function``).
 - :func:`pyspy_profile` samples a worker with py-spy while it runs steps, and folds the stacks into
   self time per function and inclusive time per mx_rec function (``file:function`` -> share of
-  samples). Without ``--native`` py-spy sees Python frames only: time inside TF's C++ kernels is
-  attributed to the Python frame that called ``session.run``.
+  samples; ``share_of_wall`` divides by rate x seconds, i.e. the share of the wall time one thread
+  spent there). py-spy leaves idle threads out, and without ``--native`` it sees Python frames only:
+  the main thread waiting in ``session.run`` while TF's C++ kernels run is mostly idle, so the samples
+  are essentially the host-side Python / numba work (mx_rec's ``tf.numpy_function`` callbacks).
 """
 import collections
 import os
@@ -112,5 +114,10 @@ def pyspy_profile(pyspy: str, pid: int, run_steps: Callable[[], float], repo: Pa
     if not raw:
         return {"error": f"py-spy wrote nothing: {err.strip()[-500:]}"}, ""
     folded = fold_stacks(raw, repo)
-    folded.update(seconds=seconds, native=native, rate_hz=rate)
+    possible = rate * seconds  # samples of one thread that is busy the whole time
+    for key in ("self", "mx_rec_inclusive"):
+        for entry in folded[key]:
+            entry["share_of_wall"] = entry["samples_per_step"] / possible if possible else None
+    folded.update(seconds=seconds, native=native, rate_hz=rate,
+                  busy_python_share_of_wall=folded["samples"] / possible if possible else None)
     return folded, raw

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import math
 import os
 import shlex
 import statistics
@@ -134,46 +135,66 @@ def _targets(workloads: dict) -> dict:
             key = f"{workload}_mx_rec_hbm_over_{ref}"
             if "mx_rec_hbm" in entries and ref in entries:
                 ratio = entries["mx_rec_hbm"]["steps_per_s"] / entries[ref]["steps_per_s"]
-                out[key] = {"target": target, "ratio": ratio, "met": ratio >= target}
+                out[key] = {"target": target, "ratio": ratio, "met": ratio >= target,
+                            # what the ratio would be if mx_rec ran exactly as fast as plain TF (the upper bound)
+                            "ratio_if_as_fast_as_plain_tf": entries[BASE]["steps_per_s"] / entries[ref]["steps_per_s"]
+                            if BASE in entries else None}
             else:
                 out[key] = {"target": target, "ratio": None, "met": None, "note": "not measured in this run"}
     return out
 
 
 def _memory(settings: Settings, systems: Sequence[str], log) -> dict:
-    """Peak RSS of each probe minus the baseline probe's, per 10^6 keys and per key."""
+    """Peak RSS of each probe minus the baseline probe's (medians of ``memory_repeats`` alternating
+    repeats), per 10^6 keys and per key."""
     from benchmarks.peers.memory import PROBED
 
-    probes = {}
-    for name in ("baseline",) + tuple(s for s in PROBED if s in systems):
-        cmd = [sys.executable, "-m", "benchmarks.peers.memory", "--system", name, "--keys", str(settings.memory_keys),
-               "--settings", json.dumps(dataclasses.asdict(settings))]
-        proc = subprocess.run(cmd, cwd=REPO, env=worker_env(), capture_output=True, text=True, timeout=1800)
-        if proc.returncode != 0:
-            raise RuntimeError(f"memory probe {name} failed:\n{proc.stderr[-3000:]}")
-        probes[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-        log(f"memory {name}: peak RSS {probes[name]['maxrss_bytes'] / 2**20:.0f} MiB")
-    base = probes.pop("baseline")
+    names = ("baseline",) + tuple(s for s in PROBED if s in systems)
+    runs: Dict[str, List[dict]] = {n: [] for n in names}
+    for _ in range(settings.memory_repeats):
+        for name in names:
+            cmd = [sys.executable, "-m", "benchmarks.peers.memory", "--system", name,
+                   "--keys", str(settings.memory_keys), "--settings", json.dumps(dataclasses.asdict(settings))]
+            proc = subprocess.run(cmd, cwd=REPO, env=worker_env(), capture_output=True, text=True, timeout=1800)
+            if proc.returncode != 0:
+                raise RuntimeError(f"memory probe {name} failed:\n{proc.stderr[-3000:]}")
+            runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        log("memory: " + ", ".join(f"{n} {r[-1]['maxrss_bytes'] / 2**20:.0f} MiB" for n, r in runs.items()))
+
+    def median(name: str, field: str) -> float:
+        return statistics.median(r[field] for r in runs[name])
+
     raw_row = settings.dim * 4
-    out = {"keys": settings.memory_keys, "dim": settings.dim, "raw_row_bytes": raw_row,
-           "raw_row_with_adam_slots_bytes": 3 * raw_row, "baseline_maxrss_bytes": base["maxrss_bytes"], "systems": {}}
-    for name, p in probes.items():
-        extra = p["maxrss_bytes"] - base["maxrss_bytes"]
+    base_peak, base_rss = median("baseline", "maxrss_bytes"), median("baseline", "rss_bytes")
+    out = {"keys": settings.memory_keys, "dim": settings.dim, "repeats": settings.memory_repeats,
+           "raw_row_bytes": raw_row, "raw_row_with_adam_slots_bytes": 3 * raw_row,
+           "baseline_maxrss_bytes": base_peak, "baseline_maxrss_bytes_all": [r["maxrss_bytes"] for r in runs["baseline"]],
+           "note": "peak = ru_maxrss of the probe minus the baseline probe's (medians over repeats); after_init "
+                   "and at_end = current RSS minus the baseline's current RSS", "systems": {}}
+    for name in names[1:]:
+        extra = median(name, "maxrss_bytes") - base_peak
         per_key = extra / settings.memory_keys
-        out["systems"][name] = {"maxrss_bytes": p["maxrss_bytes"], "keys_held": p["keys_held"],
-                                "peak_rss_over_baseline_bytes": extra,
-                                "peak_rss_per_1e6_keys_bytes": per_key * 1e6, "bytes_per_key": per_key,
-                                "bytes_per_key_over_raw_row": per_key / raw_row}
+        out["systems"][name] = {
+            "maxrss_bytes_all": [r["maxrss_bytes"] for r in runs[name]], "keys_held": runs[name][-1]["keys_held"],
+            "rss_after_init_over_baseline_bytes": median(name, "rss_after_init_bytes") - base_rss,
+            "rss_at_end_over_baseline_bytes": median(name, "rss_bytes") - base_rss,
+            "peak_rss_over_baseline_bytes": extra, "peak_rss_per_1e6_keys_bytes": per_key * 1e6,
+            "bytes_per_key": per_key, "bytes_per_key_over_raw_row": per_key / raw_row,
+            "bytes_per_key_over_raw_row_with_slots": per_key / (3 * raw_row)}
     return out
 
 
-def _profiles(workers: Dict[str, Worker], settings: Settings, log) -> dict:
+def _profiles(workers: Dict[str, Worker], settings: Settings, workloads: dict, log) -> dict:
+    """Op traces of mx_rec HBM and plain TF (``steps`` steps), py-spy of mx_rec HBM for about
+    ``settings.profile_seconds`` (steps from the measured rate)."""
     from benchmarks.peers.profiling import pyspy_profile
 
     out: Dict[str, dict] = {}
     pyspy = str(Path(sys.executable).parent / "py-spy")
     for workload in WORKLOADS:
         steps = settings.micro_steps if workload == "micro" else settings.dlrm_steps
+        rate = workloads[workload]["systems"].get("mx_rec_hbm", {}).get("steps_per_s", 1.0)
+        spy_steps = max(steps, math.ceil(settings.profile_seconds * rate))
         entry = out.setdefault(workload, {})
         for name in ("mx_rec_hbm", BASE):
             if name in workers:
@@ -182,7 +203,7 @@ def _profiles(workers: Dict[str, Worker], settings: Settings, log) -> dict:
             w = workers["mx_rec_hbm"]
             if Path(pyspy).exists():
                 entry["pyspy_mx_rec_hbm"], _ = pyspy_profile(
-                    pyspy, w.pid, lambda: w.request(op="run", workload=workload, steps=2 * steps)["seconds"], REPO)
+                    pyspy, w.pid, lambda: w.request(op="run", workload=workload, steps=spy_steps)["seconds"], REPO)
             else:
                 entry["pyspy_mx_rec_hbm"] = {"error": f"py-spy not found at {pyspy}"}
         log(f"profiled {workload}")
@@ -222,7 +243,7 @@ def run(settings: Settings, systems: Sequence[str], profile: bool, log=print) ->
                     fp = w.ready["first_pass"][workload]
                     entry["first_pass_steps_per_s"] = fp["steps"] / fp["seconds"] if fp["seconds"] else None
                     entry["table"] = w.request(op="stats", workload=workload)
-            profiles = _profiles(workers, settings, log) if profile else {"skipped": "--no-profile"}
+            profiles = _profiles(workers, settings, workloads, log) if profile else {"skipped": "--no-profile"}
         finally:
             close_all(list(workers.values()))
     memory = _memory(settings, systems, log)

@@ -16,6 +16,8 @@ class Settings:
         micro_steps / dlrm_steps: timed steps per round of each workload.
         warmup_steps: untimed steps per workload after the first pass over the pool.
         memory_keys: distinct keys inserted by the memory probe (RSS is reported per 10^6 keys).
+        memory_repeats: probes per system (and baseline), alternating; the medians are reported.
+        profile_seconds: about how long py-spy samples each workload of mx_rec HBM.
         learning_rate: Adam's rate, dense and sparse. seed: numpy seed of keys, dense features, labels.
     """
 
@@ -32,6 +34,8 @@ class Settings:
     dlrm_steps: int
     warmup_steps: int
     memory_keys: int
+    memory_repeats: int
+    profile_seconds: float
     learning_rate: float = 0.001
     seed: int = 20240601
 
@@ -42,10 +46,11 @@ class Settings:
 
 PRESETS: Dict[str, Settings] = {
     "full": Settings(preset="full", batch_size=8192, fields=26, dense=13, dim=16, num_keys=1_000_000, zipf_a=1.1,
-                     pool_batches=16, rounds=7, micro_steps=16, dlrm_steps=8, warmup_steps=4,
-                     memory_keys=1_000_000),
+                     pool_batches=16, rounds=9, micro_steps=24, dlrm_steps=10, warmup_steps=4,
+                     memory_keys=1_000_000, memory_repeats=3, profile_seconds=8.0),
     "small": Settings(preset="small", batch_size=512, fields=26, dense=13, dim=16, num_keys=20_000, zipf_a=1.1,
-                      pool_batches=4, rounds=5, micro_steps=2, dlrm_steps=2, warmup_steps=1, memory_keys=50_000),
+                      pool_batches=4, rounds=5, micro_steps=2, dlrm_steps=2, warmup_steps=1, memory_keys=50_000,
+                      memory_repeats=1, profile_seconds=1.0),
 }
 
 # Fractions of the distinct keys held by each tier (as benchmarks/tiers.py has them).
