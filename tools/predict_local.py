@@ -78,13 +78,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--split", default="test", help="split folder under a dataset root")
     parser.add_argument("--batch", type=int, default=4096, help="records read at a time")
     args = parser.parse_args(argv)
-    model = load_inference_model(args.model)
     files, meta = find_files(Path(args.data), args.split)
     labels, probs = [], []
-    for batch in read_batches(files, schema_for(model, meta), args.batch):
-        probs.append(np.asarray(model.predict(batch), np.float64).reshape(batch["label"].shape[0], -1))
-        labels.append(batch["label"].astype(np.float64))
-    model.close()
+    with load_inference_model(args.model) as model:
+        for batch in read_batches(files, schema_for(model, meta), args.batch):
+            probs.append(np.asarray(model.predict(batch), np.float64).reshape(batch["label"].shape[0], -1))
+            labels.append(batch["label"].astype(np.float64))
     labels, probs = np.concatenate(labels), np.concatenate(probs)
     tasks = probs.shape[1]
     header = ["row"] + [f"label_{t}" for t in range(labels.shape[1])] + [f"pred_{t}" for t in range(tasks)]

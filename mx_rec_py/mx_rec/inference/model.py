@@ -101,6 +101,12 @@ class InferenceModel:
         """Release the session."""
         self.session.close()
 
+    def __enter__(self) -> "InferenceModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def load_inference_model(directory: str, mmap: Optional[bool] = None) -> InferenceModel:
     """The model exported to ``directory`` by ``export_local`` (see :class:`InferenceModel`)."""
