@@ -101,8 +101,33 @@ def section(result: dict, json_rel: str) -> str:
     for n, e in mem["systems"].items():
         lines.append(f"| {LABELS[n]} | {e['peak_rss_per_1e6_keys_bytes'] / 2**20:.0f} | {e['bytes_per_key']:.0f} | "
                      f"{e['bytes_per_key_over_raw_row']:.2f} |")
+    lines += _profile_lines(result)
     lines += [END]
     return "\n".join(lines) + "\n"
+
+
+def _profile_lines(result: dict) -> List[str]:
+    """Where mx_rec HBM's step goes: top ops of the TF trace, and py-spy's host-side share."""
+    profiles = result.get("profiles", {})
+    if "micro" not in profiles:
+        return []
+    lines = ["", "Where mx_rec HBM's step goes (TF op trace, summed over 2 threads; py-spy for the host-side "
+             "Python and numba work, as a share of wall time):", ""]
+    for workload, entry in profiles.items():
+        trace = entry.get("op_trace_mx_rec_hbm")
+        if not trace:
+            continue
+        ops = ", ".join(f"`{e['name']}` {e['ms_per_step']:.1f}" for e in trace["by_name"][:5])
+        line = (f"- {workload}: {trace['wall_ms_per_step']:.0f} ms/step wall "
+                f"(plain TF {entry.get('op_trace_plain_tf', {}).get('wall_ms_per_step', float('nan')):.0f}); "
+                f"top ops (ms/step): {ops}")
+        spy = entry.get("pyspy_mx_rec_hbm", {})
+        if spy.get("busy_python_share_of_wall") is not None:
+            top = ", ".join(f"`{e['name'].split('/')[-1]}` {100 * e['share_of_wall']:.1f}%"
+                            for e in spy["self"][:4])
+            line += f"; host Python busy {100 * spy['busy_python_share_of_wall']:.0f}% of wall: {top}"
+        lines.append(line)
+    return lines
 
 
 def update_readme(readme: Path, json_path: Path, repo: Path) -> None:
