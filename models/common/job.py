@@ -107,13 +107,14 @@ def _build_graph(spec: ModelSpec, cfg: TrainConfig, switches: JobSwitches, info:
     train_op = training.make_train_op(loss, tables, optimizers, cfg, steps)
     eval_probs = tf.sigmoid(spec.build(embeddings(eval_batch, False), eval_batch))
     initializers = (train_iter.initializer, eval_iter.initializer)
+    rebuilt_batch = {}
     if switches.use_modify_graph:
         # the SDK rebuilds both pipelines; fetches and initializers must come from the rebuilt iterators
         modify_graph_and_start_emb_cache()
         params = ConfigInitializer.get_instance().train_params_config
         initializers = (params.get_initializer(True), params.get_initializer(False))
-        read_batch = eval_batch = params.get_target_batch(False)
-    set_prediction(eval_probs, read_batch)
+        eval_batch = rebuilt_batch = params.get_target_batch(False)  # read_batch: what lookups recorded
+    set_prediction(eval_probs, read_batch, aliases=rebuilt_batch)
     return _Graph(initializers, train_op, loss, eval_probs, eval_batch, tables,
                   evaluation.MetricsCombiner(2 * len(spec.tasks), ranks), keys, optimizers.note)
 

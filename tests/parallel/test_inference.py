@@ -33,12 +33,14 @@ def _tool(script: str, *args, expect_ok: bool = True) -> subprocess.CompletedPro
     return proc
 
 
-def _job(out: Path, ranks: int, *args, cache_mode: str = "HBM", multi_lookup: bool = False) -> Dict[str, np.ndarray]:
+def _job(out: Path, ranks: int, *args, cache_mode: str = "HBM", multi_lookup: bool = False,
+         modify_graph: bool = False) -> Dict[str, np.ndarray]:
     """Run the job; returns its evaluation: ``rows`` int64 [n] (test-split order) and ``probs`` float32 [n]."""
     out.mkdir(parents=True)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CACHE_MODE", cache_mode)
         env.setenv("USE_MULTI_LOOKUP", "1" if multi_lookup else "0")
+        env.setenv("USE_MODIFY_GRAPH", "1" if modify_graph else "0")
         run_job(JOB, [out, *args], ranks=ranks, timeout=180)
     parts = [np.load(out / f"preds_rank{r}.npz") for r in range(ranks)]
     rows = np.concatenate([p["rows"] for p in parts])
@@ -141,11 +143,13 @@ def test_2_rank_prediction_job_from_a_1_rank_ssd_checkpoint(work, ssd1):
     np.testing.assert_allclose(predicted["probs"], evaluation["probs"], atol=ATOL, rtol=0)
 
 
-def test_export_of_ssd_and_ddr_checkpoints(work, ssd1, test_split):
+def test_export_of_ssd_and_ddr_modify_graph_checkpoints(work, ssd1, test_split):
     ckpt, evaluation = ssd1
     export_local(str(ckpt), str(work / "ssd1_local"))
     _assert_same(load_inference_model(str(work / "ssd1_local")).predict(test_split), evaluation)
-    ddr_ckpt, ddr_eval = _train(work, "ddr2", 2, work / "data", cache_mode="DDR", multi_lookup=True)
+    # the lookups recorded the ids of the iterator that graph modification replaced: set_prediction's aliases
+    ddr_ckpt, ddr_eval = _train(work, "ddr2", 2, work / "data", cache_mode="DDR", multi_lookup=True,
+                                modify_graph=True)
     export_local(str(ddr_ckpt), str(work / "ddr2_local"))
     model = load_inference_model(str(work / "ddr2_local"))
     assert len(model.lookups) == 26, "one lookup per field (USE_MULTI_LOOKUP=1): ids computed in the graph"

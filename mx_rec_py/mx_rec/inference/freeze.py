@@ -54,8 +54,10 @@ def _rewire(graph_def: graph_pb2.GraphDef, signature: Dict[str, Any], lookups: L
         node = _placeholder(INPUT_SCOPE + re.sub(r"[^A-Za-z0-9_.\-/]", "_", key), tf.as_dtype(entry["dtype"]),
                             entry["shape"])
         graph_def.node.append(node)
-        renamed[_canonical(entry["tensor"])] = inputs[key] = node.name + ":0"
-        cut_nodes.add(_node_of(entry["tensor"]))
+        inputs[key] = node.name + ":0"
+        for tensor in [entry["tensor"], *entry.get("aliases", [])]:
+            renamed[_canonical(tensor)] = inputs[key]
+            cut_nodes.add(_node_of(tensor))
     outputs = {_node_of(lookup["output"]) for lookup in lookups}
     for node in graph_def.node:
         if node.name in outputs and node.op == "Identity":
@@ -229,7 +231,7 @@ def freeze(meta_graph: meta_graph_pb2.MetaGraphDef, prefix: str) -> Tuple[graph_
     frozen = _freeze_variables(pruned, prefix, keep)
     _check_ops(frozen)
     spec = {"prediction": prediction,
-            "inputs": {k: {**signature["inputs"][k], "tensor": v} for k, v in sorted(inputs.items())},
+            "inputs": {k: {**signature["inputs"][k], "tensor": v, "aliases": []} for k, v in sorted(inputs.items())},
             "lookups": [{"table": lk["table"], "ids": _canonical(lk["ids"]), "embeddings": _canonical(lk["output"]),
                          "dim": lk["dim"], "default": lk["default"]} for lk in used]}
     return frozen, spec
@@ -238,4 +240,5 @@ def freeze(meta_graph: meta_graph_pb2.MetaGraphDef, prefix: str) -> Tuple[graph_
 def _ids_key(lookup: Dict, signature: Dict[str, Any]) -> str:
     """The batch key whose tensor is the lookup's ids, or "" when the ids are computed."""
     ids = _canonical(lookup["ids"])
-    return next((k for k, e in signature["inputs"].items() if _canonical(e["tensor"]) == ids), "")
+    return next((k for k, e in signature["inputs"].items()
+                 if ids in {_canonical(t) for t in [e["tensor"], *e.get("aliases", [])]}), "")

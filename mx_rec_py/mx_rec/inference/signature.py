@@ -5,7 +5,8 @@ A model calls :func:`set_prediction` once, in its evaluation graph, before the S
 (strings survive in a MetaGraphDef), so ``tools/export_local.py`` can cut the dense graph out of
 a checkpoint without running model code:
 
-    {"prediction": tensor name, "inputs": {batch key: {"tensor": name, "dtype": str, "shape": [int|None]}}}
+    {"prediction": tensor name,
+     "inputs": {batch key: {"tensor": name, "dtype": str, "shape": [int|None], "aliases": [names]}}}
 
 Example:
     >>> probs = tf.sigmoid(logits)                                   # doctest: +SKIP
@@ -20,12 +21,16 @@ from tensorflow.core.protobuf import meta_graph_pb2
 SIGNATURE_COLLECTION = "mx_rec_inference_signature"
 
 
-def set_prediction(prediction: tf.Tensor, inputs: Mapping[str, tf.Tensor]) -> None:
+def set_prediction(prediction: tf.Tensor, inputs: Mapping[str, tf.Tensor],
+                   aliases: Optional[Mapping[str, tf.Tensor]] = None) -> None:
     """Record ``prediction`` (any dtype and shape, leading dimension = batch) and the batch entries
     ``inputs`` (name -> tensor, e.g. the iterator's ``dense_feature`` float32 [B, D]) it is computed from.
 
-    Entries that the prediction does not depend on (labels, flags) are dropped at export. Calling it
-    again replaces the earlier record.
+    Args:
+        aliases: other tensors holding the same entries (name -> tensor), e.g. the iterator's outputs
+            before ``modify_graph_and_start_emb_cache`` rebuilt its pipeline: lookups recorded their ids
+            as those. Entries that the prediction does not depend on (labels, flags) are dropped at
+            export. Calling it again replaces the earlier record.
 
     Raises:
         TypeError: ``prediction`` or an input is not a ``tf.Tensor`` (the entry's name is given).
@@ -33,11 +38,15 @@ def set_prediction(prediction: tf.Tensor, inputs: Mapping[str, tf.Tensor]) -> No
     if not isinstance(prediction, tf.Tensor):
         raise TypeError(f"set_prediction: prediction must be a tf.Tensor, got {type(prediction).__name__}")
     described = {}
-    for key, tensor in inputs.items():
+    for key, tensor in list(inputs.items()) + list((aliases or {}).items()):
         if not isinstance(tensor, tf.Tensor):
             raise TypeError(f"set_prediction: input {key!r} must be a tf.Tensor, got {type(tensor).__name__}")
-        shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
-        described[str(key)] = {"tensor": tensor.name, "dtype": tensor.dtype.name, "shape": shape}
+        entry = described.get(str(key))
+        if entry is None:
+            shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
+            described[str(key)] = {"tensor": tensor.name, "dtype": tensor.dtype.name, "shape": shape, "aliases": []}
+        elif tensor.name != entry["tensor"] and tensor.name not in entry["aliases"]:
+            entry["aliases"].append(tensor.name)
     graph = prediction.graph
     graph.clear_collection(SIGNATURE_COLLECTION)
     graph.add_to_collection(SIGNATURE_COLLECTION, json.dumps({"prediction": prediction.name, "inputs": described}))
