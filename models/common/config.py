@@ -38,6 +38,8 @@ class TrainConfig:
         table_keys: > 0 sets the keys a table must hold (default: from ``meta.json``).
     Output:
         metrics_file: rank 0 writes the run's figures there as JSON (empty: nowhere).
+        checkpoint_dir: every rank saves the trained model there (``model-<steps>``, dense variables
+            and its table shards) for ``tools/export_local.py`` (empty: no checkpoint).
     """
 
     data_path: str = ""
@@ -59,6 +61,7 @@ class TrainConfig:
     ssd_data_path: str = ""
     table_keys: int = 0
     metrics_file: str = ""
+    checkpoint_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.sparse_optimizer not in OPTIMIZERS:

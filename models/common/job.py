@@ -143,10 +143,14 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
             print(f"data {info.root}: {info.train.samples} train / {info.test.samples} test samples; tables "
                   f"{', '.join(f'{t.name}(dim {t.dim})' for t in spec.tables)} sized for {graph.keys} keys"
                   + (f"; {graph.note}" if graph.note else ""), flush=True)
+            saver = tf.compat.v1.train.Saver() if cfg.checkpoint_dir else None
             with tf.compat.v1.Session() as sess:
                 sess.run([tf.compat.v1.global_variables_initializer(), *graph.initializers])
                 stats = training.train_loop(sess, graph.train_op, graph.loss, steps, cfg.batch_size, cfg.log_every,
                                             graph.tables)
+                if saver is not None:  # every rank: each writes its table shards
+                    path = saver.save(sess, os.path.join(cfg.checkpoint_dir, "model"), global_step=steps)
+                    print(f"checkpoint {path}", flush=True)
                 results, eval_rate = evaluation.evaluate(sess, graph.eval_probs, graph.eval_batch, n_eval,
                                                          spec.tasks, graph.metrics, graph.tables)
     finally:

@@ -109,3 +109,23 @@ def test_invalid_switches_stop_with_a_message(job_dirs):
                               cwd=REPO, env=launch_env(switches, SWITCHES), capture_output=True, text=True, timeout=120)
         assert proc.returncode != 0
         assert needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_zoo_checkpoint_exports_and_predicts_what_the_job_evaluated(job_dirs, tmp_path):
+    """main_mxrec.py --checkpoint_dir, then tools/export_local.py and tools/predict_local.py on the test split."""
+    ckpt, model_dir, out = tmp_path / "ckpt", tmp_path / "local", tmp_path / "pred.tsv"
+    proc = subprocess.run([PYTHON, str(REPO / "models" / "dlrm" / "main_mxrec.py"), "--data_path",
+                           str(job_dirs["criteo"]), *ARGS.split(), "--checkpoint_dir", str(ckpt)],
+                          cwd=REPO, env=launch_env({}, SWITCHES), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (_, task, auc, logloss, _, samples), = EVAL_RE.findall(proc.stdout)
+    for tool, args in (("export_local.py", ["--checkpoint", ckpt, "--output", model_dir]),
+                       ("predict_local.py", ["--model", model_dir, "--data", job_dirs["criteo"], "--output", out])):
+        step = subprocess.run([PYTHON, str(REPO / "tools" / tool), *map(str, args)], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+        assert step.returncode == 0, f"{tool}: {step.stderr[-4000:]}"
+    metrics = json.loads(out.with_name("pred.tsv.metrics.json").read_text())
+    (figures,) = metrics["tasks"]  # DLRM has one task (ctr)
+    assert task == "ctr" and figures["samples"] == int(samples) == 409
+    # the job prints 4 decimals
+    assert abs(figures["auc"] - float(auc)) <= 5e-5 and abs(figures["logloss"] - float(logloss)) <= 5e-5
