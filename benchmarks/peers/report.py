@@ -72,13 +72,15 @@ def section(result: dict, json_rel: str) -> str:
         "## Benchmarks against peers",
         "",
         f"`{result['command']}` runs, in one invocation and on the same generated batches "
-        f"({s['batch_size']} x {s['fields']} Zipf({s['zipf_a']}) ids over {s['num_keys']:,} keys, "
+        f"({s['batch_size']} x {s['fields']} Zipf({s['zipf_a']}) ids over {s['num_keys']:,} keys, a pool of "
+        f"{s['pool_batches']} batches holding {result['data']['distinct_keys_in_pool']:,} distinct keys, "
         f"{s['dense']} dense features, dim {s['dim']}), a lookup + lazy-Adam update microbenchmark and DLRM "
         "training (the zoo's model) for mx_rec in its three modes, TFRA 0.7.0 `dynamic_embedding` "
         "(installed only in the benchmark environment, `tools/bench_env.sh`) and plain TF (one "
         "`tf.Variable`, ids hashed `mod` its rows: no collision handling, the speed upper bound). "
         f"Each system runs in its own process; figures are medians of {s['rounds']} alternating rounds "
-        f"on {m['cpus_usable']} CPUs (load average {_fmt(m['load_average_before'][0])} before). "
+        f"on {m['cpus_usable']} CPUs shared with other work (1-min load average {_fmt(m['load_average_before'][0])} "
+        f"before, {_fmt(m['load_average_after'][0])} after; ratios come from the same rounds). "
         f"Generated from `{json_rel}` (chart: `{Path(json_rel).with_suffix('.png')}`).",
         "",
         "| system | micro steps/s | M keys/s | vs plain TF | DLRM samples/s | vs plain TF |",
@@ -92,7 +94,8 @@ def section(result: dict, json_rel: str) -> str:
         lines += ["", f"TFRA was not run: {result['tfra'].get('reason', 'unknown')}."]
     lines += ["", "| target (mx_rec HBM) | ratio | met |", "|---|---|---|"]
     for key, t in result["targets"].items():
-        lines.append(f"| {key.replace('_', ' ')} >= {t['target']} | {_fmt(t['ratio'], '.3f')} | "
+        workload, ref = key.split("_mx_rec_hbm_over_")
+        lines.append(f"| {workload}: mx_rec HBM / {LABELS[ref]} >= {t['target']} | {_fmt(t['ratio'], '.3f')} | "
                      f"{'n/a' if t['met'] is None else ('yes' if t['met'] else 'no')} |")
     mem = result["memory"]
     lines += ["", f"Peak RSS over a baseline process after training {mem['keys']:,} distinct keys (dim {mem['dim']}, "
