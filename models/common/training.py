@@ -75,22 +75,28 @@ def make_sparse_optimizers(specs: Sequence[TableSpec], cfg: TrainConfig, switche
 
 def make_train_op(loss: tf.Tensor, tables: Mapping[str, object], optimizers: SparseOptimizers,
                   cfg: TrainConfig, steps: int) -> tf.Operation:
-    """Adam on the dense variables (gradients averaged over ranks); hash optimizers on the tables."""
+    """Adam on the dense variables (gradients averaged over ranks); hash optimizers on the tables.
+
+    One ``tf.gradients`` call serves both kinds of variables: a backward pass per optimizer would
+    run the whole model's backward pass again for each.
+    """
     global_step = tf.compat.v1.train.get_or_create_global_step()
-    dense_vars, _ = get_dense_and_sparse_variable()
-    dense_opt = tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate(cfg.dense_lr, cfg, steps))
-    dense_grads = [(hccl_ops.allreduce(g, "mean"), v)
-                   for g, v in dense_opt.compute_gradients(loss, var_list=dense_vars) if g is not None]
-    ops = [dense_opt.apply_gradients(dense_grads, global_step=global_step)]
+    dense_vars, _ = get_dense_and_sparse_variable()  # also builds merged lookups (multi-lookup)
     if optimizers.by_address is not None:
-        local_embs = tf.compat.v1.get_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB)
-        addresses = tf.compat.v1.get_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET)
-        grads = tf.gradients(loss, local_embs)
-        ops.append(optimizers.by_address.apply_gradients(list(zip(grads, addresses))))
+        sparse_targets = tf.compat.v1.get_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB)
     else:
-        for name, table in tables.items():
-            optimizer = optimizers.per_table[name]
-            ops.append(optimizer.apply_gradients(optimizer.compute_gradients(loss, var_list=[table.variable])))
+        sparse_targets = [table.variable for table in tables.values()]
+    grads = tf.gradients(loss, dense_vars + sparse_targets)
+    dense_grads, sparse_grads = grads[:len(dense_vars)], grads[len(dense_vars):]
+    dense_opt = tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate(cfg.dense_lr, cfg, steps))
+    ops = [dense_opt.apply_gradients([(hccl_ops.allreduce(g, "mean"), v) for g, v in zip(dense_grads, dense_vars)
+                                      if g is not None], global_step=global_step)]
+    if optimizers.by_address is not None:
+        addresses = tf.compat.v1.get_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET)
+        ops.append(optimizers.by_address.apply_gradients(list(zip(sparse_grads, addresses))))
+    else:
+        for (name, table), grad in zip(tables.items(), sparse_grads):
+            ops.append(optimizers.per_table[name].apply_gradients([(grad, table.variable)]))
     return tf.group(*ops, name="train_op")
 
 
