@@ -9,7 +9,7 @@ from mx_rec.key_process.hashing import mix64
 PADDING_KEY = -1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _dedup_kernel(keys):
     n = keys.shape[0]
     size = 16

@@ -14,7 +14,7 @@ _EMPTY = -1
 _MAX_LOAD = 0.5
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _probe(slot_keys, slot_rows, keys, out_rows):
     mask = np.uint64(slot_keys.shape[0] - 1)
     missing = 0
@@ -34,7 +34,7 @@ def _probe(slot_keys, slot_rows, keys, out_rows):
     return missing
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _insert_missing(slot_keys, slot_rows, keys, rows, free_rows, n_free, next_row):
     """Give every key whose row is -1 a row; returns (n_free, next_row) after allocation."""
     mask = np.uint64(slot_keys.shape[0] - 1)
@@ -57,7 +57,7 @@ def _insert_missing(slot_keys, slot_rows, keys, rows, free_rows, n_free, next_ro
     return n_free, next_row
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _rehash(old_keys, old_rows, new_keys, new_rows):
     mask = np.uint64(new_keys.shape[0] - 1)
     for j in range(old_keys.shape[0]):
@@ -71,7 +71,7 @@ def _rehash(old_keys, old_rows, new_keys, new_rows):
         new_rows[s] = old_rows[j]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _remove(slot_keys, slot_rows, keys, freed):
     """Delete keys with backward-shift deletion; writes their rows to ``freed``, returns how many."""
     mask = np.uint64(slot_keys.shape[0] - 1)

@@ -80,7 +80,7 @@ def _std_normal(seed, key, col, attempt):
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _fill(kind, a, b, seed, scale, keys, out):
     n, dim = out.shape
     for i in range(n):
