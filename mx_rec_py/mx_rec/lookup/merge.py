@@ -62,7 +62,8 @@ def defer(lookup: PendingLookup, static_shape: tf.TensorShape, name: str) -> tf.
 
 
 def _group_key(lookup: PendingLookup) -> Tuple:
-    return (lookup.table.table_name, lookup.out_dim, lookup.default_key, lookup.send_count is None)
+    return (lookup.table.table_name, lookup.out_dim, lookup.default_key, lookup.send_count is None,
+            lookup.modify_graph)
 
 
 def _build_group(group: List[PendingLookup]) -> None:
@@ -73,7 +74,7 @@ def _build_group(group: List[PendingLookup]) -> None:
     send_count = None if first.send_count is None else sum(p.send_count for p in group)
     with tf.name_scope(f"{table.table_name}_merged_lookup"):
         extended, index = build_rows(table, keys, timestamp, True, send_count, first.default_row, first.out_dim,
-                                     any(p.modify_graph for p in group))
+                                     first.modify_graph)
         sizes = tf.stack([tf.size(p.keys, out_type=tf.int32) for p in group])
         indices = tf.split(index, sizes, axis=0, num=len(group))
     for lookup, part_index in zip(group, indices):
@@ -88,8 +89,9 @@ def _build_group(group: List[PendingLookup]) -> None:
 def build_pending_lookups(graph: Optional[tf.Graph] = None) -> int:
     """Build the merged lookups recorded in ``graph`` (default graph); returns how many were built.
 
-    Calls on one table with the same output width and default value merge into one lookup, in
-    call order; calls with other settings form their own group.
+    Calls on one table with the same output width, default value, shape mode and feed mode
+    (``modify_graph``) merge into one lookup, in call order; calls with other settings form their
+    own group.
     """
     graph = graph or tf.compat.v1.get_default_graph()
     pending = _pending.pop(graph, [])
