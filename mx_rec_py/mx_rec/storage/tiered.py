@@ -87,7 +87,7 @@ class TieredStore:
 
     def _choose_victims(self, needed: int, batch_rows: np.ndarray) -> np.ndarray:
         """``needed`` or more rows no lookup uses, the least frequently used first and the least recently
-        used among equals (bulk: at least 5% of the cache, so the scan over the cache runs once every
+        used among equals (bulk: at least 10% of the cache, so the scan over the cache runs once every
         few steps rather than every step). Frequencies count batches since the key was first seen,
         across tiers: on the tier benchmark's Zipf keys this serves ~74% of ids from a 10% cache,
         where LRU alone served ~64%."""
@@ -96,7 +96,7 @@ class TieredStore:
         candidates = np.flatnonzero(usable)
         if needed > candidates.shape[0]:
             return None
-        n = min(candidates.shape[0], max(needed, self.rows // 20))
+        n = min(candidates.shape[0], max(needed, self.rows // 10))
         if n < candidates.shape[0]:
             score = (self.freq[candidates] << 32) + self.last_used[candidates]  # the clock stays below 2**32
             candidates = candidates[np.argpartition(score, n - 1)[:n]]
