@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.core.embedding import create_table, sparse_lookup
-from mx_rec.graph.modifier import DUMP_DIR_ENV, modify_graph_and_start_emb_cache
+from mx_rec.graph.modifier import DUMP_DIR_ENV, GraphModifierHook, modify_graph_and_start_emb_cache
 from mx_rec.optimizers import lazy_adam
 from mx_rec.util.variable import get_dense_and_sparse_variable
 from tests.graphs import fresh_graph
@@ -38,6 +38,15 @@ def test_modify_graph_trains_exactly_like_featurespec_mode(ddr):
 
 def test_graph_modifier_hook_trains_like_the_explicit_call():
     _assert_same(_run("modify"), _run("modify", hook=True), atol=0)
+
+
+def test_graph_modifier_hook_starts_pipelines_modified_before_it(graph):
+    table = _table()
+    _, batch = _iterator_batch()
+    total = tf.reduce_sum(sparse_lookup(table, batch["ids"], modify_graph=True)) + tf.reduce_sum(batch["y"])
+    modify_graph_and_start_emb_cache()  # an explicit call, then the hook as well: nothing is modified twice
+    with tf.compat.v1.train.MonitoredSession(hooks=[GraphModifierHook()]) as sess:
+        assert sess.run(total) == pytest.approx(4.0)
 
 
 @pytest.mark.parametrize("feed", ["featurespec", "modify"])

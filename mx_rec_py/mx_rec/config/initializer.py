@@ -29,6 +29,10 @@ class TrainParamsConfig:
                 "call mx_rec.graph.modifier.modify_graph_and_start_emb_cache() first")
         return self._initializers[bool(is_training)]
 
+    def registered_initializers(self) -> list:
+        """Every rebuilt iterator's initializer registered so far (training first)."""
+        return [self._initializers[k] for k in (True, False) if k in self._initializers]
+
     def get_target_batch(self, is_training: bool) -> Any:
         """The rebuilt pipeline's batch (dict of tensors) for train (True) or eval (False)."""
         if bool(is_training) not in self._batches:

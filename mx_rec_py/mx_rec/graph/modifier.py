@@ -91,7 +91,9 @@ class GraphModifierHook(tf.compat.v1.train.SessionRunHook):
 
     def begin(self) -> None:
         if self._modify_graph:
-            self._initializers = [p.initializer for p in modify_graph_and_start_emb_cache(dump_graph=self._dump_graph)]
+            modify_graph_and_start_emb_cache(dump_graph=self._dump_graph)
+            # also the pipelines of an explicit earlier call: the session this hook serves must start them
+            self._initializers = ConfigInitializer.get_instance().train_params_config.registered_initializers()
 
     def after_create_session(self, session: tf.compat.v1.Session, coord) -> None:
         if self._initializers:
