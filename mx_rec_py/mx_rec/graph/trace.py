@@ -81,19 +81,20 @@ def replay_ops(tensor: tf.Tensor, source: tf.Operation) -> List[tf.Operation]:
 
 def replay(tensor: tf.Tensor, source: tf.Operation, outputs: List[tf.Tensor]) -> tf.Tensor:
     """Recompute ``tensor`` in the current (function) graph from ``outputs``, stand-ins for ``source``'s."""
+    if tensor.op is source:
+        return outputs[tensor.value_index]
+    ops = replay_ops(tensor, source)
     graph_def = tf.compat.v1.GraphDef()
-    for op in replay_ops(tensor, source):
+    used = set()
+    for op in ops:
         node = graph_def.node.add()
         node.CopyFrom(op.node_def)
         node.ClearField("device")
         kept = [i for i in node.input if not i.startswith("^")]  # ordering only: irrelevant for pure ops
         del node.input[:]
         node.input.extend(kept)
-    used = {f"{source.name}:{i}" for op in replay_ops(tensor, source) for i, t in enumerate(source.outputs)
-            if any(inp.op is source and inp.value_index == i for inp in op.inputs)}
-    input_map = {name: outputs[int(name.rsplit(":", 1)[1])] for name in used}
-    if tensor.op is source:
-        return outputs[tensor.value_index]
+        used.update(t.value_index for t in op.inputs if t.op is source)
+    input_map = {f"{source.name}:{i}": outputs[i] for i in used}
     (result,) = tf.graph_util.import_graph_def(graph_def, input_map=input_map, return_elements=[tensor.name],
                                               name="replayed")
     return result
