@@ -150,6 +150,34 @@ class HashIndex:
         _probe(self._slot_keys, self._slot_rows, keys, rows)
         return rows
 
+    @property
+    def slot_arrays(self) -> Tuple[np.ndarray, np.ndarray]:
+        """The live slot arrays (keys int64 [S], rows int64 [S]; S a power of two, empty key -1) for
+        kernels that probe the index themselves; read-only for them, and replaced when the index grows."""
+        return self._slot_keys, self._slot_rows
+
+    def insert_absent(self, keys: np.ndarray) -> np.ndarray:
+        """``lookup_or_insert(keys)[0]`` for keys known to be absent (int64 [U], distinct, no -1), without
+        probing for them first; returns their new rows int64 [U].
+
+        Raises:
+            TableFullError: as :meth:`lookup_or_insert`; the index is left unchanged.
+        """
+        rows = np.full(keys.shape[0], -1, dtype=np.int64)
+        missing = keys.shape[0]
+        if missing == 0:
+            return rows
+        available = self.capacity - self._size
+        if missing > available:
+            raise TableFullError(
+                f"{missing} new keys in this batch but only {available} of {self.capacity} rows free; "
+                f"at least {self._size + missing} rows are needed")
+        self._reserve_slots(self._size + missing)
+        self._n_free, self._next_row = _insert_missing(
+            self._slot_keys, self._slot_rows, keys, rows, self._free_rows, self._n_free, self._next_row)
+        self._size += missing
+        return rows
+
     def lookup_or_insert(self, keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Rows of distinct keys, inserting absent ones; all-or-nothing.
 

@@ -18,6 +18,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import numpy as np
 
 from mx_rec.key_process.hash_index import HashIndex
+from mx_rec.storage import tiered_kernels as kernels
 from mx_rec.storage.base import Placement
 from mx_rec.storage.host import HostFullError, HostStore
 from mx_rec.storage.ssd import SsdStore
@@ -83,22 +84,23 @@ class TieredStore:
         """A lookup's previous batch is done (its step completed before this plan): release its rows."""
         old = self.pins.pop(lookup_id, None)
         if old is not None:
-            self.pin_count[old] -= 1
+            kernels.unpin(self.pin_count, old)
 
     def _choose_victims(self, needed: int, batch_rows: np.ndarray) -> np.ndarray:
         """``needed`` or more rows no lookup uses, the least frequently used first and the least recently
         used among equals (bulk: at least 10% of the cache, so the scan over the cache runs once every
         few steps rather than every step). Frequencies count batches since the key was first seen,
         across tiers: on the tier benchmark's Zipf keys this serves ~74% of ids from a 10% cache,
-        where LRU alone served ~64%."""
-        usable = (self.row_key >= 0) & (self.pin_count == 0)
-        usable[batch_rows] = False
-        candidates = np.flatnonzero(usable)
-        if needed > candidates.shape[0]:
+        where LRU alone served ~64%. ``batch_rows``: int64, this batch's device rows (-1 entries ignored)."""
+        candidates = np.empty(self.rows, np.int64)
+        score = np.empty(self.rows, np.int64)  # the clock stays below 2**32
+        count = kernels.victim_candidates(self.row_key, self.pin_count, self.freq, self.last_used, batch_rows,
+                                          candidates, score)
+        if needed > count:
             return None
-        n = min(candidates.shape[0], max(needed, self.rows // 10))
-        if n < candidates.shape[0]:
-            score = (self.freq[candidates] << 32) + self.last_used[candidates]  # the clock stays below 2**32
+        candidates, score = candidates[:count], score[:count]
+        n = min(count, max(needed, self.rows // 10))
+        if n < count:
             candidates = candidates[np.argpartition(score, n - 1)[:n]]
         return candidates
 
@@ -112,72 +114,75 @@ class TieredStore:
                 or the host tier is full; names the table and the size to set. Nothing changes.
         """
         self.clock += 1
-        rows = self.device.lookup(keys)
-        absent = rows < 0
-        in_host = np.zeros(keys.shape[0], dtype=bool)
-        in_host[absent] = self.host.contains(keys[absent])
-        in_ssd = np.zeros(keys.shape[0], dtype=bool)
-        if self.ssd is not None:
-            in_ssd[absent & ~in_host] = self.ssd.contains(keys[absent & ~in_host])
-        allowed = insert if isinstance(insert, np.ndarray) else np.full(keys.shape[0], bool(insert))
-        new = absent & ~in_host & ~in_ssd & allowed
-        incoming = in_host | in_ssd | new
-        n_in = int(incoming.sum())
+        n_keys = keys.shape[0]
+        allowed = (np.asarray(insert, dtype=bool) if isinstance(insert, np.ndarray)
+                   else np.full(n_keys, bool(insert)))
+        rows = np.empty(n_keys, np.int64)
+        host_row = np.empty(n_keys, np.int64)
+        source = np.empty(n_keys, np.int8)
+        hits, n_host = kernels.classify(*self.device.slot_arrays, *self.host.index.slot_arrays, keys, allowed,
+                                        rows, host_row, source)
+        n_ssd = 0
+        if self.ssd is not None and hits + n_host < n_keys:
+            elsewhere = np.flatnonzero(source >= kernels.NEW)
+            n_ssd = kernels.mark_ssd(source, self.ssd.contains(keys[elsewhere]), elsewhere)
+        n_new = int(np.count_nonzero(source == kernels.NEW)) if hits + n_host + n_ssd < n_keys else 0
+        n_in = n_host + n_ssd + n_new
         self._unpin(lookup_id)
         free = self.rows - len(self.device)
         victims = np.empty(0, np.int64)
         if n_in > free:
-            victims = self._choose_victims(n_in - free, rows[~absent])
+            victims = self._choose_victims(n_in - free, rows)
             if victims is None:
-                batch = int((~absent).sum()) + n_in
+                batch = hits + n_in
                 raise RuntimeError(
                     f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this batch's {batch} "
                     f"distinct keys beside the rows other lookups still use; set device_vocabulary_size to at least "
                     f"2 batches of distinct keys (>= {2 * batch} per rank)")
         victim_keys = self.row_key[victims]
-        host_after = len(self.host) - int(in_host.sum()) + victims.shape[0]
+        host_after = len(self.host) - n_host + victims.shape[0]
         overflow = max(0, host_after - self.host.capacity)
-        ssd_room = (self.ssd.capacity - len(self.ssd) + int(in_ssd.sum())) if self.ssd is not None else 0
+        ssd_room = (self.ssd.capacity - len(self.ssd) + n_ssd) if self.ssd is not None else 0
         if overflow > ssd_room:
             advice = ("; raise host_vocabulary_size (or add an SSD tier)" if self.ssd is None else
                       f" and the SSD tier {self.ssd.capacity}; raise ssd_vocabulary_size")
             raise RuntimeError(f"table '{self.table_name}' is full: the host tier holds {self.host.capacity} keys"
                                + advice)
-        incoming_keys = keys[incoming]
+        incoming_keys = np.empty(n_in, np.int64)
         values = np.empty((n_in, self.width), dtype=self.value_dtype)
-        freq = np.ones(n_in, dtype=np.int64)
-        from_host, from_ssd = in_host[incoming], in_ssd[incoming]
-        values[from_host], freq[from_host] = self.host.take(incoming_keys[from_host])
-        if from_ssd.any():
-            values[from_ssd] = self.ssd.take(incoming_keys[from_ssd])
-        fresh = ~from_host & ~from_ssd
-        values[fresh] = self.full_initial_rows(incoming_keys[fresh])
+        freq = np.empty(n_in, np.int64)
+        host_keys, ssd_pos, fresh_pos = (np.empty(n_in, np.int64) for _ in range(3))
+        kernels.gather_incoming(keys, source, host_row, self.host.values, self.host.freq, n_in,
+                                incoming_keys, values, freq, host_keys, ssd_pos, fresh_pos)
+        self.host.index.remove(host_keys[:n_host])
+        if n_ssd:
+            ssd_pos = ssd_pos[:n_ssd]
+            values[ssd_pos] = self.ssd.take(incoming_keys[ssd_pos])
+        fresh_pos = fresh_pos[:n_new]
+        values[fresh_pos] = self.full_initial_rows(incoming_keys[fresh_pos])
         if overflow:  # make room on the host: its least frequently used rows go down to SSD (in bulk)
             bulk = min(max(overflow, self.host.capacity // 20), ssd_room, len(self.host))
             demoted = self.host.least_used(max(bulk, overflow))
             demoted_values, _ = self.host.take(demoted)
             self.ssd.put(demoted, demoted_values)
-        self.device.remove(victim_keys)
-        self.row_key[victims] = -1
+        if victims.shape[0]:
+            self.device.remove(victim_keys)
+            self.row_key[victims] = -1
         self._outgoing_freq = self.freq[victims]
-        new_rows, _ = self.device.lookup_or_insert(incoming_keys)
-        rows[incoming] = new_rows
-        self.row_key[new_rows] = incoming_keys
-        self.freq[new_rows] = freq
-        placed = rows >= 0
-        self.freq[rows[placed]] += 1
-        self.last_used[rows[placed]] = self.clock
-        self.pins[lookup_id] = rows[placed]
-        self.pin_count[rows[placed]] += 1
+        new_rows = self.device.insert_absent(incoming_keys)
+        pins = np.empty(n_keys, np.int64)
+        placed = kernels.settle(rows, source, new_rows, incoming_keys, freq, self.row_key, self.freq,
+                                self.last_used, self.pin_count, self.clock, pins)
+        self.pins[lookup_id] = pins[:placed]
         self._outgoing = victim_keys
         c = self.counters
         c.lookups += 1
-        c.keys += keys.shape[0]
-        c.device_hits += int((~absent).sum())
-        c.host_hits += int(in_host.sum())
-        c.ssd_hits += int(in_ssd.sum())
-        c.new_keys += int(new.sum())
-        c.swapped_in += int(in_host.sum() + in_ssd.sum())
+        c.keys += n_keys
+        c.device_hits += hits
+        c.host_hits += n_host
+        c.ssd_hits += n_ssd
+        c.new_keys += n_new
+        c.swapped_in += n_host + n_ssd
         c.swapped_out += int(victims.shape[0])
         placement = Placement(rows, new_rows, values)
         placement.swap_out_rows = victims

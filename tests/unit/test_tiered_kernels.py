@@ -1,0 +1,176 @@
+"""TieredStore.locate (numba kernels) against the straightforward numpy version it replaced: same
+placements, victims, swap-outs, counters, tier contents and errors, on small caches with random keys."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mx_rec.storage.base import Placement
+from mx_rec.storage.ssd import SsdStore
+from mx_rec.storage.tiered import TieredStore
+
+WIDTH = 6
+
+
+class ReferenceStore(TieredStore):
+    """The numpy implementation of locate and victim choice, kept as the reference."""
+
+    def _unpin(self, lookup_id):
+        old = self.pins.pop(lookup_id, None)
+        if old is not None:
+            self.pin_count[old] -= 1
+
+    def _choose_victims(self, needed, batch_rows):
+        usable = (self.row_key >= 0) & (self.pin_count == 0)
+        usable[batch_rows] = False
+        candidates = np.flatnonzero(usable)
+        if needed > candidates.shape[0]:
+            return None
+        n = min(candidates.shape[0], max(needed, self.rows // 10))
+        if n < candidates.shape[0]:
+            score = (self.freq[candidates] << 32) + self.last_used[candidates]
+            candidates = candidates[np.argpartition(score, n - 1)[:n]]
+        return candidates
+
+    def locate(self, keys, insert, lookup_id=0):
+        self.clock += 1
+        rows = self.device.lookup(keys)
+        absent = rows < 0
+        in_host = np.zeros(keys.shape[0], dtype=bool)
+        in_host[absent] = self.host.contains(keys[absent])
+        in_ssd = np.zeros(keys.shape[0], dtype=bool)
+        if self.ssd is not None:
+            in_ssd[absent & ~in_host] = self.ssd.contains(keys[absent & ~in_host])
+        allowed = insert if isinstance(insert, np.ndarray) else np.full(keys.shape[0], bool(insert))
+        new = absent & ~in_host & ~in_ssd & allowed
+        incoming = in_host | in_ssd | new
+        n_in = int(incoming.sum())
+        self._unpin(lookup_id)
+        free = self.rows - len(self.device)
+        victims = np.empty(0, np.int64)
+        if n_in > free:
+            victims = self._choose_victims(n_in - free, rows[~absent])
+            if victims is None:
+                batch = int((~absent).sum()) + n_in
+                raise RuntimeError(
+                    f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this batch's {batch} "
+                    f"distinct keys beside the rows other lookups still use; set device_vocabulary_size to at least "
+                    f"2 batches of distinct keys (>= {2 * batch} per rank)")
+        victim_keys = self.row_key[victims]
+        host_after = len(self.host) - int(in_host.sum()) + victims.shape[0]
+        overflow = max(0, host_after - self.host.capacity)
+        ssd_room = (self.ssd.capacity - len(self.ssd) + int(in_ssd.sum())) if self.ssd is not None else 0
+        if overflow > ssd_room:
+            advice = ("; raise host_vocabulary_size (or add an SSD tier)" if self.ssd is None else
+                      f" and the SSD tier {self.ssd.capacity}; raise ssd_vocabulary_size")
+            raise RuntimeError(f"table '{self.table_name}' is full: the host tier holds {self.host.capacity} keys"
+                               + advice)
+        incoming_keys = keys[incoming]
+        values = np.empty((n_in, self.width), dtype=self.value_dtype)
+        freq = np.ones(n_in, dtype=np.int64)
+        from_host, from_ssd = in_host[incoming], in_ssd[incoming]
+        values[from_host], freq[from_host] = self.host.take(incoming_keys[from_host])
+        if from_ssd.any():
+            values[from_ssd] = self.ssd.take(incoming_keys[from_ssd])
+        fresh = ~from_host & ~from_ssd
+        values[fresh] = self.full_initial_rows(incoming_keys[fresh])
+        if overflow:
+            bulk = min(max(overflow, self.host.capacity // 20), ssd_room, len(self.host))
+            demoted = self.host.least_used(max(bulk, overflow))
+            demoted_values, _ = self.host.take(demoted)
+            self.ssd.put(demoted, demoted_values)
+        self.device.remove(victim_keys)
+        self.row_key[victims] = -1
+        self._outgoing_freq = self.freq[victims]
+        new_rows, _ = self.device.lookup_or_insert(incoming_keys)
+        rows[incoming] = new_rows
+        self.row_key[new_rows] = incoming_keys
+        self.freq[new_rows] = freq
+        placed = rows >= 0
+        self.freq[rows[placed]] += 1
+        self.last_used[rows[placed]] = self.clock
+        self.pins[lookup_id] = rows[placed]
+        self.pin_count[rows[placed]] += 1
+        self._outgoing = victim_keys
+        c = self.counters
+        c.lookups += 1
+        c.keys += keys.shape[0]
+        c.device_hits += int((~absent).sum())
+        c.host_hits += int(in_host.sum())
+        c.ssd_hits += int(in_ssd.sum())
+        c.new_keys += int(new.sum())
+        c.swapped_in += int(in_host.sum() + in_ssd.sum())
+        c.swapped_out += int(victims.shape[0])
+        placement = Placement(rows, new_rows, values)
+        placement.swap_out_rows = victims
+        return placement
+
+
+def _initial(keys):
+    return (keys[:, None] * 10 + np.arange(WIDTH)).astype(np.float32)
+
+
+def _pair(tmp_path, device_rows, host_rows, ssd_rows):
+    stores = []
+    for name, cls in [("new", TieredStore), ("ref", ReferenceStore)]:
+        ssd = None
+        if ssd_rows:
+            path = tmp_path / name
+            path.mkdir()
+            ssd = SsdStore("t", [str(path)], ssd_rows, WIDTH, np.float32, 0)
+        stores.append(cls("t", device_rows, host_rows, 2, _initial, WIDTH, np.float32, ssd))
+    return stores
+
+
+def _state(store):
+    out = [store.row_key, store.freq, store.last_used, store.pin_count, *store.device.items(),
+           *store.host.items(), store._outgoing, store._outgoing_freq]
+    if store.ssd is not None:
+        out += list(store.ssd.items())
+    return out, dataclasses.asdict(store.counters), {k: v.tolist() for k, v in store.pins.items()}
+
+
+def _step(store, keys, insert, lookup_id):
+    try:
+        p = store.locate(keys, insert, lookup_id)
+    except RuntimeError as err:
+        return ("error", str(err))
+    store.accept_swapped_out(_initial(store._outgoing) + 0.5)  # the graph's read-back of the victims
+    return (p.rows, p.write_rows, p.write_values, p.swap_out_rows)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("device_rows,host_rows,ssd_rows", [(40, 400, 0), (30, 60, 0), (40, 50, 200), (24, 30, 80)])
+def test_locate_matches_the_reference(tmp_path, seed, device_rows, host_rows, ssd_rows):
+    rng = np.random.default_rng(seed)
+    new, ref = _pair(tmp_path, device_rows, host_rows, ssd_rows)
+    errors = 0
+    for step in range(60):
+        n = int(rng.integers(0, 18))
+        keys = np.unique(np.minimum(rng.zipf(1.3, n), 500).astype(np.int64) * 3 + int(rng.integers(0, 2)))
+        keys = rng.permutation(keys)
+        insert = (rng.random(keys.shape[0]) < 0.8) if rng.random() < 0.3 else bool(rng.random() < 0.95)
+        lookup_id = int(rng.integers(0, 2))  # two lookups pin their latest batches
+        a, b = _step(new, keys, insert, lookup_id), _step(ref, keys, insert, lookup_id)
+        assert len(a) == len(b)
+        errors += isinstance(a[0], str)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y, err_msg=f"step {step}")
+            assert np.asarray(x).dtype == np.asarray(y).dtype
+        (sa, ca, pa), (sb, cb, pb) = _state(new), _state(ref)
+        assert ca == cb and pa == pb
+        for x, y in zip(sa, sb):
+            np.testing.assert_array_equal(x, y, err_msg=f"step {step}")
+    assert new.counters.swapped_out > 0 and new.counters.host_hits > 0
+    assert new.counters.ssd_hits > 0 or not ssd_rows
+    if host_rows < 100 and not ssd_rows:
+        assert errors > 0  # the host-full error was exercised
+
+
+def test_device_full_error_matches(tmp_path):
+    new, ref = _pair(tmp_path, 8, 100, 0)
+    for store in (new, ref):
+        store.locate(np.arange(6, dtype=np.int64), True, 0)
+    keys = np.arange(100, 106, dtype=np.int64)
+    a, b = _step(new, keys, True, 1), _step(ref, keys, True, 1)
+    assert a == b and a[0] == "error" and "device_vocabulary_size" in a[1]
