@@ -164,9 +164,12 @@ class HashIndex:
             TableFullError: as :meth:`lookup_or_insert`; the index is left unchanged.
         """
         rows = np.full(keys.shape[0], -1, dtype=np.int64)
-        missing = keys.shape[0]
-        if missing == 0:
-            return rows
+        if keys.shape[0]:
+            self._insert_rows(keys, rows, keys.shape[0])
+        return rows
+
+    def _insert_rows(self, keys: np.ndarray, rows: np.ndarray, missing: int) -> None:
+        """Give the ``missing`` keys whose ``rows`` entry is -1 a row, all or none (TableFullError)."""
         available = self.capacity - self._size
         if missing > available:
             raise TableFullError(
@@ -176,7 +179,6 @@ class HashIndex:
         self._n_free, self._next_row = _insert_missing(
             self._slot_keys, self._slot_rows, keys, rows, self._free_rows, self._n_free, self._next_row)
         self._size += missing
-        return rows
 
     def lookup_or_insert(self, keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Rows of distinct keys, inserting absent ones; all-or-nothing.
@@ -194,16 +196,8 @@ class HashIndex:
         missing = _probe(self._slot_keys, self._slot_rows, keys, rows)
         if missing == 0:
             return rows, np.empty(0, dtype=np.int64)
-        available = self.capacity - self._size
-        if missing > available:
-            raise TableFullError(
-                f"{missing} new keys in this batch but only {available} of {self.capacity} rows free; "
-                f"at least {self._size + missing} rows are needed")
-        self._reserve_slots(self._size + missing)
         new_positions = np.flatnonzero(rows < 0)
-        self._n_free, self._next_row = _insert_missing(
-            self._slot_keys, self._slot_rows, keys, rows, self._free_rows, self._n_free, self._next_row)
-        self._size += missing
+        self._insert_rows(keys, rows, missing)
         return rows, new_positions
 
     def remove(self, keys: np.ndarray) -> np.ndarray:
