@@ -14,23 +14,27 @@ _EMPTY = -1
 _MAX_LOAD = 0.5
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def find_row(slot_keys, slot_rows, k):
+    """Row of key ``k`` (int64) in an index's slot arrays (``HashIndex.slot_arrays``), -1 if absent."""
+    mask = np.uint64(slot_keys.shape[0] - 1)
+    s = mix64(np.uint64(k)) & mask
+    while True:
+        sk = slot_keys[s]
+        if sk == k:
+            return slot_rows[s]
+        if sk == _EMPTY:
+            return -1
+        s = (s + np.uint64(1)) & mask
+
+
 @numba.njit(cache=True, nogil=True)
 def _probe(slot_keys, slot_rows, keys, out_rows):
-    mask = np.uint64(slot_keys.shape[0] - 1)
     missing = 0
     for i in range(keys.shape[0]):
-        k = keys[i]
-        s = mix64(np.uint64(k)) & mask
-        while True:
-            sk = slot_keys[s]
-            if sk == k:
-                out_rows[i] = slot_rows[s]
-                break
-            if sk == _EMPTY:
-                out_rows[i] = -1
-                missing += 1
-                break
-            s = (s + np.uint64(1)) & mask
+        out_rows[i] = find_row(slot_keys, slot_rows, keys[i])
+        if out_rows[i] < 0:
+            missing += 1
     return missing
 
 

@@ -8,24 +8,9 @@ not admitted). The hash probes are those of :mod:`mx_rec.key_process.hash_index`
 import numba
 import numpy as np
 
-from mx_rec.key_process.hashing import mix64
+from mx_rec.key_process.hash_index import find_row
 
 HIT, HOST, SSD, NEW, SKIPPED = 0, 1, 2, 3, 4
-_EMPTY = -1
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _find(slot_keys, slot_rows, k):
-    """Row of key ``k`` in a hash index's slot arrays, -1 if absent."""
-    mask = np.uint64(slot_keys.shape[0] - 1)
-    s = mix64(np.uint64(k)) & mask
-    while True:
-        sk = slot_keys[s]
-        if sk == k:
-            return slot_rows[s]
-        if sk == _EMPTY:
-            return -1
-        s = (s + np.uint64(1)) & mask
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,14 +30,14 @@ def classify(dev_keys, dev_rows, host_keys, host_rows, keys, allowed, rows, host
     on_host = 0
     for i in range(keys.shape[0]):
         k = keys[i]
-        r = _find(dev_keys, dev_rows, k)
+        r = find_row(dev_keys, dev_rows, k)
         rows[i] = r
         host_row[i] = -1
         if r >= 0:
             source[i] = HIT
             hits += 1
             continue
-        h = _find(host_keys, host_rows, k)
+        h = find_row(host_keys, host_rows, k)
         host_row[i] = h
         if h >= 0:
             source[i] = HOST
