@@ -89,18 +89,15 @@ def _check_args(table: EmbeddingTable, ids: tf.Tensor, send_count, dim) -> int:
     return dim
 
 
-def _default_row(table: EmbeddingTable, value, dim: int) -> tf.Tensor:
+def _default_value(table: EmbeddingTable, value, dim: int) -> Optional[np.ndarray]:
+    """``serving_default_value`` as value_dtype [dim], or None (zeros)."""
     if value is None:
-        return tf.zeros([1, dim], dtype=table.value_dtype)
+        return None
     value = np.asarray(value, dtype=table.value_dtype.as_numpy_dtype)
     if value.shape not in ((), (1,), (dim,)):
         raise ValueError(f"sparse_lookup on table '{table.table_name}': serving_default_value must be a scalar "
                          f"or have shape [{dim}], got shape {value.shape}")
-    return tf.constant(np.broadcast_to(value, (1, dim)), dtype=table.value_dtype)
-
-
-def _default_key(value) -> bytes:
-    return b"" if value is None else np.asarray(value, np.float64).tobytes()
+    return np.broadcast_to(value, (dim,))
 
 
 def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec], send_count: Optional[int] = None,
@@ -154,12 +151,15 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         keys = tf.reshape(ids, [-1])
         if keys.dtype != tf.int64:
             keys = tf.cast(keys, tf.int64)
-        default_row = _default_row(table, serving_default_value, out_dim)
+        default = _default_value(table, serving_default_value, out_dim)
+        default_row = (tf.zeros([1, out_dim], dtype=table.value_dtype) if default is None
+                       else tf.constant(default[None, :], dtype=table.value_dtype))
         ids_shape = tf.shape(ids, out_type=tf.int32)
         static_shape = ids.shape.concatenate([out_dim])
         if config.use_multi_lookup and insert:
             out = defer(PendingLookup(table, keys, ids_shape, timestamp, padded, default_row,
-                                      _default_key(serving_default_value), out_dim, not is_grad, modify_graph),
+                                      b"" if default is None else default.tobytes(), out_dim, not is_grad,
+                                      modify_graph),
                         static_shape, "embeddings")
         else:
             out = expand_rows(*build_rows(table, keys, timestamp, insert, padded, default_row, out_dim, modify_graph))
@@ -168,7 +168,5 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
             if not (is_grad and is_train):
                 out = tf.stop_gradient(out)
             out = tf.identity(out, name="embeddings")
-    default = None if serving_default_value is None else np.broadcast_to(
-        np.asarray(serving_default_value, np.float64), (out_dim,)).tolist()
-    record_lookup(table.table_name, ids, out, out_dim, is_train, default)
+    record_lookup(table.table_name, ids, out, out_dim, is_train, None if default is None else default.tolist())
     return out
