@@ -5,13 +5,11 @@ the concatenated keys of several calls on one table.
 """
 from typing import Optional, Tuple
 
-import numpy as np
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.key_process.dedup import dedup
 from mx_rec.lookup.exchange import replicated_rows, sharded_rows
-from mx_rec.lookup.key_stage import key_stage
+from mx_rec.lookup.key_stage import DEDUP_DTYPES, dedup_stage, key_stage
 from mx_rec.lookup.owner import owner_lookup, owner_rows
 from mx_rec.tables.table import EmbeddingTable
 
@@ -20,12 +18,7 @@ def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Ten
                        pad_to: Optional[int], default_row: tf.Tensor, out_dim: int) -> Tuple[tf.Tensor, tf.Tensor]:
     """One rank, modify-graph mode: dedup is a key stage (movable into the pipeline); the owner
     lookup then sees distinct keys, each weighted by its occurrences."""
-    def stage(keys_np: np.ndarray):
-        unique, inverse, counts = dedup(keys_np)
-        return unique, inverse, counts.astype(np.int64)
-
-    unique, inverse, counts = key_stage(table.table_name, stage, keys, [tf.int64, tf.int32, tf.int64], True, insert,
-                                      "dedup")
+    unique, inverse, counts = key_stage(table.table_name, dedup_stage, keys, DEDUP_DTYPES, True, insert, "dedup")
     unique.set_shape([None])
     inverse.set_shape(keys.shape)
     counts.set_shape([None])

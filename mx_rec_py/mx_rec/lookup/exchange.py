@@ -17,9 +17,8 @@ import tensorflow as tf
 
 from mx_rec.communication import collectives
 from mx_rec.constants.constants import All2allGradientsOp
-from mx_rec.key_process.dedup import dedup
 from mx_rec.key_process.partition import route
-from mx_rec.lookup.key_stage import key_stage
+from mx_rec.lookup.key_stage import DEDUP_DTYPES, dedup_stage, key_stage
 from mx_rec.lookup.owner import owner_lookup
 from mx_rec.tables.table import EmbeddingTable
 
@@ -106,12 +105,8 @@ def replicated_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor
     replicas insert, count and update identically; the gradient of those rows is summed (or
     averaged, with ``sum_gradients_and_div_by_ranksize``) over ranks.
     """
-    def local_unique(keys_np: np.ndarray):
-        unique, inverse, counts = dedup(keys_np)
-        return unique, counts.astype(np.int64), inverse
-
-    unique, counts, positions = key_stage(table.table_name, local_unique, keys, [tf.int64, tf.int64, tf.int32],
-                                          modify_graph, insert, "dedup")
+    unique, positions, counts = key_stage(table.table_name, dedup_stage, keys, DEDUP_DTYPES, modify_graph, insert,
+                                          "dedup")
     unique.set_shape([None])
     counts.set_shape([None])
     positions.set_shape(keys.shape)

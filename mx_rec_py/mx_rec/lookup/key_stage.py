@@ -9,10 +9,12 @@ of ``sparse_lookup(..., modify_graph=True)`` lookups refuse to run in place: gra
 """
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+
+from mx_rec.key_process.dedup import dedup
 
 _stages: "weakref.WeakKeyDictionary[tf.Graph, List[KeyStage]]" = weakref.WeakKeyDictionary()
 
@@ -57,6 +59,15 @@ def key_stage(table_name: str, fn: Callable[[np.ndarray], tuple], keys: tf.Tenso
     stage.outputs = list(outputs)
     _stages.setdefault(keys.graph, []).append(stage)
     return stage.outputs
+
+
+def dedup_stage(keys_np: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dedup key stage: (unique int64 [U], inverse int32 [N] (padding -> U), counts int64 [U])."""
+    unique, inverse, counts = dedup(keys_np)
+    return unique, inverse, counts.astype(np.int64)
+
+
+DEDUP_DTYPES = [tf.int64, tf.int32, tf.int64]
 
 
 def recorded_stages(graph: tf.Graph) -> List[KeyStage]:
