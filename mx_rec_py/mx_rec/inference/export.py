@@ -75,10 +75,7 @@ def shard_paths(prefix: str, manifest: dict, table: str) -> List[str]:
     Raises:
         ShardError: a shard file is missing, naming it.
     """
-    root = layout.sparse_dir(prefix)
-    entry = manifest["tables"][table]
-    ranks = [0] if entry.get("is_dp") else range(manifest["rank_size"])
-    paths = [layout.shard_path(root, table, r, manifest["rank_size"]) for r in ranks]
+    paths = layout.table_shard_paths(prefix, manifest, table)
     for path in paths:
         if not os.path.isfile(path):
             raise ShardError(f"table '{table}': checkpoint shard {path} is missing (saved by "

@@ -138,7 +138,8 @@ def merge_shards(shard_paths: Sequence[str], table: str, dim: int, out_dir: str,
         part_keys, part_rows = _gather(keys, rows, lo, hi, chunk, dim)
         if part_keys.shape[0] > 1 and np.any(part_keys[1:] == part_keys[:-1]):
             dup = part_keys[1:][part_keys[1:] == part_keys[:-1]][0]
-            raise ShardError(f"table '{table}': key {dup} is in more than one shard of {os.path.dirname(shard_paths[0])}")
+            raise ShardError(f"table '{table}': key {dup} is in more than one shard of "
+                             f"{os.path.dirname(shard_paths[0])}")
         keys_out[pos:pos + part_keys.shape[0]] = part_keys
         rows_out[pos:pos + part_keys.shape[0]] = part_rows
         pos += part_keys.shape[0]

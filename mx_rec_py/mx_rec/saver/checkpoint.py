@@ -145,10 +145,7 @@ def load_sparse(prefix: str) -> Dict[str, TableState]:
         if entry["dim"] != table.dim:
             raise CheckpointError(f"table '{name}': checkpoint {root} has dim {entry['dim']}, the session's "
                                   f"table has dim {table.dim}")
-        # a replicated table's shards are identical copies: one is enough
-        shard_ranks = [0] if entry.get("is_dp") else range(manifest["rank_size"])
-        shards = [_load_shard(layout.shard_path(root, name, r, manifest["rank_size"]), name, table.dim)
-                  for r in shard_ranks]
+        shards = [_load_shard(path, name, table.dim) for path in layout.table_shard_paths(prefix, manifest, name)]
         state = shards[0] if len(shards) == 1 else _merge(shards)
         if config.rank_size > 1 and not table.config.is_dp:
             state = state.owned_by(config.rank_id, config.rank_size)

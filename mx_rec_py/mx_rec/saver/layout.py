@@ -9,7 +9,7 @@ temporary name and renamed into place, so it either exists whole or not at all.
 """
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 FORMAT_VERSION = 1
 SUFFIX = "-mxrec-sparse"
@@ -26,6 +26,14 @@ def sparse_dir(prefix: str) -> str:
 
 def shard_path(root: str, table_name: str, rank: int, rank_size: int) -> str:
     return os.path.join(root, table_name, f"shard-{rank:05d}-of-{rank_size:05d}.npz")
+
+
+def table_shard_paths(prefix: str, manifest: Dict[str, Any], table_name: str) -> List[str]:
+    """The shard files a checkpoint holds for ``table_name``: one per saving rank, or one for a
+    replicated (``is_dp``) table, whose shards are identical copies."""
+    rank_size = manifest["rank_size"]
+    ranks = [0] if manifest["tables"][table_name].get("is_dp") else range(rank_size)
+    return [shard_path(sparse_dir(prefix), table_name, r, rank_size) for r in ranks]
 
 
 def write_manifest(root: str, manifest: Dict[str, Any]) -> None:
