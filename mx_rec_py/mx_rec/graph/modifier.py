@@ -51,25 +51,23 @@ def modify_graph_and_start_emb_cache(full_graph: Optional[tf.Graph] = None, dump
     if dump_graph:
         logger.info("graph before modification: %s", _dump(graph, "graph_before_modify.pbtxt"))
     build_pending_lookups(graph)
-    by_iterator: Dict[str, List[KeyStage]] = {}
-    sources = {}
+    by_iterator: Dict[tf.Operation, List[KeyStage]] = {}
     for stage in recorded_stages(graph):
         if stage.modify_graph and not stage.moved:
             source = iterator_source(stage.keys, f"table '{stage.table_name}'")
-            sources[source.name] = source
-            by_iterator.setdefault(source.name, []).append(stage)
+            by_iterator.setdefault(source, []).append(stage)
     if not by_iterator:
         logger.warning("modify_graph_and_start_emb_cache: no sparse_lookup(..., modify_graph=True) in the graph")
     config = ConfigInitializer.get_instance().train_params_config
     rebuilt = []
     with graph.as_default():
-        for name, stages in by_iterator.items():
-            pipeline = rebuild_pipeline(sources[name], stages)
+        for source, stages in by_iterator.items():
+            pipeline = rebuild_pipeline(source, stages)
             config.set_initializer(pipeline.is_training, pipeline.initializer)
             config.set_target_batch(pipeline.is_training, pipeline.batch)
             rebuilt.append(pipeline)
             logger.info("modify_graph: %d key stage(s) of %s moved into a rebuilt pipeline of iterator %s",
-                        len(stages), sorted({s.table_name for s in stages}), name)
+                        len(stages), sorted({s.table_name for s in stages}), source.name)
     if dump_graph:
         logger.info("graph after modification: %s", _dump(graph, "graph_after_modify.pbtxt"))
     return rebuilt
