@@ -10,6 +10,7 @@ and malformed lines that are either a clear error or, when asked, skipped and co
     print(lines.summary())
 """
 import gzip
+import math
 import os
 from dataclasses import dataclass, field
 from typing import IO, Iterator, List, Optional, Sequence, Tuple
@@ -32,6 +33,17 @@ class Where:
 
 class MalformedLineError(ValueError):
     """A line that cannot be converted; the message starts with ``file:line:``."""
+
+
+def parse_finite(raw: str, column: str) -> float:
+    """A text field as a finite float; ValueError naming ``column`` otherwise."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{column} is not a number: {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{column} is not a finite number: {raw!r}")
+    return value
 
 
 def open_text(path: str) -> IO[str]:

@@ -25,7 +25,6 @@ counts such lines instead. Empty lines are counted and reported.
 """
 import argparse
 import json
-import math
 import sys
 import time
 from collections import Counter
@@ -38,7 +37,8 @@ import numpy as np
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # models/: the shared ``common`` package
 
 from common.records import CENSUS_SCHEMA, SplitWriter, write_meta  # noqa: E402
-from common.text_input import MalformedLineError, MalformedLines, Where, read_lines, require_files  # noqa: E402
+from common.text_input import (MalformedLineError, MalformedLines, Where, parse_finite, read_lines,  # noqa: E402
+                               require_files)
 
 COLUMNS = (
     "age", "class_worker", "det_ind_code", "det_occ_code", "education", "wage_per_hour", "hs_college",
@@ -91,16 +91,7 @@ def parse_row(parts: List[str]) -> Tuple[List[str], List[float], Tuple[int, int]
     Raises:
         ValueError: naming the column at fault.
     """
-    dense = []
-    for name in DENSE_COLUMNS:
-        raw = parts[_INDEX[name]]
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"column {name} is not a number: {raw!r}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"column {name} is not a finite number: {raw!r}")
-        dense.append(value)
+    dense = [parse_finite(parts[_INDEX[name]], f"column {name}") for name in DENSE_COLUMNS]
     income = parts[_INDEX["income_50k"]]
     if income not in INCOME_VALUES:
         raise ValueError(f"column income_50k must be '- 50000.' or '50000+.', got {income!r}")

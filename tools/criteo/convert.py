@@ -21,7 +21,8 @@ import numpy as np
 
 import layout  # noqa: E402  (puts models/ on sys.path)
 from common.records import CRITEO_SCHEMA, SplitStats, SplitWriter, write_meta  # noqa: E402
-from common.text_input import MalformedLineError, MalformedLines, read_lines, require_files  # noqa: E402
+from common.text_input import (MalformedLineError, MalformedLines, parse_finite, read_lines,  # noqa: E402
+                               require_files)
 
 CHUNK = 8192
 MAX_EXACT = 2**32
@@ -57,16 +58,7 @@ def parse_line(text: str, delimiter: str, hash_buckets: int) -> Tuple[int, List[
         raise ValueError(f"label must be 0 or 1, got {parts[0]!r}")
     dense = []
     for i, raw in enumerate(parts[1:1 + layout.N_DENSE], start=1):
-        if not raw:
-            dense.append(math.nan)
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"I{i} is not a number: {raw!r}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"I{i} is not a finite number: {raw!r}")
-        dense.append(value)
+        dense.append(parse_finite(raw, f"I{i}") if raw else math.nan)
     sparse = []
     for i, raw in enumerate(parts[1 + layout.N_DENSE:], start=1):
         if not raw:
