@@ -58,6 +58,15 @@ def _rewire(old: tf.Tensor, new: tf.Tensor) -> None:
                 consumer._update_input(index, new)  # pylint: disable=protected-access
 
 
+def _rewire_control(old: tf.Operation, new: tf.Operation) -> None:
+    """Ops that wait for ``old`` wait for ``new`` instead (a critical section's lock waits for every
+    input of its body, key stages included; left alone, the old stage would still run in the step)."""
+    for consumer in list(old._control_outputs):  # pylint: disable=protected-access
+        controls = [new if c is old else c for c in consumer.control_inputs]
+        consumer._remove_all_control_inputs()  # pylint: disable=protected-access
+        consumer._add_control_inputs(controls)  # pylint: disable=protected-access
+
+
 def rebuild_pipeline(get_next: tf.Operation, stages: Sequence[KeyStage]) -> RebuiltPipeline:
     """Move ``stages`` (all computed from ``get_next``'s outputs) into a rebuilt input pipeline."""
     variant = _dataset_variant(get_next)
@@ -81,11 +90,13 @@ def rebuild_pipeline(get_next: tf.Operation, stages: Sequence[KeyStage]) -> Rebu
         flat = iterator.get_next()
     for old, new in zip(get_next.outputs, flat):
         _rewire(old, new)
+    _rewire_control(get_next, flat[0].op)
     position = len(get_next.outputs)
     for stage in stages:
         for old in stage.outputs:
             _rewire(old, flat[position])
             position += 1
+        _rewire_control(stage.outputs[0].op, flat[0].op)
         stage.moved = True
     structure = _python_structure(get_next)
     element = flat[:len(get_next.outputs)]
