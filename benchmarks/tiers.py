@@ -7,9 +7,16 @@ Data: the lookup benchmark's Zipf(1.1) keys over 10^6 distinct keys, dim 16, 26 
 - ``ddr``: device cache of 10% of the keys, host memory for all of them.
 - ``ssd``: device 2%, host 10%, the rest in RocksDB under a temporary directory.
 
-After one pass over the pool (inserts) and warm-up, rounds alternate between the modes; steps/s
-is the median of the rounds, the ratios are against HBM, and each mode's device and host hit
-rates come from ``table.telemetry()`` over the timed rounds. Results: benchmarks/results/tiers.json.
+Each mode is built twice: with the batches coming from a ``tf.data`` pipeline and
+``sparse_lookup(..., modify_graph=True)`` (``pipeline``, the headline figures: key processing runs
+in the pipeline, and DDR/SSD tables place the next batch while the current one trains), and with
+the batches fed through a placeholder (``feed``: every step plans and swaps its own batch before
+its lookup).
+
+After one pass over the pool (inserts) and warm-up, rounds alternate between the systems; steps/s
+is the median of the rounds, the ratios are against HBM with the same input, and each mode's
+device and host hit rates come from ``table.telemetry()`` over the timed rounds. Results:
+benchmarks/results/tiers.json.
 
     .venv/bin/python benchmarks/tiers.py [--preset small] [--rounds N] [--steps N] [--output F]
 """
@@ -20,8 +27,9 @@ import json
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +42,26 @@ from benchmarks.lookup_update import PRESETS, REPO, System, _mx_rec_source, loss
 
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "tiers.json"
 MODES = ("hbm", "ddr", "ssd")
+INPUTS = ("pipeline", "feed")
+
+
+@dataclasses.dataclass
+class PipelineSystem:
+    """A graph whose batches come from its own iterator (pool order, repeated); same interface as System."""
+
+    name: str
+    session: tf.compat.v1.Session
+    train_op: tf.Operation
+    loss: tf.Tensor
+
+    def run(self, steps: int, fetch_loss: bool = False) -> List[float]:
+        fetches = [self.train_op, self.loss] if fetch_loss else self.train_op
+        return [float(out[1]) if fetch_loss else 0.0 for out in (self.session.run(fetches) for _ in range(steps))]
+
+    def timed(self, steps: int) -> float:
+        start = time.perf_counter()
+        self.run(steps)
+        return time.perf_counter() - start
 
 
 def tier_sizes(mode: str, num_keys: int) -> Dict[str, int]:
@@ -44,9 +72,11 @@ def tier_sizes(mode: str, num_keys: int) -> Dict[str, int]:
                     "ssd_vocabulary_size": num_keys}}[mode]
 
 
-def build(mode: str, settings, batches, ssd_dir: str):
-    """One mode's graph and session; returns (System, table)."""
+def build(mode: str, settings, batches, ssd_dir: str, source: str = "pipeline"):
+    """One mode's graph and session, its batches from a pipeline or fed; returns (system, table)."""
+    from mx_rec.config.initializer import ConfigInitializer
     from mx_rec.core.embedding import create_table, sparse_lookup
+    from mx_rec.graph.modifier import modify_graph_and_start_emb_cache
     from mx_rec.optimizers.lazy_adam import create_hash_optimizer
     from mx_rec.util.initialize import init
 
@@ -57,40 +87,26 @@ def build(mode: str, settings, batches, ssd_dir: str):
         table = create_table(tf.int64, settings.dim, "bench",  # one name: the same initial rows in every mode
                              tf.compat.v1.truncated_normal_initializer(stddev=0.05),
                              ssd_data_path=[ssd_dir], **tier_sizes(mode, settings.num_keys))
-        ids = tf.compat.v1.placeholder(tf.int64, [None, settings.fields], name="ids")
-        loss = tf.reduce_sum(sparse_lookup(table, ids) * tf.constant(loss_weights(settings)))
+        if source == "pipeline":
+            dataset = tf.data.Dataset.from_tensor_slices(np.stack(batches)).repeat()
+            ids = tf.compat.v1.data.make_initializable_iterator(dataset).get_next()
+        else:
+            ids = tf.compat.v1.placeholder(tf.int64, [None, settings.fields], name="ids")
+        embeddings = sparse_lookup(table, ids, modify_graph=source == "pipeline")
+        loss = tf.reduce_sum(embeddings * tf.constant(loss_weights(settings)))
         train_op = opt.apply_gradients(opt.compute_gradients(loss, var_list=[table.variable]))
+        if source == "pipeline":
+            modify_graph_and_start_emb_cache()
         session = tf.compat.v1.Session(graph=graph)
         session.run(tf.compat.v1.global_variables_initializer())
+        if source == "pipeline":
+            session.run(ConfigInitializer.get_instance().train_params_config.get_initializer(True))
+            return PipelineSystem(mode, session, train_op, loss), table
     return System(mode, session, train_op, loss, ids, batches), table
 
 
-def run(settings, log=print) -> dict:
-    from mx_rec.util.initialize import terminate_config_initializer
-
-    tf.compat.v1.disable_eager_execution()
-    key_batches, _, _ = make_pool(settings)
-    systems, tables = {}, {}
-    with tempfile.TemporaryDirectory(prefix="mxrec_ssd_") as ssd_dir:
-        try:
-            for mode in MODES:
-                systems[mode], tables[mode] = build(mode, settings, key_batches, ssd_dir)
-            losses = {m: systems[m].run(settings.pool_batches, fetch_loss=True) for m in MODES}
-            for m in MODES:
-                systems[m].run(settings.warmup_steps)
-            start = {m: dataclasses.asdict(tables[m].store.counters) if tables[m].tiered else {} for m in MODES}
-            seconds: Dict[str, list] = {m: [] for m in MODES}
-            for r in range(settings.rounds):
-                for m in (MODES if r % 2 == 0 else MODES[::-1]):
-                    seconds[m].append(systems[m].timed(settings.steps))
-                log(f"round {r + 1}/{settings.rounds}: " + ", ".join(
-                    f"{m} {settings.steps / s[-1]:.2f} steps/s" for m, s in seconds.items()))
-            telemetry = {m: tables[m].telemetry() for m in MODES}
-            counters = {m: (start[m], dataclasses.asdict(tables[m].store.counters)) for m in MODES if tables[m].tiered}
-        finally:
-            for system in systems.values():
-                system.session.close()
-            terminate_config_initializer()
+def _mode_results(settings, seconds, telemetry, counters) -> Dict[str, dict]:
+    """Per mode: median steps/s over the rounds, telemetry and the timed rounds' hit rates."""
     result_modes = {}
     for m in MODES:
         rates = [settings.steps / s for s in seconds[m]]
@@ -100,23 +116,62 @@ def run(settings, log=print) -> dict:
         if m in counters:
             before, after = counters[m]
             keys = max(after["keys"] - before["keys"], 1)
-            entry["timed_device_hit_rate"] = (after["device_hits"] - before["device_hits"]) / keys
-            entry["timed_host_hit_rate"] = (after["host_hits"] - before["host_hits"]) / keys
-            entry["timed_ssd_hit_rate"] = (after["ssd_hits"] - before["ssd_hits"]) / keys
+            for tier in ("device", "host", "ssd"):
+                entry[f"timed_{tier}_hit_rate"] = (after[f"{tier}_hits"] - before[f"{tier}_hits"]) / keys
+            lookups = max(after["lookups"] - before["lookups"], 1)
+            entry["timed_placed_ahead_share"] = (after["ahead_used"] - before["ahead_used"]) / lookups
         else:
             entry.update(timed_device_hit_rate=1.0, timed_host_hit_rate=0.0, timed_ssd_hit_rate=0.0)
         result_modes[m] = entry
-    hbm = result_modes["hbm"]["steps_per_s"]
+    return result_modes
+
+
+def run(settings, log=print) -> dict:
+    from mx_rec.util.initialize import terminate_config_initializer
+
+    tf.compat.v1.disable_eager_execution()
+    key_batches, _, _ = make_pool(settings)
+    names = [(source, m) for source in INPUTS for m in MODES]
+    systems, tables = {}, {}
+    with tempfile.TemporaryDirectory(prefix="mxrec_ssd_") as ssd_root:
+        try:
+            for source, m in names:
+                ssd_dir = Path(ssd_root) / source
+                ssd_dir.mkdir(exist_ok=True)
+                systems[source, m], tables[source, m] = build(m, settings, key_batches, str(ssd_dir), source)
+            losses = {n: systems[n].run(settings.pool_batches, fetch_loss=True) for n in names}
+            for n in names:
+                systems[n].run(settings.warmup_steps)
+            start = {n: dataclasses.asdict(tables[n].store.counters) if tables[n].tiered else {} for n in names}
+            seconds: Dict[tuple, list] = {n: [] for n in names}
+            for r in range(settings.rounds):
+                for n in (names if r % 2 == 0 else names[::-1]):
+                    seconds[n].append(systems[n].timed(settings.steps))
+                log(f"round {r + 1}/{settings.rounds}: " + ", ".join(
+                    f"{source} {m} {settings.steps / s[-1]:.1f}" for (source, m), s in seconds.items()) + " steps/s")
+            telemetry = {n: tables[n].telemetry() for n in names}
+            counters = {n: (start[n], dataclasses.asdict(tables[n].store.counters)) for n in names if tables[n].tiered}
+        finally:
+            for system in systems.values():
+                system.session.close()
+            terminate_config_initializer()
+    by_input = {}
+    for source in INPUTS:
+        modes = _mode_results(settings, {m: seconds[source, m] for m in MODES},
+                              {m: telemetry[source, m] for m in MODES},
+                              {m: counters[source, m] for m in MODES if (source, m) in counters})
+        hbm = modes["hbm"]["steps_per_s"]
+        by_input[source] = {"modes": modes, "ratio_ddr_over_hbm": modes["ddr"]["steps_per_s"] / hbm,
+                            "ratio_ssd_over_hbm": modes["ssd"]["steps_per_s"] / hbm}
+    reference = losses["feed", "hbm"]
     return {
         "benchmark": "tiers",
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "settings": dict(dataclasses.asdict(settings), ids_per_step=settings.ids_per_step),
-        "machine": machine_info(), "source": _mx_rec_source(), "modes": result_modes,
-        "ratio_ddr_over_hbm": result_modes["ddr"]["steps_per_s"] / hbm,
-        "ratio_ssd_over_hbm": result_modes["ssd"]["steps_per_s"] / hbm,
+        "machine": machine_info(), "source": _mx_rec_source(),
+        "headline_input": "pipeline", **by_input["pipeline"], "by_input": by_input,
         "targets": {"ddr": 0.8, "ssd": 0.5},
-        "first_pass_losses_agree": bool(np.allclose(losses["hbm"], losses["ddr"], rtol=1e-5)
-                                        and np.allclose(losses["hbm"], losses["ssd"], rtol=1e-5)),
+        "first_pass_losses_agree": all(bool(np.allclose(reference, losses[n], rtol=1e-5)) for n in names),
     }
 
 
@@ -139,12 +194,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     result = run(settings)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    for m in MODES:
-        r = result["modes"][m]
-        print(f"  {m}: {r['steps_per_s']:.2f} steps/s, device hit {r['timed_device_hit_rate']:.3f}, "
-              f"host hit {r['timed_host_hit_rate']:.3f}, ssd hit {r['timed_ssd_hit_rate']:.3f}")
-    print(f"  DDR/HBM {result['ratio_ddr_over_hbm']:.3f} (target 0.8), SSD/HBM {result['ratio_ssd_over_hbm']:.3f} "
-          f"(target 0.5); first-pass losses agree: {result['first_pass_losses_agree']}; written to {args.output}")
+    for source in INPUTS:
+        figures = result["by_input"][source]
+        for m in MODES:
+            r = figures["modes"][m]
+            print(f"  {source} {m}: {r['steps_per_s']:.2f} steps/s, device hit {r['timed_device_hit_rate']:.3f}, "
+                  f"host hit {r['timed_host_hit_rate']:.3f}, ssd hit {r['timed_ssd_hit_rate']:.3f}")
+        print(f"  {source}: DDR/HBM {figures['ratio_ddr_over_hbm']:.3f} (target 0.8), "
+              f"SSD/HBM {figures['ratio_ssd_over_hbm']:.3f} (target 0.5)")
+    print(f"  first-pass losses agree: {result['first_pass_losses_agree']}; written to {args.output}")
     return 0
 
 

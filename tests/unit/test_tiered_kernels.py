@@ -15,10 +15,10 @@ WIDTH = 6
 class ReferenceStore(TieredStore):
     """The numpy implementation of locate and victim choice, kept as the reference."""
 
-    def _unpin(self, lookup_id):
-        old = self.pins.pop(lookup_id, None)
-        if old is not None:
-            self.pin_count[old] -= 1
+    def _unpin(self, lookup_id, keep):
+        held = self.pins.get(lookup_id, [])
+        while len(held) > keep:
+            self.pin_count[held.pop(0)] -= 1
 
     def _choose_victims(self, needed, batch_rows):
         usable = (self.row_key >= 0) & (self.pin_count == 0)
@@ -32,7 +32,7 @@ class ReferenceStore(TieredStore):
             candidates = candidates[np.argpartition(score, n - 1)[:n]]
         return candidates
 
-    def locate(self, keys, insert, lookup_id=0):
+    def locate(self, keys, insert, lookup_id=0, ahead=False):
         self.clock += 1
         rows = self.device.lookup(keys)
         absent = rows < 0
@@ -45,7 +45,7 @@ class ReferenceStore(TieredStore):
         new = absent & ~in_host & ~in_ssd & allowed
         incoming = in_host | in_ssd | new
         n_in = int(incoming.sum())
-        self._unpin(lookup_id)
+        self._unpin(lookup_id, 1 if ahead else 0)
         free = self.rows - len(self.device)
         victims = np.empty(0, np.int64)
         if n_in > free:
@@ -89,7 +89,7 @@ class ReferenceStore(TieredStore):
         placed = rows >= 0
         self.freq[rows[placed]] += 1
         self.last_used[rows[placed]] = self.clock
-        self.pins[lookup_id] = rows[placed]
+        self.pins.setdefault(lookup_id, []).append(rows[placed])
         self.pin_count[rows[placed]] += 1
         self._outgoing = victim_keys
         c = self.counters
@@ -127,12 +127,12 @@ def _state(store):
            *store.host.items(), store._outgoing, store._outgoing_freq]
     if store.ssd is not None:
         out += list(store.ssd.items())
-    return out, dataclasses.asdict(store.counters), {k: v.tolist() for k, v in store.pins.items()}
+    return out, dataclasses.asdict(store.counters), {k: [v.tolist() for v in held] for k, held in store.pins.items()}
 
 
-def _step(store, keys, insert, lookup_id):
+def _step(store, keys, insert, lookup_id, ahead=False):
     try:
-        p = store.locate(keys, insert, lookup_id)
+        p = store.locate(keys, insert, lookup_id, ahead)
     except RuntimeError as err:
         return ("error", str(err))
     store.accept_swapped_out(_initial(store._outgoing) + 0.5)  # the graph's read-back of the victims
@@ -151,7 +151,8 @@ def test_locate_matches_the_reference(tmp_path, seed, device_rows, host_rows, ss
         keys = rng.permutation(keys)
         insert = (rng.random(keys.shape[0]) < 0.8) if rng.random() < 0.3 else bool(rng.random() < 0.95)
         lookup_id = int(rng.integers(0, 2))  # two lookups pin their latest batches
-        a, b = _step(new, keys, insert, lookup_id), _step(ref, keys, insert, lookup_id)
+        ahead = bool(rng.random() < 0.3)  # lookahead: the lookup's current batch stays pinned too
+        a, b = _step(new, keys, insert, lookup_id, ahead), _step(ref, keys, insert, lookup_id, ahead)
         assert len(a) == len(b)
         errors += isinstance(a[0], str)
         for x, y in zip(a, b):

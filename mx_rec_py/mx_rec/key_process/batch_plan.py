@@ -7,7 +7,7 @@ import numpy as np
 from mx_rec.key_process.dedup import dedup
 from mx_rec.key_process.key_stats import KeyStats
 from mx_rec.key_process.lifecycle import Lifecycle
-from mx_rec.storage.base import RowStore
+from mx_rec.storage.base import Placement, RowStore
 
 
 class SendCountOverflow(ValueError):
@@ -73,19 +73,42 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
         rejected = int((placement.rows < 0).sum())
     else:
         placement = store.locate(unique, insert, lookup_id)
+    return gather_plan(placement, unique, inverse, send_count, store.padding_row, rejected)
+
+
+def placed_plan(store: "TieredStore", unique: np.ndarray, rows: np.ndarray, send_count: Optional[int],  # noqa: F821
+                lookup_id: int) -> BatchPlan:
+    """The plan of distinct keys int64 [U] that a lookahead placed at ``rows`` int64 [U]; the keys it
+    left out (row -1, not held by the table then) are inserted now (``store.place_new``)."""
+    new = np.flatnonzero(rows < 0)
+    if new.shape[0]:
+        placement = store.place_new(unique[new], lookup_id)
+        rows = rows.copy()
+        rows[new] = placement.rows
+    else:
+        placement = Placement(rows, np.empty(0, np.int64), np.empty((0, store.width), store.value_dtype))
+    placement.rows = rows
+    return gather_plan(placement, unique, np.arange(unique.shape[0], dtype=np.int32), send_count,
+                       store.padding_row)
+
+
+def gather_plan(placement: Placement, unique: np.ndarray, inverse: np.ndarray, send_count: Optional[int],
+                padding_row: int, rejected: int = 0) -> BatchPlan:
+    """The gather plan of a placement of ``unique`` (int64 [U]); ``inverse`` int32 [N] maps ids to
+    them (U for padding)."""
     swap_out = getattr(placement, "swap_out_rows", np.empty(0, np.int64))
     has_row = placement.rows >= 0
     if send_count is None and has_row.all():  # the steady state: every distinct key is gathered, in order
         return BatchPlan(gather_rows=placement.rows, inverse=inverse, write_rows=placement.write_rows,
                          write_values=placement.write_values, unique_keys=unique, rejected=rejected,
-                         device_rows=store.padding_row + 1, swap_out_rows=swap_out)
+                         device_rows=padding_row + 1, swap_out_rows=swap_out)
     gather_rows = placement.rows[has_row]
     n_gather = gather_rows.shape[0] if send_count is None else send_count
     position = np.where(has_row, np.cumsum(has_row) - 1, n_gather + 1)
     position = np.append(position, n_gather).astype(np.int32)
     if send_count is not None and gather_rows.shape[0] < send_count:
-        pad = np.full(send_count - gather_rows.shape[0], store.padding_row, dtype=np.int64)
+        pad = np.full(send_count - gather_rows.shape[0], padding_row, dtype=np.int64)
         gather_rows = np.concatenate([gather_rows, pad])
     return BatchPlan(gather_rows=gather_rows, inverse=position[inverse], write_rows=placement.write_rows,
                      write_values=placement.write_values, unique_keys=unique, rejected=rejected,
-                     device_rows=store.padding_row + 1, swap_out_rows=swap_out)
+                     device_rows=padding_row + 1, swap_out_rows=swap_out)

@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.key_process.lookahead import NextKeys
 from mx_rec.lookup.exchange import replicated_rows, sharded_rows
 from mx_rec.lookup.key_stage import DEDUP_DTYPES, dedup_stage, key_stage
 from mx_rec.lookup.owner import owner_lookup, owner_rows
@@ -18,11 +19,19 @@ def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Ten
                        pad_to: Optional[int], default_row: tf.Tensor, out_dim: int) -> Tuple[tf.Tensor, tf.Tensor]:
     """One rank, modify-graph mode: dedup is a key stage (movable into the pipeline); the owner
     lookup then sees distinct keys, each weighted by its occurrences."""
-    unique, inverse, counts = key_stage(table.table_name, dedup_stage, keys, DEDUP_DTYPES, True, insert, "dedup")
+    lookahead = None
+    if table.places_ahead(insert):  # the stage also tells the table which keys come next
+        next_keys = NextKeys()
+        unique, inverse, counts, seq = key_stage(table.table_name, next_keys.dedup_stage, keys,
+                                                 DEDUP_DTYPES + [tf.int64], True, insert, "dedup")
+        seq.set_shape([])
+        lookahead = (next_keys, seq)
+    else:
+        unique, inverse, counts = key_stage(table.table_name, dedup_stage, keys, DEDUP_DTYPES, True, insert, "dedup")
     unique.set_shape([None])
     inverse.set_shape(keys.shape)
     counts.set_shape([None])
-    rows = owner_lookup(table, unique, timestamp, insert, pad_to, default_row, out_dim, counts)
+    rows = owner_lookup(table, unique, timestamp, insert, pad_to, default_row, out_dim, counts, lookahead)
     return tf.concat([rows, tf.zeros([1, out_dim], table.value_dtype)], axis=0), inverse
 
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from mx_rec.constants.constants import ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
+from mx_rec.key_process.lookahead import NextKeys
 from mx_rec.tables.table import EmbeddingTable
 
 
@@ -56,32 +57,61 @@ def expand_rows(rows: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
     return gather(rows)
 
 
-def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[int], n_keys) -> tuple:
-    """DDR mode, inside the table's critical section: plan, read the victims (rows and slots) back to
-    the host, write the swapped-in rows and slots, then gather. Returns (gathered [G, dim], inverse)."""
+def _swap(table: EmbeddingTable, swap_out: tf.Tensor, write_rows: tf.Tensor, write_values: tf.Tensor) -> list:
+    """DDR mode, inside the table's critical section: read the rows leaving the device (int64 [V],
+    with their slots) back to the host, then write the arriving rows [M] (full width [M, dim * (1 +
+    slots)]). Returns the write ops."""
     slots = [table.slots[name][0] for name in table.slot_order()]
     dim = table.dim
+    write_values.set_shape([None, dim * (1 + len(slots))])
+    leaving = tf.concat([tf.gather(v, swap_out) for v in [table.variable] + slots], axis=1)
+    accepted = tf.numpy_function(lambda v: (table.store.accept_swapped_out(v), np.int64(0))[1], [leaving],
+                                 tf.int64, stateful=True, name="swap_out")
+    with tf.control_dependencies([accepted]):
+        return [tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=write_rows,
+                                                 updates=write_values[:, i * dim:(i + 1) * dim])
+                for i, v in enumerate([table.variable] + slots)]
 
-    def swap_and_gather():
+
+def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[int], n_keys) -> tuple:
+    """DDR mode: plan and swap inside the table's critical section, then gather outside it (the
+    batch's rows are pinned: no other plan of the table moves them until this lookup's next one).
+    Returns (gathered [G, dim], inverse)."""
+    def plan_and_swap():
         gather_rows, inverse, write_rows, write_values, _, swap_out = tf.numpy_function(
             host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64, tf.int64],
             stateful=True, name="host_plan")
         gather_rows.set_shape([pad_to])
         inverse.set_shape(n_keys)
-        write_values.set_shape([None, dim * (1 + len(slots))])
-        leaving = tf.concat([tf.gather(v, swap_out) for v in [table.variable] + slots], axis=1)
-        accepted = tf.numpy_function(lambda v: (table.store.accept_swapped_out(v), np.int64(0))[1], [leaving],
-                                     tf.int64, stateful=True, name="swap_out")
-        with tf.control_dependencies([accepted]):
-            writes = [tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=write_rows,
-                                                       updates=write_values[:, i * dim:(i + 1) * dim])
-                      for i, v in enumerate([table.variable] + slots)]
-        with tf.control_dependencies(writes):
-            # the gradient's indices are these: optimizers then read slots only after the writes
-            written_rows = tf.identity(gather_rows)
-            return tf.gather(table.variable, written_rows), tf.identity(inverse)
+        with tf.control_dependencies(_swap(table, swap_out, write_rows, write_values)):
+            return tf.identity(gather_rows), tf.identity(inverse)
 
-    return table.grow_lock.execute(swap_and_gather)
+    # the gradient's indices are these rows: optimizers then read slots only after the writes
+    written_rows, inverse = table.grow_lock.execute(plan_and_swap)
+    return tf.gather(table.variable, written_rows), inverse
+
+
+def _place_next_batch(table: EmbeddingTable, next_keys: NextKeys, seq: tf.Tensor, after: tf.Tensor,
+                      lookup_id: int, pad_to: Optional[int]) -> tf.Operation:
+    """Lookahead: once this lookup's batch is placed (``after``), place the next batch's keys and
+    run its swaps, in a second critical-section execution. The op runs beside the rest of the step
+    (the table's hash optimizer groups it with its update); see ``key_process.lookahead``."""
+    def host_prepare(seq_np: np.ndarray):
+        keys = next_keys.after(int(seq_np))
+        placement = None if keys is None else table.prepare(keys, lookup_id, int(seq_np) + 1, pad_to)
+        if placement is None:
+            return (np.empty(0, np.int64), np.empty(0, np.int64),
+                    np.empty((0, table.store.width), table.value_dtype.as_numpy_dtype))
+        return placement.swap_out_rows, placement.write_rows, placement.write_values
+
+    def prepare():
+        swap_out, write_rows, write_values = tf.numpy_function(
+            host_prepare, [seq], [tf.int64, tf.int64, table.value_dtype], stateful=True, name="place_next_batch")
+        with tf.control_dependencies(_swap(table, swap_out, write_rows, write_values)):
+            return tf.size(write_rows)
+
+    with tf.control_dependencies([after]):
+        return table.grow_lock.execute(prepare, name="lookahead").op
 
 
 def _device_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[int], n_keys, insert: bool
@@ -114,14 +144,16 @@ def _device_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[in
 
 def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
                  pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
-                 weights: Optional[tf.Tensor] = None) -> tf.Tensor:
+                 weights: Optional[tf.Tensor] = None, lookahead: Optional[Tuple[NextKeys, tf.Tensor]] = None
+                 ) -> tf.Tensor:
     """Embeddings value_dtype [K, out_dim] of keys held by this shard; see :func:`owner_rows`."""
-    return expand_rows(*owner_rows(table, keys, timestamp, insert, pad_to, default_row, out_dim, weights))
+    return expand_rows(*owner_rows(table, keys, timestamp, insert, pad_to, default_row, out_dim, weights, lookahead))
 
 
 def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
                pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
-               weights: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+               weights: Optional[tf.Tensor] = None, lookahead: Optional[Tuple[NextKeys, tf.Tensor]] = None
+               ) -> Tuple[tf.Tensor, tf.Tensor]:
     """Rows of keys held by this shard, before expansion to one row per key.
 
     Args:
@@ -132,6 +164,9 @@ def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
         default_row: value_dtype [1, out_dim] for keys without a row.
         out_dim: leading columns returned.
         weights: int64 [K], sightings each key stands for (requesters' counts), or None for one each.
+        lookahead: (the pipeline's NextKeys, the batch's int64 sequence number) for a DDR/SSD table
+            whose keys are distinct and come from a rebuilt pipeline: the next batch is placed while
+            this one trains (``key_process.lookahead``).
 
     Returns:
         extended: value_dtype [G + 2, out_dim], the gathered rows, a zero row, the default row.
@@ -139,16 +174,21 @@ def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
     """
     lookup_id = table.built_lookups
 
-    def host_plan(keys_np: np.ndarray, stamp: np.ndarray, *maybe_weights):
+    def host_plan(keys_np: np.ndarray, stamp: np.ndarray, *rest):
+        seq = int(rest[-1]) if lookahead is not None else None
         plan = table.plan(keys_np, insert, pad_to, None if stamp == NO_TIMESTAMP else int(stamp),
-                          maybe_weights[0] if maybe_weights else None, lookup_id)
+                          rest[0] if weights is not None else None, lookup_id, seq)
         table.rejections += plan.rejected
         return (plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values, np.int64(plan.device_rows),
                 plan.swap_out_rows)
 
     inputs = [keys, timestamp] + ([weights] if weights is not None else [])
+    inputs += [lookahead[1]] if lookahead is not None else []
     if table.tiered:
         gathered, inverse = _tiered_gather(table, host_plan, inputs, pad_to, keys.shape)
+        if lookahead is not None:
+            table.lookahead_ops.append(_place_next_batch(table, lookahead[0], lookahead[1], inverse, lookup_id,
+                                                         pad_to))
     else:
         gathered, inverse = _device_gather(table, host_plan, inputs, pad_to, keys.shape, insert)
     if out_dim != table.dim:

@@ -99,8 +99,12 @@ class HashOptimizerMixin:
         deps = self._grow_slots(handle, grad) if table.expandable else []
         with tf.control_dependencies(deps):
             if _indices_are_unique(table) and self._has_own_sparse_update():
-                return self._resource_apply_sparse(grad, handle, indices)
-            return super()._resource_apply_sparse_duplicate_indices(grad, handle, indices)
+                update = self._resource_apply_sparse(grad, handle, indices)
+            else:
+                update = super()._resource_apply_sparse_duplicate_indices(grad, handle, indices)
+        if table.lookahead_ops:  # DDR/SSD: the next batch is placed beside the update, not before it
+            return tf.group(update, *table.lookahead_ops)
+        return update
 
     def _has_own_sparse_update(self) -> bool:
         # TF's GradientDescent only implements the duplicate-indices path (a scatter-add needs no dedup)

@@ -11,9 +11,18 @@ Per lookup (the table's lookups run one at a time, inside its CriticalSection):
 Optimizer slots travel with their rows: host rows are full width (embedding, then each slot).
 With an SSD tier, the host's least frequently used rows move down to RocksDB when the host is full,
 and come back to the device on use.
+
+Lookahead (:meth:`prepare`): while step t trains, the keys of a lookup's next batch that the table
+already holds are brought to the device (their swaps run in step t), so that step t+1 finds them
+there. Keys the table does not hold yet are left to step t+1 itself (:meth:`place_new`): a batch
+placed ahead may never be trained (a re-initialised iterator, the end of training), and the keys
+it would have inserted must not appear in checkpoints. Such a lookup pins two batches (the one in
+flight and the next); the prepared rows wait for step t+1 to take them (:meth:`take_prepared`),
+and anything that moves keys outside a lookup (eviction, restore) drops them, so that the lookup
+places its batch itself.
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -36,6 +45,8 @@ class TierCounters:
     swapped_in: int = 0
     swapped_out: int = 0
     ssd_hits: int = 0
+    placed_ahead: int = 0  # batches placed while the previous one trained (lookahead)
+    ahead_used: int = 0  # lookups that found their batch placed ahead
 
 
 class TieredStore:
@@ -63,8 +74,9 @@ class TieredStore:
         self.ssd = ssd
         self.full_initial_rows = full_initial_rows
         self.value_dtype = value_dtype
-        self.pins: Dict[int, np.ndarray] = {}
-        self.pin_count = np.zeros(device_rows, dtype=np.int32)  # lookups whose latest batch uses each row
+        self.pins: Dict[int, List[np.ndarray]] = {}  # per lookup: rows of its batches in flight (1, or 2 ahead)
+        self.pin_count = np.zeros(device_rows, dtype=np.int32)  # pinned batches using each row
+        self.prepared: Dict[int, Tuple[int, np.ndarray, np.ndarray]] = {}  # lookup -> (seq, keys, rows)
         self.clock = 0  # lookups so far
         self.counters = TierCounters()
         self._outgoing = np.empty(0, np.int64)
@@ -80,11 +92,46 @@ class TieredStore:
     def capacity(self) -> int:
         return self.rows + self.host.capacity + (self.ssd.capacity if self.ssd is not None else 0)
 
-    def _unpin(self, lookup_id: int) -> None:
-        """A lookup's previous batch is done (its step completed before this plan): release its rows."""
-        old = self.pins.pop(lookup_id, None)
-        if old is not None:
-            kernels.unpin(self.pin_count, old)
+    def _unpin(self, lookup_id: int, keep: int) -> None:
+        """Release the rows of a lookup's batches that are done (their step completed before this
+        plan), all but the newest ``keep`` batches."""
+        held = self.pins.get(lookup_id, [])
+        while len(held) > keep:
+            kernels.unpin(self.pin_count, held.pop(0))
+
+    def take_prepared(self, lookup_id: int, seq: int, keys: np.ndarray) -> Optional[np.ndarray]:
+        """Device rows int64 [U] (-1 for keys not held before) of distinct keys int64 [U] that a
+        lookahead placed for this lookup's batch ``seq``; None when there is no such plan or it was
+        made for other keys."""
+        prepared = self.prepared.pop(lookup_id, None)
+        if prepared is None or prepared[0] != seq or not np.array_equal(prepared[1], keys):
+            return None
+        self.counters.ahead_used += 1
+        return prepared[2]
+
+    def prepare(self, keys: np.ndarray, lookup_id: int, seq: int) -> Optional[Placement]:
+        """Lookahead: bring the held keys among the distinct keys int64 [U] of a lookup's next batch
+        ``seq`` to the device while its current batch (pinned) is in flight; see the module docstring.
+        Returns the Placement whose swaps the caller runs now, or None when the cache cannot hold
+        both batches (the lookup then places the batch itself)."""
+        try:
+            placement = self.locate(keys, False, lookup_id, ahead=True)
+        except RuntimeError:
+            return None
+        self.prepared[lookup_id] = (seq, keys, placement.rows)
+        self.counters.placed_ahead += 1
+        return placement
+
+    def place_new(self, keys: np.ndarray, lookup_id: int) -> Placement:
+        """Insert the keys int64 [K] of a prepared batch that the table did not hold (see
+        :meth:`locate`); they join the batch's pinned rows, and count as keys of its lookup once."""
+        placement = self.locate(keys, True, lookup_id, ahead=True)
+        held = self.pins[lookup_id]
+        if len(held) > 1:
+            held[-2:] = [np.concatenate(held[-2:])]
+        self.counters.lookups -= 1
+        self.counters.keys -= keys.shape[0]
+        return placement
 
     def _choose_victims(self, needed: int, batch_rows: np.ndarray) -> np.ndarray:
         """``needed`` or more rows no lookup uses, the least frequently used first and the least recently
@@ -104,8 +151,10 @@ class TieredStore:
             candidates = candidates[np.argpartition(score, n - 1)[:n]]
         return candidates
 
-    def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray], lookup_id: int = 0) -> Placement:
-        """Place distinct keys int64 [U] on the device; see the module docstring.
+    def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray], lookup_id: int = 0,
+               ahead: bool = False) -> Placement:
+        """Place distinct keys int64 [U] on the device; see the module docstring. ``ahead``: the
+        lookup's current batch stays pinned (lookahead), else its earlier batches are released.
 
         Returns a Placement whose ``write_values`` are full width, plus ``swap_out_rows``.
 
@@ -128,7 +177,7 @@ class TieredStore:
             n_ssd = kernels.mark_ssd(source, self.ssd.contains(keys[elsewhere]), elsewhere)
         n_new = int(np.count_nonzero(source == kernels.NEW)) if hits + n_host + n_ssd < n_keys else 0
         n_in = n_host + n_ssd + n_new
-        self._unpin(lookup_id)
+        self._unpin(lookup_id, 1 if ahead else 0)
         free = self.rows - len(self.device)
         victims = np.empty(0, np.int64)
         if n_in > free:
@@ -173,7 +222,7 @@ class TieredStore:
         pins = np.empty(n_keys, np.int64)
         placed = kernels.settle(rows, source, new_rows, incoming_keys, freq, self.row_key, self.freq,
                                 self.last_used, self.pin_count, self.clock, pins)
-        self.pins[lookup_id] = pins[:placed]
+        self.pins.setdefault(lookup_id, []).append(pins[:placed])
         self._outgoing = victim_keys
         c = self.counters
         c.lookups += 1
@@ -189,15 +238,20 @@ class TieredStore:
         return placement
 
     def accept_swapped_out(self, values: np.ndarray) -> None:
-        """The device rows [V, width] the last plan swapped out, read by the graph before being overwritten."""
+        """The device rows [V, width] the last plan swapped out, read by the graph before being overwritten
+        (none when the lookup's batch was placed ahead)."""
+        if values.shape[0] == 0:
+            return
         try:
             self.host.put(self._outgoing, values, self._outgoing_freq)
         except HostFullError as err:
             raise RuntimeError(f"table '{self.table_name}': host tier full: {err}") from None
         self._outgoing = np.empty(0, np.int64)
+        self._outgoing_freq = np.empty(0, np.int64)
 
     def remove(self, keys: np.ndarray) -> np.ndarray:
         """Drop keys from every tier; returns the freed device rows."""
+        self.prepared.clear()
         freed = self.device.remove(keys)
         self.row_key[freed] = -1
         self.host.remove(keys)
@@ -212,6 +266,7 @@ class TieredStore:
         if self.ssd is not None:
             self.ssd.clear()
         self.pins.clear()
+        self.prepared.clear()
         self.pin_count[:] = 0
 
     def confirm_written(self, rows: np.ndarray) -> None:

@@ -7,9 +7,10 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.constants.constants import ASCEND_GLOBAL_HASHTABLE_COLLECTION
-from mx_rec.key_process.batch_plan import BatchPlan, plan_batch
+from mx_rec.key_process.batch_plan import BatchPlan, placed_plan, plan_batch
 from mx_rec.key_process.key_stats import KeyStats
 from mx_rec.key_process.lifecycle import Lifecycle
+from mx_rec.storage.base import Placement
 from mx_rec.storage.device import DeviceStore
 from mx_rec.storage.ssd import SsdStore
 from mx_rec.storage.tiered import TieredStore
@@ -58,6 +59,7 @@ class EmbeddingTable:
         self.host_lock = threading.Lock()
         self.grow_lock = tf.CriticalSection(name=f"{config.table_name}_lock") if (expandable or self.tiered) else None
         self.address_tensors = []
+        self.lookahead_ops: List[tf.Operation] = []  # DDR/SSD: next-batch placements, run beside the update
         # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
         self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
         self.lookup_count = 0  # sparse_lookup calls (at most 128)
@@ -102,11 +104,29 @@ class EmbeddingTable:
         self.lifecycle.access_threshold = threshold
 
     def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int], timestamp: Optional[int] = None,
-             weights: Optional[np.ndarray] = None, lookup_id: int = 0) -> BatchPlan:
-        """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`."""
+             weights: Optional[np.ndarray] = None, lookup_id: int = 0, seq: Optional[int] = None) -> BatchPlan:
+        """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`. ``seq``: the
+        batch's sequence number when the lookup places batches ahead (``keys`` are then distinct)."""
         with self.host_lock:
+            if seq is not None:
+                rows = self.store.take_prepared(lookup_id, seq, keys)
+                if rows is not None:
+                    return placed_plan(self.store, keys, rows, send_count, lookup_id)
             return plan_batch(self.store, keys, insert, send_count, self.table_name, self.lifecycle, self.stats,
                               timestamp, weights, lookup_id)
+
+    def prepare(self, keys: np.ndarray, lookup_id: int, seq: int, send_count: Optional[int]) -> Optional[Placement]:
+        """Lookahead (DDR/SSD): place the distinct keys int64 [U] of a lookup's next batch ``seq``; None
+        when they cannot be placed ahead (the lookup then places them itself, with the usual errors)."""
+        if (send_count is not None and keys.shape[0] > send_count) or not self.places_ahead(True):
+            return None
+        with self.host_lock:
+            return self.store.prepare(keys, lookup_id, seq)
+
+    def places_ahead(self, insert: bool) -> bool:
+        """Whether a lookup of this table may place its next batch ahead: a training lookup of a DDR/SSD
+        table without admission counts (counting a batch early would change what checkpoints hold)."""
+        return self.tiered and insert and (self.lifecycle is None or not self.lifecycle.counts)
 
     def slot_order(self) -> List[Tuple[str, str]]:
         """The slots' order in full-width rows (embedding first, then these)."""
@@ -143,7 +163,8 @@ class EmbeddingTable:
             out.update(lookups=c.lookups, device_hit_rate=c.device_hits / max(c.keys, 1),
                        host_hit_rate=c.host_hits / max(c.keys, 1), ssd_hit_rate=c.ssd_hits / max(c.keys, 1),
                        new_keys=c.new_keys,
-                       swapped_in=c.swapped_in, swapped_out=c.swapped_out)
+                       swapped_in=c.swapped_in, swapped_out=c.swapped_out, placed_ahead=c.placed_ahead,
+                       ahead_used=c.ahead_used)
         return out
 
     def evict_stale(self) -> np.ndarray:
