@@ -92,6 +92,7 @@ class ReferenceStore(TieredStore):
         self.pins.setdefault(lookup_id, []).append(rows[placed])
         self.pin_count[rows[placed]] += 1
         self._outgoing = victim_keys
+        self._outgoing_slot = np.full(victim_keys.shape[0], -1, np.int64)  # the reference never lends host slots
         c = self.counters
         c.lookups += 1
         c.keys += keys.shape[0]
@@ -101,7 +102,7 @@ class ReferenceStore(TieredStore):
         c.new_keys += int(new.sum())
         c.swapped_in += int(in_host.sum() + in_ssd.sum())
         c.swapped_out += int(victims.shape[0])
-        placement = Placement(rows, new_rows, values)
+        placement = Placement(rows, new_rows, self._split(values))
         placement.swap_out_rows = victims
         return placement
 
@@ -123,8 +124,10 @@ def _pair(tmp_path, device_rows, host_rows, ssd_rows):
 
 
 def _state(store):
+    host_keys, host_rows = store.host.items()
+    order = np.argsort(host_keys)  # the same keys and rows; slots differ (the new store lends them)
     out = [store.row_key, store.freq, store.last_used, store.pin_count, *store.device.items(),
-           *store.host.items(), store._outgoing, store._outgoing_freq]
+           host_keys[order], host_rows[order], store._outgoing, store._outgoing_freq, len(store.host)]
     if store.ssd is not None:
         out += list(store.ssd.items())
     return out, dataclasses.asdict(store.counters), {k: [v.tolist() for v in held] for k, held in store.pins.items()}
@@ -135,7 +138,8 @@ def _step(store, keys, insert, lookup_id, ahead=False):
         p = store.locate(keys, insert, lookup_id, ahead)
     except RuntimeError as err:
         return ("error", str(err))
-    store.accept_swapped_out(_initial(store._outgoing) + 0.5)  # the graph's read-back of the victims
+    leaving = _initial(store._outgoing) + 0.5  # the graph's read-back of the victims: embedding, then slots
+    store.accept_swapped_out(np.split(leaving, store.parts, axis=1))
     return (p.rows, p.write_rows, p.write_values, p.swap_out_rows)
 
 

@@ -24,7 +24,8 @@ class BatchPlan:
         inverse: int32 [N]; for each id, its index into ``concat(gathered [G], zero row, default row)``:
             padding ids point at G (zeros), keys without a row at G + 1 (the default value).
         write_rows: int64 [M]; device rows to overwrite before the gather.
-        write_values: float [M, dim]; their contents.
+        write_values: float [M, dim]; their contents (DDR/SSD: [parts, M, dim], the embedding then
+            each optimizer slot).
         unique_keys: int64 [U]; the distinct keys, in order of first appearance.
         rejected: keys of this batch refused admission (int).
         device_rows: rows the device variable must have for this plan (keys' rows + the scratch row).
@@ -86,7 +87,7 @@ def placed_plan(store: "TieredStore", unique: np.ndarray, rows: np.ndarray, send
         rows = rows.copy()
         rows[new] = placement.rows
     else:
-        placement = Placement(rows, np.empty(0, np.int64), np.empty((0, store.width), store.value_dtype))
+        placement = Placement(rows, np.empty(0, np.int64), store.no_values())
     placement.rows = rows
     return gather_plan(placement, unique, np.arange(unique.shape[0], dtype=np.int32), send_count,
                        store.padding_row)

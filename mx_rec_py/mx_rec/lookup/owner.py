@@ -57,20 +57,27 @@ def expand_rows(rows: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
     return gather(rows)
 
 
-def _swap(table: EmbeddingTable, swap_out: tf.Tensor, write_rows: tf.Tensor, write_values: tf.Tensor) -> list:
+def _swap(table: EmbeddingTable, swap_out: tf.Tensor, write_rows: tf.Tensor, write_values: tf.Tensor) -> tf.Tensor:
     """DDR mode, inside the table's critical section: read the rows leaving the device (int64 [V],
-    with their slots) back to the host, then write the arriving rows [M] (full width [M, dim * (1 +
-    slots)]). Returns the write ops."""
-    slots = [table.slots[name][0] for name in table.slot_order()]
-    dim = table.dim
-    write_values.set_shape([None, dim * (1 + len(slots))])
-    leaving = tf.concat([tf.gather(v, swap_out) for v in [table.variable] + slots], axis=1)
-    accepted = tf.numpy_function(lambda v: (table.store.accept_swapped_out(v), np.int64(0))[1], [leaving],
+    with their slots) back to the host, then write the arriving rows [M] (``write_values`` [parts,
+    M, dim]: the embedding, then each slot). Each half is skipped when empty (a batch placed ahead
+    swaps nothing in its own step). Returns a tensor that exists once the writes are done."""
+    variables = [table.variable] + [table.slots[name][0] for name in table.slot_order()]
+    write_values.set_shape([len(variables), None, table.dim])
+
+    def read_back():
+        leaving = [tf.gather(v, swap_out) for v in variables]
+        return tf.numpy_function(lambda *parts: (table.store.accept_swapped_out(parts), np.int64(0))[1], leaving,
                                  tf.int64, stateful=True, name="swap_out")
+
+    def write():
+        with tf.control_dependencies([tf.raw_ops.ResourceScatterUpdate(
+                resource=v.handle, indices=write_rows, updates=write_values[i]) for i, v in enumerate(variables)]):
+            return tf.constant(1, tf.int64)
+
+    accepted = tf.cond(tf.size(swap_out) > 0, read_back, lambda: tf.constant(0, tf.int64))
     with tf.control_dependencies([accepted]):
-        return [tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=write_rows,
-                                                 updates=write_values[:, i * dim:(i + 1) * dim])
-                for i, v in enumerate([table.variable] + slots)]
+        return tf.cond(tf.size(write_rows) > 0, write, lambda: tf.constant(0, tf.int64))
 
 
 def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[int], n_keys) -> tuple:
@@ -83,7 +90,7 @@ def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[in
             stateful=True, name="host_plan")
         gather_rows.set_shape([pad_to])
         inverse.set_shape(n_keys)
-        with tf.control_dependencies(_swap(table, swap_out, write_rows, write_values)):
+        with tf.control_dependencies([_swap(table, swap_out, write_rows, write_values)]):
             return tf.identity(gather_rows), tf.identity(inverse)
 
     # the gradient's indices are these rows: optimizers then read slots only after the writes
@@ -100,15 +107,13 @@ def _place_next_batch(table: EmbeddingTable, next_keys: NextKeys, seq: tf.Tensor
         keys = next_keys.after(int(seq_np))
         placement = None if keys is None else table.prepare(keys, lookup_id, int(seq_np) + 1, pad_to)
         if placement is None:
-            return (np.empty(0, np.int64), np.empty(0, np.int64),
-                    np.empty((0, table.store.width), table.value_dtype.as_numpy_dtype))
+            return np.empty(0, np.int64), np.empty(0, np.int64), table.store.no_values()
         return placement.swap_out_rows, placement.write_rows, placement.write_values
 
     def prepare():
         swap_out, write_rows, write_values = tf.numpy_function(
             host_prepare, [seq], [tf.int64, tf.int64, table.value_dtype], stateful=True, name="place_next_batch")
-        with tf.control_dependencies(_swap(table, swap_out, write_rows, write_values)):
-            return tf.size(write_rows)
+        return _swap(table, swap_out, write_rows, write_values)
 
     with tf.control_dependencies([after]):
         return table.grow_lock.execute(prepare, name="lookahead").op

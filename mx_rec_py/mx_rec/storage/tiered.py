@@ -22,7 +22,7 @@ and anything that moves keys outside a lookup (eviction, restore) drops them, so
 places its batch itself.
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -65,12 +65,14 @@ class TieredStore:
         self.table_name = table_name
         self.dim = dim
         self.width = width
+        self.parts = width // dim  # the embedding and each slot
         self.rows = device_rows
         self.device = HashIndex(device_rows, initial_slots=min(2 * device_rows, 1 << 16))
         self.row_key = np.full(device_rows, -1, dtype=np.int64)
         self.freq = np.zeros(device_rows, dtype=np.int64)
         self.last_used = np.zeros(device_rows, dtype=np.int64)
-        self.host = HostStore(host_rows, width, value_dtype)
+        self.host = HostStore(host_rows, width, value_dtype, lendable=device_rows)
+        self.host_slot = np.full(device_rows, -1, dtype=np.int64)  # the host slot lent to each row's key, or -1
         self.ssd = ssd
         self.full_initial_rows = full_initial_rows
         self.value_dtype = value_dtype
@@ -81,6 +83,7 @@ class TieredStore:
         self.counters = TierCounters()
         self._outgoing = np.empty(0, np.int64)
         self._outgoing_freq = np.empty(0, np.int64)
+        self._outgoing_slot = np.empty(0, np.int64)
 
     @property
     def padding_row(self) -> int:
@@ -156,7 +159,8 @@ class TieredStore:
         """Place distinct keys int64 [U] on the device; see the module docstring. ``ahead``: the
         lookup's current batch stays pinned (lookahead), else its earlier batches are released.
 
-        Returns a Placement whose ``write_values`` are full width, plus ``swap_out_rows``.
+        Returns a Placement whose ``write_values`` are [parts, M, dim] (the embedding, then each slot;
+        see :meth:`no_values`), plus ``swap_out_rows``.
 
         Raises:
             RuntimeError: the device cache cannot hold this batch beside the rows other lookups use,
@@ -198,27 +202,31 @@ class TieredStore:
             raise RuntimeError(f"table '{self.table_name}' is full: the host tier holds {self.host.capacity} keys"
                                + advice)
         incoming_keys = np.empty(n_in, np.int64)
-        values = np.empty((n_in, self.width), dtype=self.value_dtype)
+        values = np.empty((self.parts, n_in, self.dim), dtype=self.value_dtype)
         freq = np.empty(n_in, np.int64)
-        host_keys, ssd_pos, fresh_pos = (np.empty(n_in, np.int64) for _ in range(3))
+        in_slot, ssd_pos, fresh_pos = (np.empty(n_in, np.int64) for _ in range(3))
         kernels.gather_incoming(keys, source, host_row, self.host.values, self.host.freq, n_in,
-                                incoming_keys, values, freq, host_keys, ssd_pos, fresh_pos)
-        self.host.index.remove(host_keys[:n_host])
+                                incoming_keys, values, freq, in_slot, ssd_pos, fresh_pos)
+        if n_host:
+            self.host.lend(in_slot[in_slot >= 0])
         if n_ssd:
             ssd_pos = ssd_pos[:n_ssd]
-            values[ssd_pos] = self.ssd.take(incoming_keys[ssd_pos])
+            values[:, ssd_pos] = self._split(self.ssd.take(incoming_keys[ssd_pos]))
         fresh_pos = fresh_pos[:n_new]
-        values[fresh_pos] = self.full_initial_rows(incoming_keys[fresh_pos])
+        values[:, fresh_pos] = self._split(self.full_initial_rows(incoming_keys[fresh_pos]))
         if overflow:  # make room on the host: its least frequently used rows go down to SSD (in bulk)
             bulk = min(max(overflow, self.host.capacity // 20), ssd_room, len(self.host))
             demoted = self.host.least_used(max(bulk, overflow))
             demoted_values, _ = self.host.take(demoted)
             self.ssd.put(demoted, demoted_values)
+        self._outgoing_slot = self.host_slot[victims]
         if victims.shape[0]:
             self.device.remove(victim_keys)
             self.row_key[victims] = -1
+            self.host_slot[victims] = -1
         self._outgoing_freq = self.freq[victims]
         new_rows = self.device.insert_absent(incoming_keys)
+        self.host_slot[new_rows] = in_slot
         pins = np.empty(n_keys, np.int64)
         placed = kernels.settle(rows, source, new_rows, incoming_keys, freq, self.row_key, self.freq,
                                 self.last_used, self.pin_count, self.clock, pins)
@@ -237,23 +245,39 @@ class TieredStore:
         placement.swap_out_rows = victims
         return placement
 
-    def accept_swapped_out(self, values: np.ndarray) -> None:
-        """The device rows [V, width] the last plan swapped out, read by the graph before being overwritten
-        (none when the lookup's batch was placed ahead)."""
-        if values.shape[0] == 0:
+    def _split(self, rows: np.ndarray) -> np.ndarray:
+        """Full-width rows [K, width] -> [parts, K, dim]."""
+        return rows.reshape(rows.shape[0], self.parts, self.dim).transpose(1, 0, 2)
+
+    def no_values(self) -> np.ndarray:
+        """Write values of a placement that writes nothing: [parts, 0, dim]."""
+        return np.empty((self.parts, 0, self.dim), self.value_dtype)
+
+    def accept_swapped_out(self, parts: Sequence[np.ndarray]) -> None:
+        """The device rows the last plan swapped out, read by the graph before being overwritten: the
+        embeddings [V, dim], then each slot [V, dim] (V = 0 when the lookup's batch was placed ahead)."""
+        if parts[0].shape[0] == 0:
             return
+        back = self._outgoing_slot >= 0  # rows whose keys kept their host slot
         try:
-            self.host.put(self._outgoing, values, self._outgoing_freq)
+            if back.all():
+                self.host.give_back(self._outgoing_slot, parts, self._outgoing_freq)
+            else:
+                self.host.give_back(self._outgoing_slot[back], [p[back] for p in parts], self._outgoing_freq[back])
+                self.host.put(self._outgoing[~back], np.concatenate([p[~back] for p in parts], axis=1),
+                              self._outgoing_freq[~back])
         except HostFullError as err:
             raise RuntimeError(f"table '{self.table_name}': host tier full: {err}") from None
         self._outgoing = np.empty(0, np.int64)
         self._outgoing_freq = np.empty(0, np.int64)
+        self._outgoing_slot = np.empty(0, np.int64)
 
     def remove(self, keys: np.ndarray) -> np.ndarray:
         """Drop keys from every tier; returns the freed device rows."""
         self.prepared.clear()
         freed = self.device.remove(keys)
         self.row_key[freed] = -1
+        self.host_slot[freed] = -1
         self.host.remove(keys)
         if self.ssd is not None:
             self.ssd.remove(keys)
@@ -262,6 +286,7 @@ class TieredStore:
     def clear(self) -> None:
         self.device.clear()
         self.row_key[:] = -1
+        self.host_slot[:] = -1
         self.host.clear()
         if self.ssd is not None:
             self.ssd.clear()

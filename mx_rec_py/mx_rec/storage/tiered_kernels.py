@@ -63,17 +63,19 @@ def mark_ssd(source, in_ssd, positions):
 
 @numba.njit(cache=True, nogil=True)
 def gather_incoming(keys, source, host_row, host_values, host_freq, n_in,
-                    incoming_keys, values, freq, host_keys, ssd_pos, fresh_pos):
+                    incoming_keys, values, freq, in_slot, ssd_pos, fresh_pos):
     """Lay out the keys that come to the device (HOST, SSD, NEW), in key order.
 
     Args:
         keys: int64 [U]. source: int8 [U]. host_row: int64 [U].
         host_values: [H, width] and host_freq: int64 [H], the host tier's rows and access counts.
         n_in: number of incoming keys.
-        incoming_keys: out int64 [n_in]. values: out [n_in, width], host rows copied in.
+        incoming_keys: out int64 [n_in]. values: out [parts, n_in, dim], host rows copied in, split
+            into the embedding and each slot (width = parts * dim).
         freq: out int64 [n_in], host access counts, 1 for the others.
-        host_keys / ssd_pos / fresh_pos: out int64 [n_in], the keys from the host, and the positions
-            (in the incoming order) of keys from SSD and of new keys.
+        in_slot: out int64 [n_in], the host slot of each key from the host, -1 for the others.
+        ssd_pos / fresh_pos: out int64 [n_in], the positions (in the incoming order) of keys from SSD
+            and of new keys.
 
     Returns:
         (keys from the host, from SSD, new).
@@ -82,18 +84,20 @@ def gather_incoming(keys, source, host_row, host_values, host_freq, n_in,
     n_host = 0
     n_ssd = 0
     n_fresh = 0
-    width = values.shape[1]
+    parts, dim = values.shape[0], values.shape[2]
     for i in range(keys.shape[0]):
         s = source[i]
         if s == HIT or s == SKIPPED:
             continue
         incoming_keys[j] = keys[i]
+        in_slot[j] = -1
         if s == HOST:
             h = host_row[i]
-            for c in range(width):
-                values[j, c] = host_values[h, c]
+            for p in range(parts):
+                for c in range(dim):
+                    values[p, j, c] = host_values[h, p * dim + c]
             freq[j] = host_freq[h]
-            host_keys[n_host] = keys[i]
+            in_slot[j] = h
             n_host += 1
         else:
             freq[j] = 1
@@ -182,3 +186,16 @@ def scatter_rows(values, freq, slots, new_values, new_freq):
         for c in range(width):
             values[s, c] = new_values[i, c]
         freq[s] = new_freq[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def write_parts(values, slots, parts):
+    """Host rows ``values`` [H, width] at ``slots`` (int64 [K]) = the parts (a tuple of [K, dim]
+    arrays, width = len(parts) * dim) side by side."""
+    for p in range(len(parts)):
+        part = parts[p]
+        dim = part.shape[1]
+        for j in range(slots.shape[0]):
+            h = slots[j]
+            for c in range(dim):
+                values[h, p * dim + c] = part[j, c]
