@@ -27,9 +27,9 @@ class ReferenceStore(TieredStore):
         if needed > candidates.shape[0]:
             return None
         n = min(candidates.shape[0], max(needed, self.rows // 10))
-        if n < candidates.shape[0]:
-            score = (self.freq[candidates] << 32) + self.last_used[candidates]
-            candidates = candidates[np.argpartition(score, n - 1)[:n]]
+        if n < candidates.shape[0]:  # the n smallest (frequency, recency, row), in row order
+            candidates = np.sort(candidates[np.lexsort((candidates, self.last_used[candidates],
+                                                        self.freq[candidates]))[:n]])
         return candidates
 
     def locate(self, keys, insert, lookup_id=0, ahead=False):
@@ -179,3 +179,23 @@ def test_device_full_error_matches(tmp_path):
     keys = np.arange(100, 106, dtype=np.int64)
     a, b = _step(new, keys, True, 1), _step(ref, keys, True, 1)
     assert a == b and a[0] == "error" and "device_vocabulary_size" in a[1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_victim_selection_by_counting_matches_sorting(seed):
+    from mx_rec.storage import tiered_kernels as kernels
+    rng = np.random.default_rng(seed)
+    rows = 5000
+    freq = rng.integers(1, 40, rows)
+    last_used = rng.integers(1000, 1300, rows)
+    candidates = np.sort(rng.choice(rows, 3000, replace=False)).astype(np.int64)
+    score = (freq[candidates] << 32) + last_used[candidates]
+    for n in (1, 17, 500, 2999):
+        out = np.empty(n, np.int64)
+        assert kernels.select_lowest(candidates, score, n, out)
+        expected = np.sort(candidates[np.lexsort((candidates, last_used[candidates], freq[candidates]))[:n]])
+        np.testing.assert_array_equal(out, expected)
+    hot = (np.int64(10_000) << 32) + last_used[candidates]  # beyond the counted frequencies: the caller sorts
+    assert not kernels.select_lowest(candidates, hot, 10, np.empty(10, np.int64))
+    spread = (np.int64(1) << 32) + last_used[candidates] + (np.arange(candidates.shape[0]) % 2 << 23)
+    assert not kernels.select_lowest(candidates, spread, 10, np.empty(10, np.int64))  # recencies too far apart

@@ -199,3 +199,60 @@ def write_parts(values, slots, parts):
             h = slots[j]
             for c in range(dim):
                 values[h, p * dim + c] = part[j, c]
+
+
+FREQ_BUCKETS = 4096  # frequencies at or above the last bucket share it (such rows are hot, rarely victims)
+
+
+@numba.njit(cache=True, nogil=True)
+def select_lowest(candidates, score, n, out):
+    """The ``n`` candidate rows with the smallest ``(score, row)``, in increasing row order.
+
+    Args:
+        candidates: int64 [C], rows in increasing order. score: int64 [C], their ``victim_candidates``
+            scores ``(freq << 32) + last_used``. n: rows wanted (0 < n < C). out: int64 [n], the selection.
+
+    Returns:
+        True, or False when the frequencies or recencies at the cut are spread too widely for
+        counting (the caller then sorts).
+    """
+    c = candidates.shape[0]
+    low = np.int64(0xFFFFFFFF)
+    counts = np.zeros(FREQ_BUCKETS, dtype=np.int64)
+    for i in range(c):
+        counts[min(score[i] >> 32, FREQ_BUCKETS - 1)] += 1
+    f_cut = 0
+    f_below = 0
+    while f_below + counts[f_cut] < n:
+        f_below += counts[f_cut]
+        f_cut += 1
+    if f_cut == FREQ_BUCKETS - 1:
+        return False
+    lo = np.iinfo(np.int64).max
+    hi = np.iinfo(np.int64).min
+    for i in range(c):
+        if score[i] >> 32 == f_cut:
+            t = score[i] & low
+            lo = min(lo, t)
+            hi = max(hi, t)
+    if hi - lo >= 1 << 22:
+        return False
+    t_counts = np.zeros(hi - lo + 1, dtype=np.int64)
+    for i in range(c):
+        if score[i] >> 32 == f_cut:
+            t_counts[(score[i] & low) - lo] += 1
+    t_cut = 0
+    t_below = 0
+    while t_below + t_counts[t_cut] < n - f_below:
+        t_below += t_counts[t_cut]
+        t_cut += 1
+    cut = (f_cut << 32) + lo + t_cut
+    at_cut = n - f_below - t_below  # rows scoring exactly ``cut`` to take, lowest rows first
+    k = 0
+    for i in range(c):
+        if score[i] < cut or (score[i] == cut and at_cut > 0):
+            if score[i] == cut:
+                at_cut -= 1
+            out[k] = candidates[i]
+            k += 1
+    return True
