@@ -34,6 +34,7 @@ class HostStore:
         self.freq = np.zeros(self.values.shape[0], dtype=np.int64)  # accesses so far (LFU demotion to SSD)
         self.lent = np.zeros(self.values.shape[0], dtype=bool)
         self.n_lent = 0
+        self.slot_key = np.full(self.values.shape[0], -1, dtype=np.int64)  # the key of each slot, -1 when free
 
     def __len__(self) -> int:
         return len(self.index) - self.n_lent
@@ -67,6 +68,7 @@ class HostStore:
         slots = self.index.lookup(keys)
         values, freq = self.values[slots].copy(), self.freq[slots].copy()
         self.index.remove(keys)
+        self.slot_key[slots] = -1
         return values, freq
 
     def least_used(self, n: int) -> np.ndarray:
@@ -91,6 +93,7 @@ class HostStore:
             raise HostFullError(f"{keys.shape[0]} rows do not fit: {len(self)} of {self.capacity} held")
         slots, _ = self.index.lookup_or_insert(keys)
         self._grow(self.index.rows_reserved)
+        self.slot_key[slots] = keys
         self.values[slots] = values
         self.freq[slots] = 1 if freq is None else freq
 
@@ -100,6 +103,7 @@ class HostStore:
         lent = slots[(slots >= 0) & self.lent[np.maximum(slots, 0)]]
         self.lent[lent] = False
         self.n_lent -= lent.shape[0]
+        self.slot_key[slots[slots >= 0]] = -1
         self.index.remove(keys)
 
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
@@ -111,13 +115,14 @@ class HostStore:
         self.index.clear()
         self.lent[:] = False
         self.n_lent = 0
+        self.slot_key[:] = -1
 
     def _held(self) -> Tuple[np.ndarray, np.ndarray]:
-        keys, slots = self.index.items()
-        if self.n_lent:
-            held = ~self.lent[slots]
-            keys, slots = keys[held], slots[held]
-        return keys, slots
+        """(keys, slots) held and not lent, in slot order; a scan of the slots in use (rows of
+        ``values``), not of the hash table."""
+        used = self.index.rows_reserved
+        slots = np.flatnonzero((self.slot_key[:used] >= 0) & ~self.lent[:used])
+        return self.slot_key[slots], slots
 
     def _grow(self, needed: int) -> None:
         size = self.values.shape[0]
@@ -130,3 +135,4 @@ class HostStore:
         self.values = np.concatenate([self.values, np.zeros((extra, self.width), self.values.dtype)])
         self.freq = np.concatenate([self.freq, np.zeros(extra, np.int64)])
         self.lent = np.concatenate([self.lent, np.zeros(extra, bool)])
+        self.slot_key = np.concatenate([self.slot_key, np.full(extra, -1, np.int64)])
