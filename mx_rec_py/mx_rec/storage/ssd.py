@@ -1,5 +1,8 @@
 """The SSD tier: full-width rows demoted from the host tier, in RocksDB (rocksdict) files.
 
+Writes happen in a background thread (RocksDB releases the GIL), overlapping the training step;
+reads wait for them. Large reads are split over the caller and that thread.
+
 Each rank keeps one database per path of ``ssd_data_path`` (``<path>/mxrec_<table>_rank<r>``), and
 paths fill in the order given, each up to its share of ``ssd_vocabulary_size``. The databases are
 a cache of the live table: they start empty (checkpoints are what persists).
@@ -15,6 +18,14 @@ from rocksdict import DBCompressionType, Options, Rdict, WriteBatch, WriteOption
 from mx_rec.key_process.hash_index import HashIndex
 
 PARALLEL_READ = 512  # rows of one read worth splitting over two threads
+
+
+class _WriteFailed(Exception):
+    """A background write failed after ``written`` chunks, at database ``db_index``."""
+
+    def __init__(self, written: int, db_index: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.written, self.db_index, self.error = written, db_index, error
 
 
 def check_paths(table_name: str, paths: Sequence[str]) -> None:
@@ -70,7 +81,9 @@ class SsdStore:
         self.held = np.zeros(len(paths), dtype=np.int64)
         self.reads = 0
         self.writes = 0
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"mxrec_ssd_{table_name}")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"mxrec_ssd_{table_name}")  # reads and writes
+        self._writing = None  # the background write in flight (a Future)
+        self._unwritten = []  # its (db index, keys, rows) chunks, kept until written
 
     def __len__(self) -> int:
         return len(self.where)
@@ -79,39 +92,69 @@ class SsdStore:
         return self.where.lookup(keys) >= 0
 
     def put(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """Store distinct absent keys' rows [K, width], filling the paths in order.
+        """Store distinct absent keys' rows [K, width], filling the paths in order. RocksDB writes them
+        in the background (write-behind); every read waits for the write in flight first.
 
         Raises:
-            RuntimeError: the tier is full (naming ``ssd_vocabulary_size``) or RocksDB failed (naming the path).
+            RuntimeError: the tier is full (naming ``ssd_vocabulary_size``; nothing changes), or the
+                previous background write failed (naming the path, see :meth:`settle`).
         """
         if len(self.where) + keys.shape[0] > self.capacity:
             raise RuntimeError(f"table '{self.table_name}' is full: the SSD tier holds {self.capacity} keys; "
                                "raise ssd_vocabulary_size")
-        slots, _ = self.where.lookup_or_insert(np.ascontiguousarray(keys, dtype=np.int64))
+        self.settle()
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        slots, _ = self.where.lookup_or_insert(keys)
         self._grow(self.where.rows_reserved)
         values = np.ascontiguousarray(values, dtype=self.dtype)
         start = 0
-        for db_index, db in enumerate(self.dbs):
+        chunks = []
+        for db_index in range(len(self.dbs)):
             room = self.share - int(self.held[db_index])
             if room <= 0 or start == keys.shape[0]:
                 continue
             end = min(keys.shape[0], start + room)
-            batch = WriteBatch(raw_mode=True)
-            key_bytes = keys[start:end].astype("<i8").tobytes()
-            row_bytes = values[start:end].tobytes()
-            row_size = self.width * self.dtype.itemsize
-            for i in range(end - start):
-                batch.put(key_bytes[8 * i:8 * i + 8], row_bytes[row_size * i:row_size * (i + 1)])
-            try:
-                db.write(batch)
-            except Exception as err:  # RocksDB reports I/O errors (a full disk) as generic exceptions
-                self.where.remove(keys[start:])
-                raise RuntimeError(f"table '{self.table_name}': writing the SSD tier at {self.paths[db_index]} "
-                                   f"failed: {err}") from None
+            chunks.append((db_index, keys[start:end], values[start:end]))
             self.db_of_slot[slots[start:end]] = db_index
             self.held[db_index] += end - start
             start = end
+        self._unwritten = chunks
+        self._writing = self._reader.submit(self._write, chunks)
         self.writes += keys.shape[0]
+
+    def _write(self, chunks) -> int:
+        """Write (db index, keys, rows) chunks in order; returns how many were written, raising
+        ``_WriteFailed`` (with that count) at the first that fails."""
+        row_size = self.width * self.dtype.itemsize
+        for done, (db_index, keys, values) in enumerate(chunks):
+            batch = WriteBatch(raw_mode=True)
+            key_bytes, row_bytes = keys.astype("<i8").tobytes(), values.tobytes()
+            for i in range(keys.shape[0]):
+                batch.put(key_bytes[8 * i:8 * i + 8], row_bytes[row_size * i:row_size * (i + 1)])
+            try:
+                self.dbs[db_index].write(batch)
+            except Exception as err:  # RocksDB reports I/O errors (a full disk) as generic exceptions
+                raise _WriteFailed(done, db_index, err) from None
+        return len(chunks)
+
+    def settle(self) -> None:
+        """Wait for the background write. When it failed, the rows stay queued in memory (nothing is
+        lost: the next call writes them again) and RuntimeError names the table and the path."""
+        if self._writing is None and not self._unwritten:
+            return
+        try:
+            if self._writing is not None:
+                self._writing.result()
+            else:
+                self._write(self._unwritten)
+        except _WriteFailed as failed:
+            self._writing = None
+            self._unwritten = self._unwritten[failed.written:]
+            raise RuntimeError(f"table '{self.table_name}': writing the SSD tier at {self.paths[failed.db_index]} "
+                               f"failed ({failed.error}); its rows are kept in memory and written again on the "
+                               "next access of the tier") from None
+        self._writing = None
+        self._unwritten = []
 
     def take(self, keys: np.ndarray) -> np.ndarray:
         """Read and drop held keys; returns their rows [K, width]. Only the in-memory index forgets them
@@ -123,6 +166,7 @@ class SsdStore:
         return values
 
     def _read(self, keys: np.ndarray) -> np.ndarray:
+        self.settle()
         slots = self.where.lookup(keys)
         out = np.empty((keys.shape[0], self.width), dtype=self.dtype)
         for db_index, db in enumerate(self.dbs):
@@ -145,6 +189,7 @@ class SsdStore:
 
     def remove(self, keys: np.ndarray) -> None:
         """Drop keys if held."""
+        self.settle()
         slots = self.where.lookup(keys)
         held = slots >= 0
         for db_index, db in enumerate(self.dbs):

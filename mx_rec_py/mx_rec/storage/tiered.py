@@ -169,6 +169,8 @@ class TieredStore:
             RuntimeError: the device cache cannot hold this batch beside the rows other lookups use,
                 or the host tier is full; names the table and the size to set. Nothing changes.
         """
+        if self.ssd is not None:
+            self.ssd.settle()  # a failed background write raises here, before anything moves
         self.clock += 1
         n_keys = keys.shape[0]
         allowed = (np.asarray(insert, dtype=bool) if isinstance(insert, np.ndarray)
