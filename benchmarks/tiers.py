@@ -18,7 +18,7 @@ is the median of the rounds, the ratios are against HBM with the same input, and
 device and host hit rates come from ``table.telemetry()`` over the timed rounds. Results:
 benchmarks/results/tiers.json.
 
-    .venv/bin/python benchmarks/tiers.py [--preset small] [--rounds N] [--steps N] [--output F]
+    .venv/bin/python benchmarks/tiers.py [--preset small] [--rounds N] [--steps N] [--output F] [--readme README.md]
 """
 import argparse
 import dataclasses
@@ -39,8 +39,10 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.lookup_update import PRESETS, REPO, System, _mx_rec_source, loss_weights, machine_info, \
     make_pool  # noqa: E402
+from benchmarks.readme_block import replace_block  # noqa: E402
 
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "tiers.json"
+README_BEGIN, README_END = "<!-- tiers:begin -->", "<!-- tiers:end -->"
 MODES = ("hbm", "ddr", "ssd")
 INPUTS = ("pipeline", "feed")
 
@@ -175,6 +177,30 @@ def run(settings, log=print) -> dict:
     }
 
 
+def readme_block(result: dict) -> str:
+    """The README's table of a result (between ``README_BEGIN`` and ``README_END``)."""
+    machine = result["machine"]
+    lines = [README_BEGIN,
+             f"Measured {result['timestamp'][:10]} on {machine['cpus_usable']} cores ({machine['cpu_model']}), "
+             f"commit {result['source']['git_commit'][:10]}; median of {result['settings']['rounds']} rounds of "
+             f"{result['settings']['steps']} steps. Targets: DDR >= {result['targets']['ddr']}x, "
+             f"SSD >= {result['targets']['ssd']}x HBM.",
+             "",
+             "| input | mode | steps/s | x HBM | device hit | host hit | SSD hit | batches placed ahead |",
+             "|---|---|---|---|---|---|---|---|"]
+    for source in INPUTS:
+        modes = result["by_input"][source]["modes"]
+        for m in MODES:
+            r = modes[m]
+            ahead = r.get("timed_placed_ahead_share")
+            lines.append(f"| {source} | {m.upper()} | {r['steps_per_s']:.1f} | "
+                         f"{r['steps_per_s'] / modes['hbm']['steps_per_s']:.2f} | {r['timed_device_hit_rate']:.3f} | "
+                         f"{r['timed_host_hit_rate']:.3f} | {r['timed_ssd_hit_rate']:.3f} | "
+                         f"{'-' if ahead is None else f'{ahead:.0%}'} |")
+    lines.append(README_END)
+    return "\n".join(lines) + "\n"
+
+
 PRESET_OVERRIDES = {
     "full": dict(batch_size=1024, pool_batches=64, rounds=7, steps=32, warmup_steps=16),
     "small": dict(batch_size=32, num_keys=100_000, pool_batches=16, rounds=2, steps=4, warmup_steps=2),
@@ -187,6 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--readme", type=Path, help="also rewrite this README's tiers table")
     args = parser.parse_args(argv)
     overrides = dict(PRESET_OVERRIDES[args.preset], preset=args.preset)
     overrides.update({k: getattr(args, k) for k in ("rounds", "steps") if getattr(args, k) is not None})
@@ -203,6 +230,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"  {source}: DDR/HBM {figures['ratio_ddr_over_hbm']:.3f} (target 0.8), "
               f"SSD/HBM {figures['ratio_ssd_over_hbm']:.3f} (target 0.5)")
     print(f"  first-pass losses agree: {result['first_pass_losses_agree']}; written to {args.output}")
+    if args.readme:
+        replace_block(args.readme, readme_block(result), README_BEGIN, README_END)
     return 0
 
 

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from benchmarks.readme_block import replace_block
+
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 LABELS = {"mx_rec_hbm": "mx_rec HBM", "mx_rec_ddr": "mx_rec DDR", "mx_rec_ssd": "mx_rec SSD",
           "tfra": "TFRA 0.7.0", "plain_tf": "plain TF (mod hash)"}
@@ -142,14 +144,7 @@ def update_readme(readme: Path, json_path: Path, repo: Path) -> None:
         json_rel = str(json_path.resolve().relative_to(repo))
     except ValueError:
         json_rel = str(json_path)
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    new = section(result, json_rel)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + new.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
-    readme.write_text(text, encoding="utf-8")
+    replace_block(readme, section(result, json_rel), BEGIN, END)
 
 
 def summary(result: dict) -> str:

@@ -6,9 +6,10 @@ from tests.paths import PYTHON, REPO
 
 
 def test_tiers_benchmark_small_preset(tmp_path):
-    out = tmp_path / "tiers.json"
-    proc = subprocess.run([PYTHON, str(REPO / "benchmarks" / "tiers.py"), "--preset", "small", "--output", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    out, readme = tmp_path / "tiers.json", tmp_path / "README.md"
+    readme.write_text("# title\n<!-- tiers:begin -->\nold\n<!-- tiers:end -->\ntail\n")
+    proc = subprocess.run([PYTHON, str(REPO / "benchmarks" / "tiers.py"), "--preset", "small", "--output", str(out),
+                           "--readme", str(readme)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert set(result["modes"]) == {"hbm", "ddr", "ssd"}
@@ -17,3 +18,9 @@ def test_tiers_benchmark_small_preset(tmp_path):
     hbm = result["modes"]["hbm"]["steps_per_s"]
     assert abs(result["ratio_ddr_over_hbm"] - result["modes"]["ddr"]["steps_per_s"] / hbm) < 1e-9
     assert result["first_pass_losses_agree"] is True  # the tiers change where rows live, not the numbers
+    assert set(result["by_input"]) == {"pipeline", "feed"} and result["headline_input"] == "pipeline"
+    assert result["by_input"]["pipeline"]["modes"]["ddr"]["timed_placed_ahead_share"] > 0  # lookahead ran
+    assert result["by_input"]["feed"]["modes"]["ddr"]["timed_placed_ahead_share"] == 0  # fed batches: serial
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("# title\n<!-- tiers:begin -->") and text.endswith("tail\n")
+    assert text.count("| pipeline |") == 3 and text.count("| feed |") == 3
