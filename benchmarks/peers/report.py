@@ -38,7 +38,8 @@ def write_chart(result: dict, path: Path) -> Optional[str]:
     for ax, (workload, key, scale, title) in zip(axes, panels):
         systems = result["workloads"][workload]["systems"]
         values = [systems[n][key] * scale for n in names]
-        bars = ax.bar([LABELS[n] for n in names], values, color=["C0" if n.startswith("mx_rec") else "C1" for n in names])
+        colors = ["C0" if n.startswith("mx_rec") else "C1" for n in names]
+        bars = ax.bar([LABELS[n] for n in names], values, color=colors)
         for bar, n in zip(bars, names):
             ratio = systems[n].get("ratio_to_plain_tf")
             if ratio is not None:

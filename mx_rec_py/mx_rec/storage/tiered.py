@@ -139,9 +139,10 @@ class TieredStore:
     def _choose_victims(self, needed: int, batch_rows: np.ndarray) -> np.ndarray:
         """``needed`` or more rows no lookup uses, the least frequently used first, the least recently
         used among equals, then the lowest rows; in increasing row order (bulk: at least 10% of the
-        cache, so the scan over the cache runs once every few steps rather than every step). Frequencies count batches since the key was first seen,
-        across tiers: on the tier benchmark's Zipf keys this serves ~74% of ids from a 10% cache,
-        where LRU alone served ~64%. ``batch_rows``: int64, this batch's device rows (-1 entries ignored)."""
+        cache, so the scan over the cache runs once every few steps rather than every step).
+        Frequencies count batches since the key was first seen, across tiers: on the tier benchmark's
+        Zipf keys this serves ~74% of ids from a 10% cache, where LRU alone served ~64%.
+        ``batch_rows``: int64, this batch's device rows (-1 entries ignored)."""
         candidates = np.empty(self.rows, np.int64)
         score = np.empty(self.rows, np.int64)  # the clock stays below 2**32
         count = kernels.victim_candidates(self.row_key, self.pin_count, self.freq, self.last_used, batch_rows,
