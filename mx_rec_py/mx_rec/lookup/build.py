@@ -11,7 +11,7 @@ from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.key_process.lookahead import NextKeys
 from mx_rec.lookup.exchange import replicated_rows, sharded_rows
 from mx_rec.lookup.key_stage import DEDUP_DTYPES, dedup_stage, key_stage
-from mx_rec.lookup.owner import owner_lookup, owner_rows
+from mx_rec.lookup.owner import owner_rows
 from mx_rec.tables.table import EmbeddingTable
 
 
@@ -31,8 +31,11 @@ def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Ten
     unique.set_shape([None])
     inverse.set_shape(keys.shape)
     counts.set_shape([None])
-    rows = owner_lookup(table, unique, timestamp, insert, pad_to, default_row, out_dim, counts, lookahead)
-    return tf.concat([rows, tf.zeros([1, out_dim], table.value_dtype)], axis=0), inverse
+    extended, row_of_key = owner_rows(table, unique, timestamp, insert, pad_to, default_row, out_dim, counts,
+                                      lookahead)
+    # one expansion from the gathered rows to the ids: each distinct key's row, padding ids -> the zero row
+    zero_row = tf.shape(extended, out_type=tf.int32)[:1] - 2
+    return extended, tf.gather(tf.concat([row_of_key, zero_row], axis=0), inverse)
 
 
 def build_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
