@@ -13,8 +13,9 @@ in the pipeline, and DDR/SSD tables place the next batch while the current one t
 the batches fed through a placeholder (``feed``: every step plans and swaps its own batch before
 its lookup).
 
-After one pass over the pool (inserts) and warm-up, rounds alternate between the systems; steps/s
-is the median of the rounds, the ratios are against HBM with the same input, and each mode's
+After one pass over the pool (inserts) and warm-up, rounds alternate between the systems (an SSD
+round ends when RocksDB's background flushes and compactions have, so that they are charged to
+it and not to the next system's round); steps/s is the median of the rounds, the ratios are against HBM with the same input, and each mode's
 device and host hit rates come from ``table.telemetry()`` over the timed rounds. Results:
 benchmarks/results/tiers.json.
 
@@ -49,7 +50,7 @@ INPUTS = ("pipeline", "feed")
 
 @dataclasses.dataclass
 class PipelineSystem:
-    """A graph whose batches come from its own iterator (pool order, repeated); same interface as System."""
+    """A graph whose batches come from its own iterator (pool order, repeated); ``run`` as System's."""
 
     name: str
     session: tf.compat.v1.Session
@@ -59,11 +60,6 @@ class PipelineSystem:
     def run(self, steps: int, fetch_loss: bool = False) -> List[float]:
         fetches = [self.train_op, self.loss] if fetch_loss else self.train_op
         return [float(out[1]) if fetch_loss else 0.0 for out in (self.session.run(fetches) for _ in range(steps))]
-
-    def timed(self, steps: int) -> float:
-        start = time.perf_counter()
-        self.run(steps)
-        return time.perf_counter() - start
 
 
 def tier_sizes(mode: str, num_keys: int) -> Dict[str, int]:
@@ -107,6 +103,11 @@ def build(mode: str, settings, batches, ssd_dir: str, source: str = "pipeline"):
     return System(mode, session, train_op, loss, ids, batches), table
 
 
+def _drain(table) -> None:
+    if table.tiered and table.store.ssd is not None:
+        table.store.ssd.drain()
+
+
 def _mode_results(settings, seconds, telemetry, counters) -> Dict[str, dict]:
     """Per mode: median steps/s over the rounds, telemetry and the timed rounds' hit rates."""
     result_modes = {}
@@ -146,9 +147,14 @@ def run(settings, log=print) -> dict:
                 systems[n].run(settings.warmup_steps)
             start = {n: dataclasses.asdict(tables[n].store.counters) if tables[n].tiered else {} for n in names}
             seconds: Dict[tuple, list] = {n: [] for n in names}
+            for n in names:
+                _drain(tables[n])
             for r in range(settings.rounds):
                 for n in (names if r % 2 == 0 else names[::-1]):
-                    seconds[n].append(systems[n].timed(settings.steps))
+                    start_s = time.perf_counter()
+                    systems[n].run(settings.steps)
+                    _drain(tables[n])  # RocksDB's flushes and compactions count in the SSD round, not the next
+                    seconds[n].append(time.perf_counter() - start_s)
                 log(f"round {r + 1}/{settings.rounds}: " + ", ".join(
                     f"{source} {m} {settings.steps / s[-1]:.1f}" for (source, m), s in seconds.items()) + " steps/s")
             telemetry = {n: tables[n].telemetry() for n in names}

@@ -9,6 +9,7 @@ a cache of the live table: they start empty (checkpoints are what persists).
 """
 import math
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence, Tuple
 
@@ -155,6 +156,16 @@ class SsdStore:
                                "next access of the tier") from None
         self._writing = None
         self._unwritten = []
+
+    def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait until the tier's own write and RocksDB's flushes and compactions are done (at most
+        ``timeout_s`` seconds): benchmarks charge that background work to the SSD mode's rounds."""
+        self.settle()
+        busy = ("rocksdb.num-running-compactions", "rocksdb.num-running-flushes", "rocksdb.compaction-pending",
+                "rocksdb.mem-table-flush-pending")
+        deadline = time.monotonic() + timeout_s
+        while any(db.property_int_value(p) for db in self.dbs for p in busy) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def take(self, keys: np.ndarray) -> np.ndarray:
         """Read and drop held keys; returns their rows [K, width]. Only the in-memory index forgets them
