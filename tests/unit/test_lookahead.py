@@ -24,7 +24,7 @@ def _sizes(mode: str, distinct: int, per_batch: int) -> dict:
 
 
 def _train(mode: str, tmp_path, segments=((0, 50),), lookups: int = 1, evaluate: bool = False,
-           restore=None, save=None):
+           restore=None, save=None, send_count=None):
     """Train on ``_batches()`` through a modify-graph pipeline; each (start, stop) segment re-initialises
     the iterator at batch ``start``. Returns (losses, keys, {rows and slots}, telemetry, eval outputs)."""
     ids_all, labels, w = _batches()
@@ -40,8 +40,8 @@ def _train(mode: str, tmp_path, segments=((0, 50),), lookups: int = 1, evaluate:
     iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
     ids, y = iterator.get_next()
     parts = np.array_split(np.arange(ids_all.shape[2]), lookups)
-    emb = tf.concat([sparse_lookup(table, tf.gather(ids, part, axis=1), modify_graph=True, name=f"l{i}")
-                     for i, part in enumerate(parts)], axis=1)
+    emb = tf.concat([sparse_lookup(table, tf.gather(ids, part, axis=1), modify_graph=True, name=f"l{i}",
+                                   send_count=send_count) for i, part in enumerate(parts)], axis=1)
     loss = tf.reduce_mean(tf.square(tf.reduce_sum(emb * w, axis=[1, 2]) - y))
     train = opt.minimize(loss, var_list=[table.variable])
     probe = tf.constant(np.unique(ids_all[:3][ids_all[:3] >= 0])[::7].reshape(-1, 1))
@@ -100,6 +100,15 @@ def test_reinitialised_iterator_two_lookups_and_evaluation_steps_keep_the_number
         ddr = _train("ddr", tmp_path, segments, lookups=2, evaluate=True)
     _assert_same(hbm, ddr)
     np.testing.assert_allclose(np.stack(ddr[4]), np.stack(hbm[4]), atol=1e-6, rtol=0)
+    assert ddr[3]["ahead_used"] > 0
+
+
+def test_static_shapes_pad_batches_placed_ahead(tmp_path):
+    with fresh_graph(use_dynamic=False):
+        hbm = _train("hbm", tmp_path, ((0, 30),), send_count=300)
+    with fresh_graph(use_dynamic=False):
+        ddr = _train("ddr", tmp_path, ((0, 30),), send_count=300)
+    _assert_same(hbm, ddr)
     assert ddr[3]["ahead_used"] > 0
 
 
