@@ -103,6 +103,15 @@ def test_reinitialised_iterator_two_lookups_and_evaluation_steps_keep_the_number
     assert ddr[3]["ahead_used"] > 0
 
 
+def test_merged_lookups_place_their_concatenated_batch_ahead(tmp_path):
+    with fresh_graph():
+        hbm = _train("hbm", tmp_path, ((0, 30),), lookups=2)
+    with fresh_graph(use_multi_lookup=True):
+        merged = _train("ddr", tmp_path, ((0, 30),), lookups=2)
+    _assert_same(hbm, merged)
+    assert merged[3]["ahead_used"] > 0
+
+
 def test_static_shapes_pad_batches_placed_ahead(tmp_path):
     with fresh_graph(use_dynamic=False):
         hbm = _train("hbm", tmp_path, ((0, 30),), send_count=300)
