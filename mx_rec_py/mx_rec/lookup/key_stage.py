@@ -3,7 +3,9 @@ move it into the input pipeline.
 
 A key stage is a numpy function of the lookup's flat keys only (dedup, or routing keys to their
 owner ranks): it reads no table state, so it may run ahead of the training step, in the
-``tf.data`` threads, while the previous step trains. Every stage is recorded per graph; the ones
+``tf.data`` threads, while the previous step trains (a DDR/SSD table's dedup stage also publishes
+the batch's keys, so that the table can place them ahead: ``key_process.lookahead``). Every
+stage is recorded per graph; the ones
 of ``sparse_lookup(..., modify_graph=True)`` lookups refuse to run in place: graph modification
 (``mx_rec.graph.modifier``) must first rewire their outputs to the rebuilt pipeline.
 """
