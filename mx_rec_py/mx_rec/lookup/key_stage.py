@@ -5,9 +5,9 @@ A key stage is a numpy function of the lookup's flat keys only (dedup, or routin
 owner ranks): it reads no table state, so it may run ahead of the training step, in the
 ``tf.data`` threads, while the previous step trains (a DDR/SSD table's dedup stage also publishes
 the batch's keys, so that the table can place them ahead: ``key_process.lookahead``). Every
-stage is recorded per graph; the ones
-of ``sparse_lookup(..., modify_graph=True)`` lookups refuse to run in place: graph modification
-(``mx_rec.graph.modifier``) must first rewire their outputs to the rebuilt pipeline.
+stage is recorded per graph; the ones of ``sparse_lookup(..., modify_graph=True)`` lookups refuse
+to run in place: graph modification (``mx_rec.graph.modifier``) must first rewire their outputs to
+the rebuilt pipeline.
 """
 import weakref
 from dataclasses import dataclass, field
