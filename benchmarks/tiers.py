@@ -6,6 +6,8 @@ Data: the lookup benchmark's Zipf(1.1) keys over 10^6 distinct keys, dim 16, 26 
 - ``hbm``: every key on the device (device 10^6 + 10%).
 - ``ddr``: device cache of 10% of the keys, host memory for all of them.
 - ``ssd``: device 2%, host 10%, the rest in RocksDB under a temporary directory.
+- ``ddr_fit`` (only with ``--floor``, a diagnostic): DDR mode whose device cache holds every key,
+  so that nothing is swapped: the cost of the DDR machinery itself.
 
 Each mode is built twice: with the batches coming from a ``tf.data`` pipeline and
 ``sparse_lookup(..., modify_graph=True)`` (``pipeline``, the headline figures: key processing runs
@@ -15,11 +17,12 @@ its lookup).
 
 After one pass over the pool (inserts) and warm-up, rounds alternate between the systems (an SSD
 round ends when RocksDB's background flushes and compactions have, so that they are charged to
-it and not to the next system's round); steps/s is the median of the rounds, the ratios are against HBM with the same input, and each mode's
-device and host hit rates come from ``table.telemetry()`` over the timed rounds. Results:
-benchmarks/results/tiers.json.
+it and not to the next system's round); steps/s is the median of the rounds, the ratios are
+against HBM with the same input, and each mode's device and host hit rates come from
+``table.telemetry()`` over the timed rounds. Results: benchmarks/results/tiers.json.
 
-    .venv/bin/python benchmarks/tiers.py [--preset small] [--rounds N] [--steps N] [--output F] [--readme README.md]
+    .venv/bin/python benchmarks/tiers.py [--preset small] [--rounds N] [--steps N] [--output F]
+                                         [--readme README.md] [--floor]
 """
 import argparse
 import dataclasses
@@ -45,6 +48,7 @@ from benchmarks.readme_block import replace_block  # noqa: E402
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "tiers.json"
 README_BEGIN, README_END = "<!-- tiers:begin -->", "<!-- tiers:end -->"
 MODES = ("hbm", "ddr", "ssd")
+FLOOR = "ddr_fit"  # diagnostic (--floor): DDR whose device cache holds every key, the lookahead without swaps
 INPUTS = ("pipeline", "feed")
 
 
@@ -66,6 +70,7 @@ def tier_sizes(mode: str, num_keys: int) -> Dict[str, int]:
     """create_table sizes of a mode, as fractions of the distinct keys."""
     return {"hbm": {"device_vocabulary_size": num_keys + num_keys // 10},
             "ddr": {"device_vocabulary_size": num_keys // 10, "host_vocabulary_size": num_keys},
+            FLOOR: {"device_vocabulary_size": num_keys + num_keys // 10, "host_vocabulary_size": num_keys},
             "ssd": {"device_vocabulary_size": num_keys // 50, "host_vocabulary_size": num_keys // 10,
                     "ssd_vocabulary_size": num_keys}}[mode]
 
@@ -111,7 +116,7 @@ def _drain(table) -> None:
 def _mode_results(settings, seconds, telemetry, counters) -> Dict[str, dict]:
     """Per mode: median steps/s over the rounds, telemetry and the timed rounds' hit rates."""
     result_modes = {}
-    for m in MODES:
+    for m in seconds:
         rates = [settings.steps / s for s in seconds[m]]
         entry = {"steps_per_s": statistics.median(rates), "round_steps_per_s": rates,
                  "keys_per_s": statistics.median(rates) * settings.ids_per_step, "telemetry": telemetry[m],
@@ -129,12 +134,12 @@ def _mode_results(settings, seconds, telemetry, counters) -> Dict[str, dict]:
     return result_modes
 
 
-def run(settings, log=print) -> dict:
+def run(settings, log=print, modes: Sequence[str] = MODES) -> dict:
     from mx_rec.util.initialize import terminate_config_initializer
 
     tf.compat.v1.disable_eager_execution()
     key_batches, _, _ = make_pool(settings)
-    names = [(source, m) for source in INPUTS for m in MODES]
+    names = [(source, m) for source in INPUTS for m in modes]
     systems, tables = {}, {}
     with tempfile.TemporaryDirectory(prefix="mxrec_ssd_") as ssd_root:
         try:
@@ -165,12 +170,12 @@ def run(settings, log=print) -> dict:
             terminate_config_initializer()
     by_input = {}
     for source in INPUTS:
-        modes = _mode_results(settings, {m: seconds[source, m] for m in MODES},
-                              {m: telemetry[source, m] for m in MODES},
-                              {m: counters[source, m] for m in MODES if (source, m) in counters})
-        hbm = modes["hbm"]["steps_per_s"]
-        by_input[source] = {"modes": modes, "ratio_ddr_over_hbm": modes["ddr"]["steps_per_s"] / hbm,
-                            "ratio_ssd_over_hbm": modes["ssd"]["steps_per_s"] / hbm}
+        results = _mode_results(settings, {m: seconds[source, m] for m in modes},
+                                {m: telemetry[source, m] for m in modes},
+                                {m: counters[source, m] for m in modes if (source, m) in counters})
+        hbm = results["hbm"]["steps_per_s"]
+        by_input[source] = {"modes": results, "ratio_ddr_over_hbm": results["ddr"]["steps_per_s"] / hbm,
+                            "ratio_ssd_over_hbm": results["ssd"]["steps_per_s"] / hbm}
     reference = losses["feed", "hbm"]
     return {
         "benchmark": "tiers",
@@ -196,10 +201,9 @@ def readme_block(result: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for source in INPUTS:
         modes = result["by_input"][source]["modes"]
-        for m in MODES:
-            r = modes[m]
+        for m, r in modes.items():
             ahead = r.get("timed_placed_ahead_share")
-            lines.append(f"| {source} | {m.upper()} | {r['steps_per_s']:.1f} | "
+            lines.append(f"| {source} | {m.upper().replace('_', ' ')} | {r['steps_per_s']:.1f} | "
                          f"{r['steps_per_s'] / modes['hbm']['steps_per_s']:.2f} | {r['timed_device_hit_rate']:.3f} | "
                          f"{r['timed_host_hit_rate']:.3f} | {r['timed_ssd_hit_rate']:.3f} | "
                          f"{'-' if ahead is None else f'{ahead:.0%}'} |")
@@ -220,17 +224,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--readme", type=Path, help="also rewrite this README's tiers table")
+    parser.add_argument("--floor", action="store_true",
+                        help=f"add the diagnostic mode {FLOOR!r}: DDR with a device cache holding every key")
     args = parser.parse_args(argv)
     overrides = dict(PRESET_OVERRIDES[args.preset], preset=args.preset)
     overrides.update({k: getattr(args, k) for k in ("rounds", "steps") if getattr(args, k) is not None})
     settings = dataclasses.replace(PRESETS["full"], **overrides)
-    result = run(settings)
+    result = run(settings, modes=MODES + ((FLOOR,) if args.floor else ()))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for source in INPUTS:
         figures = result["by_input"][source]
-        for m in MODES:
-            r = figures["modes"][m]
+        for m, r in figures["modes"].items():
             print(f"  {source} {m}: {r['steps_per_s']:.2f} steps/s, device hit {r['timed_device_hit_rate']:.3f}, "
                   f"host hit {r['timed_host_hit_rate']:.3f}, ssd hit {r['timed_ssd_hit_rate']:.3f}")
         print(f"  {source}: DDR/HBM {figures['ratio_ddr_over_hbm']:.3f} (target 0.8), "
