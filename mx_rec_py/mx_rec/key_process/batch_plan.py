@@ -45,8 +45,9 @@ class BatchPlan:
 def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Optional[int] = None,
                table_name: str = "", lifecycle: Optional[Lifecycle] = None,
                stats: Optional[KeyStats] = None, timestamp: Optional[int] = None,
-               weights: Optional[np.ndarray] = None, lookup_id: int = 0) -> BatchPlan:
-    """Dedup ``keys`` (int64 [N]), place them in ``store`` and build the gather plan.
+               weights: Optional[np.ndarray] = None, lookup_id: int = 0, distinct: bool = False) -> BatchPlan:
+    """Dedup ``keys`` (int64 [N]), place them in ``store`` and build the gather plan. ``distinct``:
+    the keys are already distinct and hold no padding (a dedup key stage ran), so dedup is skipped.
 
     With a ``lifecycle`` that counts, a training batch (``insert``) first adds its sightings to
     ``stats`` (and ``timestamp``, seconds, as the keys' last-seen time); only keys whose count
@@ -57,8 +58,12 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
         SendCountOverflow: more distinct keys than ``send_count``, naming the count needed.
             Raised before the store changes.
     """
-    unique, inverse, occurrences = dedup(keys)
-    if weights is not None:
+    if distinct:
+        unique, inverse = keys, np.arange(keys.shape[0], dtype=np.int32)
+        occurrences = weights if weights is not None else np.ones(keys.shape[0], np.int64)
+    else:
+        unique, inverse, occurrences = dedup(keys)
+    if weights is not None and not distinct:
         valid = inverse < unique.shape[0]
         occurrences = np.bincount(inverse[valid], weights=weights[valid], minlength=unique.shape[0]).astype(np.int64)
     if send_count is not None and unique.shape[0] > send_count:

@@ -32,7 +32,7 @@ def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Ten
     inverse.set_shape(keys.shape)
     counts.set_shape([None])
     extended, row_of_key = owner_rows(table, unique, timestamp, insert, pad_to, default_row, out_dim, counts,
-                                      lookahead)
+                                      lookahead, distinct=True)
     # one expansion from the gathered rows to the ids: each distinct key's row, padding ids -> the zero row
     zero_row = tf.shape(extended, out_type=tf.int32)[:1] - 2
     return extended, tf.gather(tf.concat([row_of_key, zero_row], axis=0), inverse)

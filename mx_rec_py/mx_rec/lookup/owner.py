@@ -157,8 +157,8 @@ def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
 
 def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
                pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
-               weights: Optional[tf.Tensor] = None, lookahead: Optional[Tuple[NextKeys, tf.Tensor]] = None
-               ) -> Tuple[tf.Tensor, tf.Tensor]:
+               weights: Optional[tf.Tensor] = None, lookahead: Optional[Tuple[NextKeys, tf.Tensor]] = None,
+               distinct: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
     """Rows of keys held by this shard, before expansion to one row per key.
 
     Args:
@@ -172,6 +172,7 @@ def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
         lookahead: (the pipeline's NextKeys, the batch's int64 sequence number) for a DDR/SSD table
             whose keys are distinct and come from a rebuilt pipeline: the next batch is placed while
             this one trains (``key_process.lookahead``).
+        distinct: ``keys`` are distinct and hold no padding (a dedup key stage ran before).
 
     Returns:
         extended: value_dtype [G + 2, out_dim], the gathered rows, a zero row, the default row.
@@ -182,7 +183,7 @@ def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
     def host_plan(keys_np: np.ndarray, stamp: np.ndarray, *rest):
         seq = int(rest[-1]) if lookahead is not None else None
         plan = table.plan(keys_np, insert, pad_to, None if stamp == NO_TIMESTAMP else int(stamp),
-                          rest[0] if weights is not None else None, lookup_id, seq)
+                          rest[0] if weights is not None else None, lookup_id, seq, distinct)
         table.rejections += plan.rejected
         return (plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values, np.int64(plan.device_rows),
                 plan.swap_out_rows)

@@ -104,7 +104,8 @@ class EmbeddingTable:
         self.lifecycle.access_threshold = threshold
 
     def plan(self, keys: np.ndarray, insert: bool, send_count: Optional[int], timestamp: Optional[int] = None,
-             weights: Optional[np.ndarray] = None, lookup_id: int = 0, seq: Optional[int] = None) -> BatchPlan:
+             weights: Optional[np.ndarray] = None, lookup_id: int = 0, seq: Optional[int] = None,
+             distinct: bool = False) -> BatchPlan:
         """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`. ``seq``: the
         batch's sequence number when the lookup places batches ahead (``keys`` are then distinct)."""
         with self.host_lock:
@@ -113,7 +114,7 @@ class EmbeddingTable:
                 if rows is not None:
                     return placed_plan(self.store, keys, rows, send_count, lookup_id)
             return plan_batch(self.store, keys, insert, send_count, self.table_name, self.lifecycle, self.stats,
-                              timestamp, weights, lookup_id)
+                              timestamp, weights, lookup_id, distinct or seq is not None)
 
     def prepare(self, keys: np.ndarray, lookup_id: int, seq: int, send_count: Optional[int]) -> Optional[Placement]:
         """Lookahead (DDR/SSD): place the distinct keys int64 [U] of a lookup's next batch ``seq``; None
