@@ -19,7 +19,9 @@ After one pass over the pool (inserts) and warm-up, rounds alternate between the
 round ends when RocksDB's background flushes and compactions have, so that they are charged to
 it and not to the next system's round); steps/s is the median of the rounds, the ratios are
 against HBM with the same input, and each mode's device and host hit rates come from
-``table.telemetry()`` over the timed rounds. Results: benchmarks/results/tiers.json.
+``table.telemetry()`` over the timed rounds. CPU ms/step (median over the rounds) counts every
+thread of the process (getrusage): TF's, tf.data's and RocksDB's. Results:
+benchmarks/results/tiers.json.
 
     .venv/bin/python benchmarks/tiers.py [--preset small] [--rounds N] [--steps N] [--output F]
                                          [--readme README.md] [--floor]
@@ -28,6 +30,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -108,17 +111,25 @@ def build(mode: str, settings, batches, ssd_dir: str, source: str = "pipeline"):
     return System(mode, session, train_op, loss, ids, batches), table
 
 
+def _process_cpu_s() -> float:
+    """CPU seconds of this process so far, every thread (TF's, tf.data's, RocksDB's) included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _drain(table) -> None:
     if table.tiered and table.store.ssd is not None:
         table.store.ssd.drain()
 
 
-def _mode_results(settings, seconds, telemetry, counters) -> Dict[str, dict]:
-    """Per mode: median steps/s over the rounds, telemetry and the timed rounds' hit rates."""
+def _mode_results(settings, seconds, cpu_seconds, telemetry, counters) -> Dict[str, dict]:
+    """Per mode: median steps/s over the rounds, CPU per step, telemetry and the timed rounds' hit rates."""
     result_modes = {}
     for m in seconds:
         rates = [settings.steps / s for s in seconds[m]]
         entry = {"steps_per_s": statistics.median(rates), "round_steps_per_s": rates,
+                 "cpu_ms_per_step": 1000 * statistics.median(cpu_seconds[m]) / settings.steps,
+                 "cores_busy": statistics.median(c / s for c, s in zip(cpu_seconds[m], seconds[m])),
                  "keys_per_s": statistics.median(rates) * settings.ids_per_step, "telemetry": telemetry[m],
                  "sizes": tier_sizes(m, settings.num_keys)}
         if m in counters:
@@ -152,14 +163,16 @@ def run(settings, log=print, modes: Sequence[str] = MODES) -> dict:
                 systems[n].run(settings.warmup_steps)
             start = {n: dataclasses.asdict(tables[n].store.counters) if tables[n].tiered else {} for n in names}
             seconds: Dict[tuple, list] = {n: [] for n in names}
+            cpu_seconds: Dict[tuple, list] = {n: [] for n in names}
             for n in names:
                 _drain(tables[n])
             for r in range(settings.rounds):
                 for n in (names if r % 2 == 0 else names[::-1]):
-                    start_s = time.perf_counter()
+                    start_s, start_cpu = time.perf_counter(), _process_cpu_s()
                     systems[n].run(settings.steps)
                     _drain(tables[n])  # RocksDB's flushes and compactions count in the SSD round, not the next
                     seconds[n].append(time.perf_counter() - start_s)
+                    cpu_seconds[n].append(_process_cpu_s() - start_cpu)
                 log(f"round {r + 1}/{settings.rounds}: " + ", ".join(
                     f"{source} {m} {settings.steps / s[-1]:.1f}" for (source, m), s in seconds.items()) + " steps/s")
             telemetry = {n: tables[n].telemetry() for n in names}
@@ -171,6 +184,7 @@ def run(settings, log=print, modes: Sequence[str] = MODES) -> dict:
     by_input = {}
     for source in INPUTS:
         results = _mode_results(settings, {m: seconds[source, m] for m in modes},
+                                {m: cpu_seconds[source, m] for m in modes},
                                 {m: telemetry[source, m] for m in modes},
                                 {m: counters[source, m] for m in modes if (source, m) in counters})
         hbm = results["hbm"]["steps_per_s"]
@@ -197,14 +211,16 @@ def readme_block(result: dict) -> str:
              f"{result['settings']['steps']} steps. Targets: DDR >= {result['targets']['ddr']}x, "
              f"SSD >= {result['targets']['ssd']}x HBM.",
              "",
-             "| input | mode | steps/s | x HBM | device hit | host hit | SSD hit | batches placed ahead |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| input | mode | steps/s | x HBM | CPU ms/step | cores busy | device hit | host hit | SSD hit "
+             "| batches placed ahead |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for source in INPUTS:
         modes = result["by_input"][source]["modes"]
         for m, r in modes.items():
             ahead = r.get("timed_placed_ahead_share")
             lines.append(f"| {source} | {m.upper().replace('_', ' ')} | {r['steps_per_s']:.1f} | "
-                         f"{r['steps_per_s'] / modes['hbm']['steps_per_s']:.2f} | {r['timed_device_hit_rate']:.3f} | "
+                         f"{r['steps_per_s'] / modes['hbm']['steps_per_s']:.2f} | {r['cpu_ms_per_step']:.2f} | "
+                         f"{r['cores_busy']:.2f} | {r['timed_device_hit_rate']:.3f} | "
                          f"{r['timed_host_hit_rate']:.3f} | {r['timed_ssd_hit_rate']:.3f} | "
                          f"{'-' if ahead is None else f'{ahead:.0%}'} |")
     lines.append(README_END)
@@ -236,7 +252,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for source in INPUTS:
         figures = result["by_input"][source]
         for m, r in figures["modes"].items():
-            print(f"  {source} {m}: {r['steps_per_s']:.2f} steps/s, device hit {r['timed_device_hit_rate']:.3f}, "
+            print(f"  {source} {m}: {r['steps_per_s']:.2f} steps/s, {r['cpu_ms_per_step']:.2f} CPU ms/step, "
+                  f"device hit {r['timed_device_hit_rate']:.3f}, "
                   f"host hit {r['timed_host_hit_rate']:.3f}, ssd hit {r['timed_ssd_hit_rate']:.3f}")
         print(f"  {source}: DDR/HBM {figures['ratio_ddr_over_hbm']:.3f} (target 0.8), "
               f"SSD/HBM {figures['ratio_ssd_over_hbm']:.3f} (target 0.5)")

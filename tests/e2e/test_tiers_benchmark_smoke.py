@@ -15,6 +15,7 @@ def test_tiers_benchmark_small_preset(tmp_path):
     assert set(result["modes"]) == {"hbm", "ddr", "ssd"}
     for mode in result["modes"].values():
         assert mode["steps_per_s"] > 0 and 0 <= mode["timed_device_hit_rate"] <= 1
+        assert mode["cpu_ms_per_step"] > 0 and mode["cores_busy"] > 0
     hbm = result["modes"]["hbm"]["steps_per_s"]
     assert abs(result["ratio_ddr_over_hbm"] - result["modes"]["ddr"]["steps_per_s"] / hbm) < 1e-9
     assert result["first_pass_losses_agree"] is True  # the tiers change where rows live, not the numbers
