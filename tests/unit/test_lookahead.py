@@ -1,5 +1,7 @@
 """Lookahead in DDR/SSD mode: with keys from a rebuilt pipeline (modify_graph), a table places the
 next batch while the current one trains. Where rows live changes; the numbers must not."""
+import logging
+
 import numpy as np
 import tensorflow as tf
 
@@ -9,6 +11,7 @@ from mx_rec.graph.modifier import modify_graph_and_start_emb_cache
 from mx_rec.key_process.lookahead import MAX_PUBLISHED, NextKeys
 from mx_rec.optimizers import lazy_adam
 from mx_rec.saver.table_state import collect
+from mx_rec.util.log import logger
 from tests.graphs import fresh_graph
 from tests.unit.test_tiers import INIT, _batches
 
@@ -17,6 +20,8 @@ D = 8
 
 def _sizes(mode: str, distinct: int, per_batch: int) -> dict:
     return {"hbm": dict(device_vocabulary_size=distinct + 100),
+            # 1.5 batches of distinct keys: enough to train, too few to hold the next batch beside this one
+            "ddr_tight": dict(device_vocabulary_size=3 * per_batch // 2, host_vocabulary_size=distinct),
             "ddr": dict(device_vocabulary_size=distinct // 10, host_vocabulary_size=distinct),
             # host 10%; the device holds two batches of distinct keys beside the next one's
             "ssd": dict(device_vocabulary_size=3 * per_batch, host_vocabulary_size=distinct // 10,
@@ -130,6 +135,24 @@ def test_checkpoint_saved_while_placing_ahead_restores_in_hbm(tmp_path):
         resumed = _train("hbm", tmp_path, ((25, 40),), restore=str(tmp_path / "ckpt" / "model"))
     np.testing.assert_allclose(resumed[0], straight[0][25:], atol=1e-6, rtol=0)
     _assert_same((straight[0][25:],) + straight[1:], resumed)
+
+
+def test_a_cache_too_small_to_place_ahead_trains_serially_and_says_so(tmp_path):
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)  # the SDK's logger does not propagate to the root logger
+    try:
+        with fresh_graph():  # the second pass's keys are all held: placing one ahead needs two batches of rows
+            hbm = _train("hbm", tmp_path, ((0, 20), (0, 20)))
+        with fresh_graph():
+            tight = _train("ddr_tight", tmp_path, ((0, 20), (0, 20)))
+    finally:
+        logger.removeHandler(handler)
+    _assert_same(hbm, tight)
+    warnings = [r for r in records if "cannot be placed while this one trains" in r.getMessage()]
+    assert len(warnings) == 1 and "table 'ahead'" in warnings[0].getMessage()  # once per table, naming it
+    assert tight[3]["placed_ahead"] < 40
 
 
 def test_next_keys_hands_out_each_batch_once_and_stays_bounded():

@@ -31,6 +31,7 @@ from mx_rec.storage import tiered_kernels as kernels
 from mx_rec.storage.base import Placement
 from mx_rec.storage.host import HostFullError, HostStore
 from mx_rec.storage.ssd import SsdStore
+from mx_rec.util.log import logger
 
 
 @dataclass
@@ -79,6 +80,7 @@ class TieredStore:
         self.pins: Dict[int, List[np.ndarray]] = {}  # per lookup: rows of its batches in flight (1, or 2 ahead)
         self.pin_count = np.zeros(device_rows, dtype=np.int32)  # pinned batches using each row
         self.prepared: Dict[int, Tuple[int, np.ndarray, np.ndarray]] = {}  # lookup -> (seq, keys, rows)
+        self._warned_ahead = False
         self.clock = 0  # lookups so far
         self.counters = TierCounters()
         self._outgoing = np.empty(0, np.int64)
@@ -119,7 +121,12 @@ class TieredStore:
         both batches (the lookup then places the batch itself)."""
         try:
             placement = self.locate(keys, False, lookup_id, ahead=True)
-        except RuntimeError:
+        except RuntimeError as err:
+            if not self._warned_ahead:
+                self._warned_ahead = True
+                logger.warning("table '%s': the next batch cannot be placed while this one trains (%s); batches "
+                               "are placed by their own steps until it fits (lookahead pins two batches, so the "
+                               "device cache needs room for three batches of distinct keys)", self.table_name, err)
             return None
         self.prepared[lookup_id] = (seq, keys, placement.rows)
         self.counters.placed_ahead += 1
