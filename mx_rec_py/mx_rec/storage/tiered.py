@@ -125,8 +125,9 @@ class TieredStore:
             if not self._warned_ahead:
                 self._warned_ahead = True
                 logger.warning("table '%s': the next batch cannot be placed while this one trains (%s); batches "
-                               "are placed by their own steps until it fits (lookahead pins two batches, so the "
-                               "device cache needs room for three batches of distinct keys)", self.table_name, err)
+                               "are placed by their own steps until it fits (lookahead keeps this batch's rows while "
+                               "placing the next, so the device cache needs room for two batches of distinct keys "
+                               "per lookup)", self.table_name, err)
             return None
         self.prepared[lookup_id] = (seq, keys, placement.rows)
         self.counters.placed_ahead += 1
