@@ -63,9 +63,10 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
         occurrences = weights if weights is not None else np.ones(keys.shape[0], np.int64)
     else:
         unique, inverse, occurrences = dedup(keys)
-    if weights is not None and not distinct:
-        valid = inverse < unique.shape[0]
-        occurrences = np.bincount(inverse[valid], weights=weights[valid], minlength=unique.shape[0]).astype(np.int64)
+        if weights is not None:
+            valid = inverse < unique.shape[0]
+            occurrences = np.bincount(inverse[valid], weights=weights[valid],
+                                      minlength=unique.shape[0]).astype(np.int64)
     if send_count is not None and unique.shape[0] > send_count:
         raise SendCountOverflow(
             f"table '{table_name}': {unique.shape[0]} distinct keys in this batch exceed send_count={send_count}; "
@@ -89,11 +90,11 @@ def placed_plan(store: "TieredStore", unique: np.ndarray, rows: np.ndarray, send
     new = np.flatnonzero(rows < 0)
     if new.shape[0]:
         placement = store.place_new(unique[new], lookup_id)
-        rows = rows.copy()
-        rows[new] = placement.rows
+        all_rows = rows.copy()
+        all_rows[new] = placement.rows
+        placement.rows = all_rows  # the new keys' writes and swaps, with every key's row
     else:
         placement = Placement(rows, np.empty(0, np.int64), store.no_values())
-    placement.rows = rows
     return gather_plan(placement, unique, np.arange(unique.shape[0], dtype=np.int32), send_count,
                        store.padding_row)
 

@@ -149,10 +149,9 @@ def _device_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[in
 
 def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
                  pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
-                 weights: Optional[tf.Tensor] = None, lookahead: Optional[Tuple[NextKeys, tf.Tensor]] = None
-                 ) -> tf.Tensor:
+                 weights: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Embeddings value_dtype [K, out_dim] of keys held by this shard; see :func:`owner_rows`."""
-    return expand_rows(*owner_rows(table, keys, timestamp, insert, pad_to, default_row, out_dim, weights, lookahead))
+    return expand_rows(*owner_rows(table, keys, timestamp, insert, pad_to, default_row, out_dim, weights))
 
 
 def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,

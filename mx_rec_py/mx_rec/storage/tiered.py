@@ -5,9 +5,8 @@ Per lookup (the table's lookups run one at a time, inside its CriticalSection):
 - keys on the host are swapped in, new keys get their initial row; both need free device rows;
 - when rows run out, the least frequently used rows (the least recently used among equals) that no
   lookup is still using (each lookup pins the rows of its latest batch until its next one) are
-  swapped out, a few percent of the cache at a time: the graph reads them (and their slots) from
-  the device and hands them to
-  :meth:`accept_swapped_out` before the swap-ins overwrite them.
+  swapped out, 10% of the cache at a time: the graph reads them (and their slots) from the device
+  and hands them to :meth:`accept_swapped_out` before the swap-ins overwrite them.
 Optimizer slots travel with their rows: host rows are full width (embedding, then each slot).
 With an SSD tier, the host's least frequently used rows move down to RocksDB when the host is full,
 and come back to the device on use.

@@ -53,10 +53,10 @@ class EmbeddingTable:
             name=config.table_name, use_resource=True,
             shape=tf.TensorShape([None, config.dim]) if expandable else None,
             collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, ASCEND_GLOBAL_HASHTABLE_COLLECTION])
-        # With expansion, lookups grow the variable one at a time; slots grow in the optimizer.
-        # Expansion: lookups grow the variable one at a time. DDR: each lookup's swaps run alone.
-        # TF runs independent host callbacks (two lookups of this table) on parallel threads
+        # TF runs independent host callbacks (two lookups of this table) on parallel threads: they take turns.
         self.host_lock = threading.Lock()
+        # Expansion: lookups grow the variable one at a time (slots grow in the optimizer). DDR: each lookup's
+        # plan and swaps run alone.
         self.grow_lock = tf.CriticalSection(name=f"{config.table_name}_lock") if (expandable or self.tiered) else None
         self.address_tensors = []
         self.lookahead_ops: List[tf.Operation] = []  # DDR/SSD: next-batch placements, run beside the update
