@@ -11,7 +11,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from rocksdict import DBCompressionType, Options, Rdict, WriteBatch, WriteOptions
@@ -27,6 +27,12 @@ class _WriteFailed(Exception):
     def __init__(self, written: int, db_index: int, error: Exception) -> None:
         super().__init__(str(error))
         self.written, self.db_index, self.error = written, db_index, error
+
+
+def _key_bytes(keys: np.ndarray) -> List[bytes]:
+    """RocksDB keys of int64 keys [K]: 8 little-endian bytes each."""
+    raw = np.ascontiguousarray(keys, dtype="<i8").tobytes()
+    return [raw[8 * i:8 * i + 8] for i in range(keys.shape[0])]
 
 
 def check_paths(table_name: str, paths: Sequence[str]) -> None:
@@ -82,7 +88,8 @@ class SsdStore:
         self.held = np.zeros(len(paths), dtype=np.int64)
         self.reads = 0
         self.writes = 0
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"mxrec_ssd_{table_name}")  # reads and writes
+        # background writes, and the second half of large reads
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"mxrec_ssd_{table_name}")
         self._writing = None  # the background write in flight (a Future)
         self._unwritten = []  # its (db index, keys, rows) chunks, kept until written
 
@@ -120,7 +127,7 @@ class SsdStore:
             self.held[db_index] += end - start
             start = end
         self._unwritten = chunks
-        self._writing = self._reader.submit(self._write, chunks)
+        self._writing = self._worker.submit(self._write, chunks)
         self.writes += keys.shape[0]
 
     def _write(self, chunks) -> int:
@@ -129,9 +136,9 @@ class SsdStore:
         row_size = self.width * self.dtype.itemsize
         for done, (db_index, keys, values) in enumerate(chunks):
             batch = WriteBatch(raw_mode=True)
-            key_bytes, row_bytes = keys.astype("<i8").tobytes(), values.tobytes()
-            for i in range(keys.shape[0]):
-                batch.put(key_bytes[8 * i:8 * i + 8], row_bytes[row_size * i:row_size * (i + 1)])
+            row_bytes = values.tobytes()
+            for i, key in enumerate(_key_bytes(keys)):
+                batch.put(key, row_bytes[row_size * i:row_size * (i + 1)])
             try:
                 self.dbs[db_index].write(batch)
             except Exception as err:  # RocksDB reports I/O errors (a full disk) as generic exceptions
@@ -170,21 +177,21 @@ class SsdStore:
     def take(self, keys: np.ndarray) -> np.ndarray:
         """Read and drop held keys; returns their rows [K, width]. Only the in-memory index forgets them
         (the stale RocksDB entries are overwritten when the keys come back); eviction deletes for real."""
-        values = self._read(keys)
         slots = self.where.lookup(keys)
+        values = self._read(keys, slots)
         np.subtract.at(self.held, self.db_of_slot[slots], 1)
         self.where.remove(keys)
         return values
 
-    def _read(self, keys: np.ndarray) -> np.ndarray:
+    def _read(self, keys: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Rows [K, width] of held keys int64 [K] at their ``where`` slots int64 [K]."""
         self.settle()
-        slots = self.where.lookup(keys)
         out = np.empty((keys.shape[0], self.width), dtype=self.dtype)
         for db_index, db in enumerate(self.dbs):
             mine = np.flatnonzero(self.db_of_slot[slots] == db_index)
             if mine.size >= PARALLEL_READ:  # RocksDB reads release the GIL: read the two halves at once
                 half = mine.size // 2
-                other = self._reader.submit(self._get, db, keys, mine[half:], out)
+                other = self._worker.submit(self._get, db, keys, mine[half:], out)
                 self._get(db, keys, mine[:half], out)
                 other.result()
             elif mine.size:
@@ -194,8 +201,7 @@ class SsdStore:
 
     def _get(self, db: Rdict, keys: np.ndarray, positions: np.ndarray, out: np.ndarray) -> None:
         """out[positions] = the rows of keys[positions], all held in ``db``."""
-        key_bytes = keys[positions].astype("<i8").tobytes()
-        raw = db.get([key_bytes[8 * i:8 * i + 8] for i in range(positions.size)])
+        raw = db.get(_key_bytes(keys[positions]))
         out[positions] = np.frombuffer(b"".join(raw), dtype=self.dtype).reshape(positions.size, self.width)
 
     def remove(self, keys: np.ndarray) -> None:
@@ -205,14 +211,14 @@ class SsdStore:
         held = slots >= 0
         for db_index, db in enumerate(self.dbs):
             mine = held & (self.db_of_slot[np.maximum(slots, 0)] == db_index)
-            for k in keys[mine].tolist():
-                db.delete(k.to_bytes(8, "little", signed=True))
+            for key in _key_bytes(keys[mine]):
+                db.delete(key)
             self.held[db_index] -= int(mine.sum())
         self.where.remove(keys[held])
 
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
-        keys, _ = self.where.items()
-        return keys, self._read(keys)
+        keys, slots = self.where.items()
+        return keys, self._read(keys, slots)
 
     def clear(self) -> None:
         keys, _ = self.where.items()
