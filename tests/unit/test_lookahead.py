@@ -3,6 +3,7 @@ next batch while the current one trains. Where rows live changes; the numbers mu
 import logging
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
@@ -108,20 +109,15 @@ def test_reinitialised_iterator_two_lookups_and_evaluation_steps_keep_the_number
     assert ddr[3]["ahead_used"] > 0
 
 
-def test_merged_lookups_place_their_concatenated_batch_ahead(tmp_path):
-    with fresh_graph():
-        hbm = _train("hbm", tmp_path, ((0, 30),), lookups=2)
-    with fresh_graph(use_multi_lookup=True):
-        merged = _train("ddr", tmp_path, ((0, 30),), lookups=2)
-    _assert_same(hbm, merged)
-    assert merged[3]["ahead_used"] > 0
-
-
-def test_static_shapes_pad_batches_placed_ahead(tmp_path):
-    with fresh_graph(use_dynamic=False):
-        hbm = _train("hbm", tmp_path, ((0, 30),), send_count=300)
-    with fresh_graph(use_dynamic=False):
-        ddr = _train("ddr", tmp_path, ((0, 30),), send_count=300)
+@pytest.mark.parametrize("hbm_init,ddr_init,train_kwargs", [
+    ({}, {"use_multi_lookup": True}, {"lookups": 2}),  # two separate lookups vs their merged batch placed ahead
+    ({"use_dynamic": False}, {"use_dynamic": False}, {"send_count": 300}),  # batches placed ahead, then padded
+], ids=["merged_lookups", "static_shapes"])
+def test_batches_placed_ahead_keep_the_numbers(tmp_path, hbm_init, ddr_init, train_kwargs):
+    with fresh_graph(**hbm_init):
+        hbm = _train("hbm", tmp_path, ((0, 30),), **train_kwargs)
+    with fresh_graph(**ddr_init):
+        ddr = _train("ddr", tmp_path, ((0, 30),), **train_kwargs)
     _assert_same(hbm, ddr)
     assert ddr[3]["ahead_used"] > 0
 
