@@ -104,3 +104,11 @@ def test_spec_arguments_outside_rec_sdk_ranges_name_the_spec(kwargs, match):
 def test_minus_one_thresholds_switch_admission_and_eviction_off():
     spec = FeatureSpec("g", access_threshold=-1, eviction_threshold=-1)
     assert spec.access_threshold is None and spec.eviction_threshold is None
+
+
+def test_insert_func_ignores_undocumented_keywords_as_rec_sdk_does(graph):
+    insert = get_asc_insert_func(tgt_key_specs=[FeatureSpec("sparse_feature")], is_training=True, dump_graph=True,
+                                 unused_option=3)
+    batch = tf.compat.v1.data.make_one_shot_iterator(
+        tf.data.Dataset.from_tensor_slices(_data()).batch(B).map(insert)).get_next()
+    assert batch["sparse_feature"].shape.as_list() == [None, 3]

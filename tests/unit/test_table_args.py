@@ -124,6 +124,7 @@ def test_exported_tables_read_padding_keys_as_zeros(tmp_path):
     (dict(enable_merge=1), TypeError, "enable_merge must be True or False"),
     (dict(fusion_optimizer_var=None), TypeError, "fusion_optimizer_var must be True or False"),
     (dict(optimizer_list="sgd"), TypeError, "optimizer_list must be a list"),
+    (dict(init_param=11.0), ValueError, r"init_param=11.0 is outside \[-10, 10\]"),
 ])
 def test_bad_arguments_name_the_table(graph, kwargs, error, match):
     with pytest.raises(error, match=f"table 'bad32': {match}"):
@@ -144,3 +145,36 @@ def test_npu_only_switches_are_accepted_and_logged_once(graph, monkeypatch):
     create_table(tf.int64, D, "npu_defaults", INIT, device_vocabulary_size=10, enable_merge=False, shard_num=1,
                  fusion_optimizer_var=True, hashtable_threshold=0)
     assert len(lines) == 5
+
+
+def test_padding_keys_and_uint64_ids_survive_graph_modification(graph):
+    from mx_rec.config.initializer import ConfigInitializer
+    from mx_rec.graph.modifier import modify_graph_and_start_emb_cache
+    lazy_adam.create_hash_optimizer(0.1)
+    # padding keys are keys (int64): the uint64 id 2**63 + 1 is given by its bits
+    table = create_table(tf.int64, D, "modified", INIT, device_vocabulary_size=100,
+                         padding_keys=[3, int(np.uint64(2**63 + 1).view(np.int64))], padding_keys_mask=True,
+                         padding_keys_len=8)
+    ids = np.array([[1, 3, 2**63 + 1, 5], [3, 5, 6, 2**63 + 2]], np.uint64)
+    dataset = tf.data.Dataset.from_tensor_slices({"ids": ids}).batch(2)
+    iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
+    emb = sparse_lookup(table, iterator.get_next()["ids"], modify_graph=True)
+    modify_graph_and_start_emb_cache()
+    with tf.compat.v1.Session() as sess:
+        sess.run([tf.compat.v1.global_variables_initializer(),
+                  ConfigInitializer.get_instance().train_params_config.get_initializer(True)])
+        out = sess.run(emb)
+    keys = ids.view(np.int64)
+    padding = np.isin(keys, [3, int(np.uint64(2**63 + 1).view(np.int64))])
+    np.testing.assert_array_equal(out[padding], 0.0)
+    np.testing.assert_array_equal(out[~padding], table.initial_values(keys[~padding]))
+    assert table.size() == len(np.unique(keys[~padding]))
+
+
+def test_dim_shape_must_be_one_dimensional_and_rec_sdk_keywords_are_accepted(graph):
+    with pytest.raises(ValueError, match="table 'shaped': dim as a tf.TensorShape must have one dimension"):
+        create_table(tf.int64, tf.TensorShape([2, 4]), "shaped", INIT, device_vocabulary_size=10)
+    table = create_table(tf.int64, tf.TensorShape([4]), "shaped", INIT, device_vocabulary_size=10)
+    emb = sparse_lookup(table, tf.constant([1], tf.int64), 8, True, None, False, None, None, True, None,
+                        multi_lookup=True, lookup_ids=None)  # Rec SDK's positional order, and its internal keywords
+    assert emb.shape.as_list() == [1, 4]

@@ -23,6 +23,7 @@ from mx_rec.graph.trace import iterator_source
 from mx_rec.lookup.merge import PendingLookup, defer
 from mx_rec.lookup.owner import expand_rows
 from mx_rec.lookup.registry import record_lookup
+from mx_rec.tables.extra_args import log_once
 from mx_rec.tables.table import EmbeddingTable
 
 MAX_LOOKUPS_PER_TABLE = 128
@@ -105,7 +106,7 @@ def _default_value(table: EmbeddingTable, value, dim: int) -> Optional[np.ndarra
 def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec], send_count: Optional[int] = None,
                   is_train: bool = True, name: Optional[str] = None, modify_graph: bool = False, batch=None,
                   access_and_evict_config: Optional[dict] = None, is_grad: bool = True,
-                  serving_default_value=None, dim: Optional[int] = None) -> tf.Tensor:
+                  serving_default_value=None, dim: Optional[int] = None, **kwargs) -> tf.Tensor:
     """Look ids up in a table.
 
     Args:
@@ -130,6 +131,8 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         serving_default_value: scalar or [dim] value for keys without a row: a number, list, numpy
             array, or a tensor computed from constants (``tf.ones([dim]) * 2``), evaluated once here.
         dim: number of leading columns to return (default: the table's dim).
+        kwargs: Rec SDK's internal keywords (``feature_spec_name_ids_dict``, ``multi_lookup``,
+            ``lookup_ids``) and any other: not used (Rec SDK ignores undocumented ones too), logged once.
 
     With multi-lookup on (``init(use_multi_lookup=True)`` or ``USE_MULTI_LOOKUP=1``), training
     lookups of one table are built later as one merged lookup (see ``mx_rec.lookup.merge``).
@@ -140,6 +143,8 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
     if not isinstance(hashtable, EmbeddingTable):
         raise TypeError(f"sparse_lookup: hashtable must come from create_table, got {type(hashtable).__name__}")
     table = hashtable
+    if kwargs:
+        log_once(f"lookup_kwargs:{sorted(kwargs)}", f"sparse_lookup: keyword(s) {sorted(kwargs)} are not used here")
     config = ConfigInitializer.get_instance()
     _configure_lifecycle(table, ids, access_and_evict_config)
     timestamp = _batch_timestamp(table, ids, batch, is_train)

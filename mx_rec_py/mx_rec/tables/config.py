@@ -71,7 +71,9 @@ def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_s
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(f"create_table: name must be 1-255 characters of [A-Za-z0-9_.-], got {name!r}")
     if isinstance(dim, tf.TensorShape):
-        dim = dim.as_list()[-1] if dim.rank else None
+        if dim.rank != 1:
+            raise ValueError(f"table '{name}': dim as a tf.TensorShape must have one dimension, got {dim}")
+        dim = dim.as_list()[0]
     dim = _int_in_range(name, "dim", dim, MIN_EMB_DIM, MAX_EMB_DIM)
     try:
         key_dtype = tf.as_dtype(key_dtype)
@@ -95,6 +97,8 @@ def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_s
         raise ValueError(f"table '{name}': all2all_gradients_op must be one of {ops}, got {all2all_gradients_op!r}")
     if isinstance(init_param, bool) or not isinstance(init_param, (int, float)):
         raise TypeError(f"table '{name}': init_param must be a number, got {init_param!r}")
+    if not -10.0 <= init_param <= 10.0:
+        raise ValueError(f"table '{name}': init_param={init_param} is outside [-10, 10]")
     for flag, value in (("is_save", is_save), ("is_dp", is_dp)):
         if not isinstance(value, bool):
             raise TypeError(f"table '{name}': {flag} must be True or False, got {value!r}")
