@@ -178,3 +178,34 @@ def test_dim_shape_must_be_one_dimensional_and_rec_sdk_keywords_are_accepted(gra
     emb = sparse_lookup(table, tf.constant([1], tf.int64), 8, True, None, False, None, None, True, None,
                         multi_lookup=True, lookup_ids=None)  # Rec SDK's positional order, and its internal keywords
     assert emb.shape.as_list() == [1, 4]
+
+
+def test_an_exported_model_reads_padding_keys_as_the_session_does(graph, tmp_path):
+    from mx_rec.inference import export_local, load_inference_model, set_prediction
+    from mx_rec.util.variable import get_dense_and_sparse_variable
+    table = create_table(tf.int64, D, "exported", INIT, device_vocabulary_size=100, padding_keys=5,
+                         padding_keys_mask=True, padding_keys_len=2 * B)
+    batch = {"ids": tf.compat.v1.placeholder(tf.int64, [None, 2], name="ids"),
+             "label": tf.compat.v1.placeholder(tf.float32, [None], name="label")}
+    w = tf.constant(np.linspace(-1, 1, 2 * D, dtype=np.float32).reshape(2 * D, 1))
+
+    def logits(is_train):  # keys without a row read 0.25; the padding key 5 must read zeros all the same
+        emb = sparse_lookup(table, batch["ids"], is_train=is_train, serving_default_value=0.25, name=f"l_{is_train}")
+        return tf.squeeze(tf.matmul(tf.reshape(emb, [-1, 2 * D]), w), 1)
+
+    loss = tf.reduce_mean(tf.square(logits(True) - batch["label"]))
+    train = lazy_adam.create_hash_optimizer(0.05).minimize(loss, var_list=get_dense_and_sparse_variable()[1])
+    probs = tf.sigmoid(logits(False))
+    set_prediction(probs, batch)
+    rng = np.random.default_rng(1)
+    test = {"ids": np.array([[5, 1], [5, 5], [77, 2]], np.int64), "label": np.zeros(3, np.float32)}
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for _ in range(3):
+            ids = rng.integers(0, 10, (B, 2))
+            sess.run(train, {batch["ids"]: ids, batch["label"]: rng.random(B).astype(np.float32)})
+        tf.compat.v1.train.Saver().save(sess, str(tmp_path / "ckpt" / "model"), global_step=3)
+        expected = sess.run(probs, {batch[k]: v for k, v in test.items()})
+    assert expected[1] == pytest.approx(0.5)  # two padding ids: a zero logit
+    export_local(str(tmp_path / "ckpt"), str(tmp_path / "local"))
+    np.testing.assert_allclose(load_inference_model(str(tmp_path / "local")).predict(test), expected, atol=1e-6)
