@@ -332,3 +332,13 @@ def test_renamed_hashtable_collection_holds_the_tables(graph):
     assert get_dense_and_sparse_variable()[1] == [table.variable]
     with pytest.raises(ValueError, match="1 to 255 characters"):
         params.ascend_global_hashtable_collection = ""
+
+
+def test_sparse_lookup_takes_rec_sdk_kwargs(graph, log_lines):
+    from mx_rec.core import create_table, sparse_lookup
+    table = create_table(tf.int64, 4, "kw", tf.compat.v1.ones_initializer())
+    ids = tf.constant([1, 2], tf.int64)
+    emb = sparse_lookup(table, ids, multi_lookup=False, lookup_ids=ids, feature_spec_name_ids_dict={}, dim=2)
+    assert emb.shape.as_list() == [2, 2]  # dim reached mx_rec's lookup; Rec SDK's internal keywords were dropped
+    assert any("['feature_spec_name_ids_dict', 'lookup_ids', 'multi_lookup'] ignored (Rec SDK-internal)" in line
+               for line in log_lines), log_lines
