@@ -340,5 +340,5 @@ def test_sparse_lookup_takes_rec_sdk_kwargs(graph, log_lines):
     ids = tf.constant([1, 2], tf.int64)
     emb = sparse_lookup(table, ids, multi_lookup=False, lookup_ids=ids, feature_spec_name_ids_dict={}, dim=2)
     assert emb.shape.as_list() == [2, 2]  # dim reached mx_rec's lookup; Rec SDK's internal keywords were dropped
-    assert any("['feature_spec_name_ids_dict', 'lookup_ids', 'multi_lookup'] ignored (Rec SDK-internal)" in line
+    assert any("['feature_spec_name_ids_dict', 'lookup_ids', 'multi_lookup'] are not used here" in line
                for line in log_lines), log_lines
