@@ -15,6 +15,14 @@ class CustomizedFtrl(tf.compat.v1.train.FtrlOptimizer, CustomizedOptimizer):
         super().__init__(learning_rate=learning_rate, use_locking=use_locking, name=name, **kwargs)
         self.slot_init_values = {"accum": float(kwargs["initial_accumulator_value"]), "linear": 0.0}
 
+    def _prepare(self):
+        rate = self._learning_rate  # TF's FTRL takes no callable learning rate; the others do, so this does too
+        self._learning_rate = self._call_if_callable(rate)
+        try:
+            super()._prepare()
+        finally:
+            self._learning_rate = rate
+
 
 def create_hash_optimizer(learning_rate, use_locking: bool = False, name: str = "Ftrl", **kwargs):
     """Hash FTRL (Rec SDK signature); kwargs as TF's FtrlOptimizer (learning_rate_power, l1/l2 ...)."""

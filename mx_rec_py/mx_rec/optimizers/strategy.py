@@ -13,6 +13,7 @@ multi-lookup) gets several rows of a key:
 The environment variable is read when the update op is built (``apply_gradients``).
 """
 import os
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -49,14 +50,46 @@ def occurrence(indices: tf.Tensor) -> tf.Tensor:
     return tf.scatter_nd(order[:, None], positions - tf.gather(starts, sorted_group), [n])
 
 
+_PASS_THROUGH = ("Identity", "Reshape", "Cast", "ExpandDims", "Squeeze")
+
+
+def _built_at(tensor: tf.Tensor) -> int:
+    """When the op a gradient's indices come from was built: the backward pass's reshapes are looked
+    through to the lookup's own rows, so lookups sort in the order they were built."""
+    op = tensor.op
+    for _ in range(16):
+        if op.type not in _PASS_THROUGH or not op.inputs:
+            break
+        op = op.inputs[0].op
+    return op._id  # pylint: disable=protected-access
+
+
+def lookup_parts(values: tf.Tensor, indices: tf.Tensor) -> Optional[List[Tuple[tf.Tensor, tf.Tensor]]]:
+    """Each lookup's (values, indices), in the order the lookups were built, when the gradient is the
+    concatenation TF (or a by-address optimizer) made of several lookups' gradients; else None."""
+    if values.op.type != "ConcatV2" or indices.op.type != "ConcatV2":
+        return None
+    parts_values, parts_indices = list(values.op.inputs[:-1]), list(indices.op.inputs[:-1])
+    if len(parts_values) != len(parts_indices):
+        return None
+    order = sorted(range(len(parts_indices)), key=lambda k: _built_at(parts_indices[k]))
+    return [(parts_values[k], parts_indices[k]) for k in order]
+
+
 def apply_in_rounds(apply_unique, values: tf.Tensor, indices: tf.Tensor, rounds: int) -> tf.Operation:
-    """``direct_apply`` of rows values [N, dim] at indices [N] holding each index at most ``rounds``
-    times: round r applies every index's r-th row, after round r - 1. ``apply_unique(values, indices)``
-    builds one update whose indices are distinct."""
-    occ = occurrence(indices)
-    done = tf.no_op()
-    for r in range(rounds):
-        with tf.control_dependencies([done]):
+    """``direct_apply`` of rows values [N, dim] at indices [N] from at most ``rounds`` lookups: each
+    lookup's rows after the previous lookup's (lookups in the order they were built). When the
+    lookups' parts cannot be told apart, round r applies every index's r-th row instead.
+    ``apply_unique(values, indices)`` builds one update whose indices are distinct."""
+    parts = lookup_parts(values, indices)
+    if parts is None:
+        occ = occurrence(indices)
+        parts = []
+        for r in range(rounds):
             mask = tf.equal(occ, r)
-            done = apply_unique(tf.boolean_mask(values, mask), tf.boolean_mask(indices, mask))
+            parts.append((tf.boolean_mask(values, mask), tf.boolean_mask(indices, mask)))
+    done = tf.no_op()
+    for part_values, part_indices in parts:
+        with tf.control_dependencies([done]):
+            done = apply_unique(tf.identity(part_values), tf.identity(part_indices))
     return done
