@@ -41,12 +41,12 @@ def current_strategy() -> ApplyGradientsStrategy:
 
 def occurrence(indices: tf.Tensor) -> tf.Tensor:
     """For indices int [N]: int32 [N], how many earlier entries hold the same index (0 for a first)."""
-    _, group = tf.unique(indices, out_idx=tf.int32)
+    unique, group = tf.unique(indices, out_idx=tf.int32)
     n = tf.size(indices, out_type=tf.int32)
     order = tf.argsort(group, stable=True)  # entries of a group together, in their original order
     sorted_group = tf.gather(group, order)
     positions = tf.range(n)
-    starts = tf.math.unsorted_segment_min(positions, sorted_group, tf.reduce_max(group) + 1)
+    starts = tf.math.unsorted_segment_min(positions, sorted_group, tf.size(unique))
     return tf.scatter_nd(order[:, None], positions - tf.gather(starts, sorted_group), [n])
 
 
