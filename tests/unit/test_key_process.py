@@ -98,11 +98,11 @@ def test_plan_at_evaluation_sends_unknown_keys_to_the_default_row():
     assert store.size() == 1
 
 
-def test_send_count_pads_to_exactly_send_count_and_overflow_changes_nothing():
+def test_send_count_checks_the_count_without_padding_and_overflow_changes_nothing():
     store = _store()
     plan = plan_batch(store, np.array([1, 2, 2, -1], np.int64), insert=True, send_count=5)
-    assert plan.gather_rows.tolist() == [0, 1, 100, 100, 100]
-    assert plan.inverse.tolist() == [0, 1, 1, 5]
+    assert plan.gather_rows.tolist() == [0, 1]
+    assert plan.inverse.tolist() == [0, 1, 1, 2]
     with pytest.raises(SendCountOverflow, match=r"set send_count >= 6"):
         plan_batch(store, np.arange(10, 16, dtype=np.int64), insert=True, send_count=5)
     assert store.size() == 2

@@ -1,7 +1,9 @@
 """Requester side of a sharded lookup: route distinct keys to their owners and bring rows back.
 
     ids [N] --numpy_function(route)--> send_keys [S] grouped by owner, send_counts [ranks], positions [N]
-    (send_count mode: all-reduce(max bucket) checked on every rank, so an overflow stops all ranks)
+    (send_count mode: all-reduce(max bucket) beside it, checked on every rank before the owners
+    plan, so an overflow stops all ranks; S stays the real count of distinct keys: the all-to-all
+    has variable splits, padding buys nothing)
     recv_keys [R] = all_to_all(send_keys)           owners receive the keys they hold
     rows [R, dim] = owner_lookup(recv_keys)         on the owner shard
     back [S, dim] = all_to_all(rows)                answers return in send order
@@ -66,30 +68,33 @@ def sharded_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
     ranks = collectives.get_rank_size()
 
     def plan(keys_np: np.ndarray):
-        r = route(keys_np, ranks, send_count)
+        r = route(keys_np, ranks)
         return r.send_keys, r.send_counts, r.occurrences, r.positions, np.int64(r.largest_bucket)
 
     send_keys, send_counts, occurrences, positions, largest = key_stage(
         table.table_name, plan, keys, [tf.int64, tf.int32, tf.int64, tf.int32, tf.int64], modify_graph, insert,
         "route")
-    total = None if send_count is None else ranks * send_count
     for tensor in (send_keys, occurrences):
-        tensor.set_shape([total])
+        tensor.set_shape([None])
     send_counts.set_shape([ranks])
     positions.set_shape(keys.shape)
     largest.set_shape([])
-    deps = [] if send_count is None else [_check_send_count(table, largest, send_count)]
-    with tf.control_dependencies(deps):
-        recv_keys, recv_counts = collectives.all_to_all_v(send_keys, send_counts)
-    recv_keys.set_shape([total])
+    recv_keys, recv_counts = collectives.all_to_all_v(send_keys, send_counts)
+    if send_count is not None:
+        # The check's all-reduce runs beside the exchange (one round of collectives, not two); the
+        # owner's plan waits for it, so an overflow stops every rank before any table changes.
+        with tf.control_dependencies([_check_send_count(table, largest, send_count)]):
+            recv_keys = tf.identity(recv_keys)
+    recv_keys.set_shape([None])
     weights = None
     if table.lifecycle is not None and table.lifecycle.counts:
         weights, _ = collectives.all_to_all_v(occurrences, send_counts)
     if table.lifecycle is not None and table.lifecycle.evicts:
         timestamp = collectives.allreduce(timestamp, "max")
-    rows = owner_lookup(table, recv_keys, timestamp, insert, total, default_row, out_dim, weights)
+    # at most ranks * send_count distinct keys arrive: every requester checked its bucket
+    rows = owner_lookup(table, recv_keys, timestamp, insert, None, default_row, out_dim, weights)
     back, _ = collectives.all_to_all_v(rows, recv_counts)
-    back.set_shape([total, out_dim])
+    back.set_shape([None, out_dim])
     if table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value:
         back = _scale_gradient(back, 1.0 / ranks)
     extended = tf.concat([back, tf.zeros([1, out_dim], table.value_dtype)], axis=0)

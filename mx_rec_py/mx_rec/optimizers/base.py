@@ -22,10 +22,10 @@ def table_of(var) -> "EmbeddingTable":  # noqa: F821
 
 
 def _indices_are_unique(table) -> bool:
-    """A table with one built lookup (one call, or several merged by multi-lookup), without send_count
-    padding, gets a gradient on distinct rows only (the lookup already summed duplicate ids), so TF's
+    """A table with one built lookup (one call, or several merged by multi-lookup) gets a gradient on
+    distinct rows only (the lookup already summed duplicate ids; static shapes pad nothing), so TF's
     extra unique + segment-sum pass can be skipped."""
-    return table.built_lookups == 1 and not ConfigInitializer.get_instance().use_static
+    return table.built_lookups == 1
 
 
 def check_learning_rate(learning_rate, name: str) -> None:
