@@ -16,7 +16,9 @@ Modes, each its own graph and session:
 Both modes must train the same numbers: their losses over the first pass of the pool are
 compared exactly (``losses_identical``). Then warm-up steps, then rounds alternating between the
 modes (``steps`` timed steps each); steps/s is the median of the rounds, ``ratio_static_over_dynamic``
-the ratio of the medians and ``ratio_paired_rounds_median`` the median of per-round ratios. One
+the ratio of the medians and ``ratio_paired_rounds_median`` the median of per-round ratios (steadier
+when other processes load the machine), ``cpu_ms_per_step`` the median over the rounds of the
+process's CPU time (every thread; on 2 ranks, rank 0's process). One
 rank runs in this process; two ranks run under ``horovodrun --gloo -np 2`` (this script with
 ``--worker``), each rank training its own batches with the table sharded over both. Results:
 benchmarks/results/static_dynamic.json.
@@ -35,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -86,7 +88,7 @@ class Settings:
 
 PRESETS: Dict[str, Settings] = {
     "full": Settings(preset="full", batch_size=256, fields=29, dense_features=13, max_field_vocabulary=60,
-                     send_count=46000, pool_batches=16, rounds=7, steps=30, warmup_steps=10),
+                     send_count=46000, pool_batches=16, rounds=15, steps=20, warmup_steps=10),
     "quick": Settings(preset="quick", batch_size=32, fields=29, dense_features=13, max_field_vocabulary=60,
                       send_count=4600, pool_batches=4, rounds=2, steps=3, warmup_steps=1),
 }
@@ -125,10 +127,11 @@ class ModeSystem:
         fetches = [self.train_op, self.loss] if fetch_loss else self.train_op
         return [float(out[1]) if fetch_loss else 0.0 for out in (self.session.run(fetches) for _ in range(steps))]
 
-    def timed(self, steps: int) -> float:
-        start = time.perf_counter()
+    def timed(self, steps: int) -> Tuple[float, float]:
+        """(wall seconds, this process's CPU seconds over all its threads) of ``steps`` steps."""
+        start, cpu = time.perf_counter(), time.process_time()
         self.run(steps)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _dense(x: tf.Tensor, units: int, name: str, seed: int, activation=None) -> tf.Tensor:
@@ -212,9 +215,12 @@ def measure(settings: Settings, log: Callable[[str], None] = print) -> dict:
         for s in systems.values():
             s.run(settings.warmup_steps)
         seconds: Dict[str, List[float]] = {mode: [] for mode in MODES}
+        cpu_seconds: Dict[str, List[float]] = {mode: [] for mode in MODES}
         for r in range(settings.rounds):
             for mode in (MODES if r % 2 == 0 else MODES[::-1]):
-                seconds[mode].append(systems[mode].timed(settings.steps))
+                wall, cpu = systems[mode].timed(settings.steps)
+                seconds[mode].append(wall)
+                cpu_seconds[mode].append(cpu)
             log(f"[{ranks} rank(s)] round {r + 1}/{settings.rounds}: " + ", ".join(
                 f"{mode} {settings.steps / s[-1]:.1f} steps/s" for mode, s in seconds.items()))
         table_size = int(systems["dynamic"].table.size())
@@ -228,6 +234,7 @@ def measure(settings: Settings, log: Callable[[str], None] = print) -> dict:
     for mode, secs in seconds.items():
         rates = [settings.steps / s for s in secs]
         modes[mode] = {"steps_per_s": statistics.median(rates), "round_steps_per_s": rates,
+                       "cpu_ms_per_step": statistics.median(1e3 * c / settings.steps for c in cpu_seconds[mode]),
                        "send_count": settings.send_count // ranks if mode == "static" else None}
     diff = max(abs(a - b) for a, b in zip(losses["static"], losses["dynamic"]))
     return {
@@ -277,13 +284,15 @@ def readme_block(result: dict) -> str:
              f"median of {settings['rounds']} rounds of {settings['steps']} steps. Target: static >= "
              f"{TARGET}x dynamic.",
              "",
-             "| ranks | send_count per rank | static steps/s | dynamic steps/s | static / dynamic | losses identical |",
-             "|---|---|---|---|---|---|"]
+             "| ranks | send_count per rank | static steps/s | dynamic steps/s | static / dynamic | paired rounds "
+             "| CPU ms/step static, dynamic | losses identical |",
+             "|---|---|---|---|---|---|---|---|"]
     for ranks, r in result["by_ranks"].items():
-        modes = r["modes"]
-        lines.append(f"| {ranks} | {modes['static']['send_count']} | {modes['static']['steps_per_s']:.1f} | "
-                     f"{modes['dynamic']['steps_per_s']:.1f} | {r['ratio_static_over_dynamic']:.2f} | "
-                     f"{'yes' if r['losses_identical'] else 'no'} |")
+        static, dynamic = r["modes"]["static"], r["modes"]["dynamic"]
+        lines.append(f"| {ranks} | {static['send_count']} | {static['steps_per_s']:.1f} | "
+                     f"{dynamic['steps_per_s']:.1f} | {r['ratio_static_over_dynamic']:.2f} | "
+                     f"{r['ratio_paired_rounds_median']:.2f} | {static['cpu_ms_per_step']:.1f}, "
+                     f"{dynamic['cpu_ms_per_step']:.1f} | {'yes' if r['losses_identical'] else 'no'} |")
     lines.append(README_END)
     return "\n".join(lines) + "\n"
 
@@ -331,7 +340,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"  {ranks} rank(s): static {modes['static']['steps_per_s']:.1f} steps/s (send_count "
               f"{modes['static']['send_count']}), dynamic {modes['dynamic']['steps_per_s']:.1f} steps/s, "
               f"static/dynamic {r['ratio_static_over_dynamic']:.3f} (paired rounds "
-              f"{r['ratio_paired_rounds_median']:.3f}), losses identical: {r['losses_identical']}")
+              f"{r['ratio_paired_rounds_median']:.3f}); CPU ms/step {modes['static']['cpu_ms_per_step']:.1f} "
+              f"vs {modes['dynamic']['cpu_ms_per_step']:.1f}; losses identical: {r['losses_identical']}")
     print(f"  written to {args.output}")
     if args.readme:
         replace_block(args.readme, readme_block(result), README_BEGIN, README_END)
