@@ -18,10 +18,10 @@ compared exactly (``losses_identical``). Then warm-up steps, then rounds alterna
 modes (``steps`` timed steps each); steps/s is the median of the rounds, ``ratio_static_over_dynamic``
 the ratio of the medians and ``ratio_paired_rounds_median`` the median of per-round ratios (steadier
 when other processes load the machine), ``cpu_ms_per_step`` the median over the rounds of the
-process's CPU time (every thread; on 2 ranks, rank 0's process). One
-rank runs in this process; two ranks run under ``horovodrun --gloo -np 2`` (this script with
-``--worker``), each rank training its own batches with the table sharded over both. Results:
-benchmarks/results/static_dynamic.json.
+process's CPU time (every thread; on 2 ranks, rank 0's process). One rank runs in this process;
+two ranks run under ``horovodrun --gloo -np 2`` (this script with ``--worker``), each rank training
+its own batches with the table sharded over both. Results: benchmarks/results/static_dynamic.json.
+``--quick`` (send_count 4600, batch 32, a few steps) is the smoke test's run.
 
     .venv/bin/python benchmarks/static_dynamic.py [--quick] [--ranks 1 2] [--rounds N] [--steps N]
                                                   [--output F] [--readme README.md]
@@ -88,7 +88,7 @@ class Settings:
 
 PRESETS: Dict[str, Settings] = {
     "full": Settings(preset="full", batch_size=256, fields=29, dense_features=13, max_field_vocabulary=60,
-                     send_count=46000, pool_batches=16, rounds=15, steps=20, warmup_steps=10),
+                     send_count=46000, pool_batches=16, rounds=21, steps=20, warmup_steps=10),
     "quick": Settings(preset="quick", batch_size=32, fields=29, dense_features=13, max_field_vocabulary=60,
                       send_count=4600, pool_batches=4, rounds=2, steps=3, warmup_steps=1),
 }
