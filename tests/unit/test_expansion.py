@@ -143,3 +143,15 @@ def test_sgd_by_address_applies_weight_decay_once_per_row():
         start = table.initial_values(np.array([3, 4]))
         np.testing.assert_allclose(after[3], start[0] - 0.5 * (2.0 + 0.1 * start[0]), rtol=1e-6)
         np.testing.assert_allclose(after[4], start[1] - 0.5 * (1.0 + 0.1 * start[1]), rtol=1e-6)
+
+
+def test_unique_keys_collection_holds_the_addresses_newer_rec_sdk_scripts_read():
+    from mx_rec.constants.constants import ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS
+    with fresh_graph(use_dynamic_expansion=True):
+        table = create_table(tf.int64, D, "addr", INIT, device_vocabulary_size=5000)
+        sparse_lookup(table, tf.compat.v1.placeholder(tf.int64, [B, F]))
+        sparse_lookup(table, tf.compat.v1.placeholder(tf.int64, [B]), name="second")
+        offsets = tf.compat.v1.get_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET)
+        assert len(offsets) == 2
+        assert tf.compat.v1.get_collection(ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS) == offsets
+        assert len(tf.compat.v1.get_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB)) == 2

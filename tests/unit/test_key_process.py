@@ -5,6 +5,7 @@ import pytest
 from mx_rec.key_process.batch_plan import SendCountOverflow, plan_batch
 from mx_rec.key_process.dedup import dedup
 from mx_rec.key_process.hash_index import HashIndex, TableFullError
+from mx_rec.key_process.partition import add_trailers, route, strip_trailers
 from mx_rec.storage.device import DeviceStore
 from mx_rec.tables.initializers import parse_initializer
 
@@ -98,14 +99,26 @@ def test_plan_at_evaluation_sends_unknown_keys_to_the_default_row():
     assert store.size() == 1
 
 
-def test_send_count_pads_to_exactly_send_count_and_overflow_changes_nothing():
+def test_send_count_checks_the_count_without_padding_and_overflow_changes_nothing():
     store = _store()
     plan = plan_batch(store, np.array([1, 2, 2, -1], np.int64), insert=True, send_count=5)
-    assert plan.gather_rows.tolist() == [0, 1, 100, 100, 100]
-    assert plan.inverse.tolist() == [0, 1, 1, 5]
+    assert plan.gather_rows.tolist() == [0, 1]
+    assert plan.inverse.tolist() == [0, 1, 1, 2]
     with pytest.raises(SendCountOverflow, match=r"set send_count >= 6"):
         plan_batch(store, np.arange(10, 16, dtype=np.int64), insert=True, send_count=5)
     assert store.size() == 2
+
+
+def test_route_groups_distinct_keys_by_owner_and_trailers_carry_the_largest_bucket():
+    r = route(np.array([4, 1, -1, 4, 3, 2, 6], np.int64), 2)
+    assert r.send_keys.tolist() == [4, 2, 6, 1, 3] and r.send_counts.tolist() == [3, 2]
+    assert r.occurrences.tolist() == [2, 1, 1, 1, 1] and r.largest_bucket == 3
+    assert r.positions.tolist() == [0, 3, 5, 0, 4, 1, 2]  # padding -> 5, past the answers
+    sent = add_trailers(r.send_keys, r.send_counts, r.largest_bucket)
+    assert sent.tolist() == [4, 2, 6, 3, 1, 3, 3]
+    empty = np.array([0, 2, 0], np.int32)  # empty buckets still carry their trailer
+    keys, trailers = strip_trailers(add_trailers(np.array([5, 7], np.int64), empty, 2), empty + 1)
+    assert keys.tolist() == [5, 7] and trailers.tolist() == [2, 2, 2]
 
 
 def test_remove_frees_rows_for_reuse_and_keeps_every_other_key():

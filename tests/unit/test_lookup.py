@@ -148,17 +148,18 @@ def test_feature_spec_missing_from_batch_names_the_spec(graph):
         dataset.map(get_asc_insert_func(tgt_key_specs=[FeatureSpec("clicks")]))
 
 
-def test_send_count_pads_statically_and_overflow_names_the_count(graph):
+def test_send_count_is_a_contract_not_a_padding_and_overflow_names_the_count(graph):
     from mx_rec.util.initialize import init
     init(use_dynamic=False)
     table = _table()
     ids = tf.compat.v1.placeholder(tf.int64, [6])
     emb = sparse_lookup(table, ids, send_count=4)
-    gathers = [op for op in graph.get_operations() if op.type == "ResourceGather"]
-    assert gathers[-1].outputs[0].shape.as_list() == [4, 4]
+    assert emb.shape.as_list() == [6, 4]
+    gather = [op for op in graph.get_operations() if op.type == "ResourceGather"][-1].outputs[0]
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
-        out = sess.run(emb, {ids: [1, 2, 1, -1, 3, 3]})
+        out, gathered = sess.run([emb, gather], {ids: [1, 2, 1, -1, 3, 3]})
+        assert gathered.shape == (3, 4)  # the 3 distinct keys, not send_count rows
         np.testing.assert_array_equal(out[4], table.initial_values(np.array([3]))[0])
         with pytest.raises(tf.errors.OpError, match=r"5 distinct keys .* exceed send_count=4; set send_count >= 5"):
             sess.run(emb, {ids: [10, 11, 12, 13, 14, 10]})
@@ -207,3 +208,42 @@ def test_serving_default_value_may_be_a_tensor_computed_from_constants(graph):
     fed = tf.compat.v1.placeholder(tf.float32, [4])
     with pytest.raises(TypeError, match="table 't': serving_default_value .* depends on 'Placeholder"):
         sparse_lookup(table, tf.constant([1], tf.int64), is_train=False, serving_default_value=fed * 2)
+
+
+def _train_two_lookups(use_dynamic: bool, **switches):
+    """Eight lazy-Adam steps (two batches in turn) of two lookups of one table: (losses, keys, rows,
+    slots), sorted by key."""
+    from mx_rec.optimizers.lazy_adam import create_hash_optimizer
+    from mx_rec.saver.table_state import collect
+    from tests.graphs import fresh_graph
+
+    rng = np.random.default_rng(3)
+    batches = rng.integers(0, 40, (2, 8, 3))
+    batches[rng.random(batches.shape) < 0.1] = -1
+    weights = rng.standard_normal((1, 3, 4)).astype(np.float32)
+    with fresh_graph(use_dynamic=use_dynamic, **switches):
+        opt = create_hash_optimizer(0.05)
+        table = _table(size=100)
+        ids = tf.compat.v1.placeholder(tf.int64, [8, 3])
+        emb = tf.concat([sparse_lookup(table, ids[:, :2], send_count=16),
+                         sparse_lookup(table, ids[:, 2:], send_count=8)], axis=1)
+        loss = tf.reduce_sum(tf.square(tf.reduce_sum(emb * weights, axis=[1, 2]) - 1.0))
+        train = opt.minimize(loss, var_list=[table.variable])
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            losses = [sess.run([loss, train], {ids: batches[step % 2]})[0] for step in range(8)]
+            state = collect(table, sess)
+    order = np.argsort(state.keys)
+    return np.array(losses), state.keys[order], state.embeddings[order], {k: v[order] for k, v in state.slots.items()}
+
+
+@pytest.mark.parametrize("switches", [{}, {"use_multi_lookup": True}], ids=["two_lookups", "merged_lookups"])
+def test_static_shapes_train_bit_identically_to_dynamic_shapes(switches):
+    dynamic = _train_two_lookups(True, **switches)
+    static = _train_two_lookups(False, **switches)
+    assert dynamic[0][-2] < dynamic[0][0], "the model must learn something"
+    for a, b in zip(dynamic[:3], static[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert dynamic[3].keys() == static[3].keys() and dynamic[3]
+    for name in dynamic[3]:
+        np.testing.assert_array_equal(dynamic[3][name], static[3][name], err_msg=name)

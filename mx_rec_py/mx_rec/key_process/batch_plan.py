@@ -19,8 +19,8 @@ class BatchPlan:
     """Arrays the graph needs to turn a batch of ids into embeddings.
 
     Attributes:
-        gather_rows: int64 [G]; device rows to gather (G = ``send_count`` when set, padded with the
-            store's scratch ``padding_row``; otherwise the number of distinct keys that have a row).
+        gather_rows: int64 [G]; device rows to gather, one per distinct key that has a row (also in
+            ``send_count`` mode: the count is checked, never padded to).
         inverse: int32 [N]; for each id, its index into ``concat(gathered [G], zero row, default row)``:
             padding ids point at G (zeros), keys without a row at G + 1 (the default value).
         write_rows: int64 [M]; device rows to overwrite before the gather.
@@ -48,6 +48,8 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
                weights: Optional[np.ndarray] = None, lookup_id: int = 0, distinct: bool = False) -> BatchPlan:
     """Dedup ``keys`` (int64 [N]), place them in ``store`` and build the gather plan. ``distinct``:
     the keys are already distinct and hold no padding (a dedup key stage ran), so dedup is skipped.
+    ``send_count``: the most distinct keys the batch may have (static shapes' contract); the plan
+    covers the real keys only, whatever the count.
 
     With a ``lifecycle`` that counts, a training batch (``insert``) first adds its sightings to
     ``stats`` (and ``timestamp``, seconds, as the keys' last-seen time); only keys whose count
@@ -80,11 +82,10 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
         rejected = int((placement.rows < 0).sum())
     else:
         placement = store.locate(unique, insert, lookup_id)
-    return gather_plan(placement, unique, inverse, send_count, store.padding_row, rejected)
+    return gather_plan(placement, unique, inverse, store.padding_row, rejected)
 
 
-def placed_plan(store: "TieredStore", unique: np.ndarray, rows: np.ndarray, send_count: Optional[int],  # noqa: F821
-                lookup_id: int) -> BatchPlan:
+def placed_plan(store: "TieredStore", unique: np.ndarray, rows: np.ndarray, lookup_id: int) -> BatchPlan:  # noqa: F821
     """The plan of distinct keys int64 [U] that a lookahead placed at ``rows`` int64 [U]; the keys it
     left out (row -1, not held by the table then) are inserted now (``store.place_new``)."""
     new = np.flatnonzero(rows < 0)
@@ -95,27 +96,23 @@ def placed_plan(store: "TieredStore", unique: np.ndarray, rows: np.ndarray, send
         placement.rows = all_rows  # the new keys' writes and swaps, with every key's row
     else:
         placement = Placement(rows, np.empty(0, np.int64), store.no_values())
-    return gather_plan(placement, unique, np.arange(unique.shape[0], dtype=np.int32), send_count,
-                       store.padding_row)
+    return gather_plan(placement, unique, np.arange(unique.shape[0], dtype=np.int32), store.padding_row)
 
 
-def gather_plan(placement: Placement, unique: np.ndarray, inverse: np.ndarray, send_count: Optional[int],
-                padding_row: int, rejected: int = 0) -> BatchPlan:
+def gather_plan(placement: Placement, unique: np.ndarray, inverse: np.ndarray, padding_row: int,
+                rejected: int = 0) -> BatchPlan:
     """The gather plan of a placement of ``unique`` (int64 [U]); ``inverse`` int32 [N] maps ids to
     them (U for padding)."""
     swap_out = getattr(placement, "swap_out_rows", np.empty(0, np.int64))
     has_row = placement.rows >= 0
-    if send_count is None and has_row.all():  # the steady state: every distinct key is gathered, in order
+    if has_row.all():  # the steady state: every distinct key is gathered, in order
         return BatchPlan(gather_rows=placement.rows, inverse=inverse, write_rows=placement.write_rows,
                          write_values=placement.write_values, unique_keys=unique, rejected=rejected,
                          device_rows=padding_row + 1, swap_out_rows=swap_out)
     gather_rows = placement.rows[has_row]
-    n_gather = gather_rows.shape[0] if send_count is None else send_count
+    n_gather = gather_rows.shape[0]
     position = np.where(has_row, np.cumsum(has_row) - 1, n_gather + 1)
     position = np.append(position, n_gather).astype(np.int32)
-    if send_count is not None and gather_rows.shape[0] < send_count:
-        pad = np.full(send_count - gather_rows.shape[0], padding_row, dtype=np.int64)
-        gather_rows = np.concatenate([gather_rows, pad])
     return BatchPlan(gather_rows=gather_rows, inverse=position[inverse], write_rows=placement.write_rows,
                      write_values=placement.write_values, unique_keys=unique, rejected=rejected,
                      device_rows=padding_row + 1, swap_out_rows=swap_out)

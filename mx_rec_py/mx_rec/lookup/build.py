@@ -16,7 +16,7 @@ from mx_rec.tables.table import EmbeddingTable
 
 
 def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-                       pad_to: Optional[int], default_row: tf.Tensor, out_dim: int) -> Tuple[tf.Tensor, tf.Tensor]:
+                       send_count: Optional[int], default_row: tf.Tensor, out_dim: int) -> Tuple[tf.Tensor, tf.Tensor]:
     """One rank, modify-graph mode: dedup is a key stage (movable into the pipeline); the owner
     lookup then sees distinct keys, each weighted by its occurrences."""
     lookahead = None
@@ -31,7 +31,7 @@ def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Ten
     unique.set_shape([None])
     inverse.set_shape(keys.shape)
     counts.set_shape([None])
-    extended, row_of_key = owner_rows(table, unique, timestamp, insert, pad_to, default_row, out_dim, counts,
+    extended, row_of_key = owner_rows(table, unique, timestamp, insert, send_count, default_row, out_dim, counts,
                                       lookahead, distinct=True)
     # one expansion from the gathered rows to the ids: each distinct key's row, padding ids -> the zero row
     zero_row = tf.shape(extended, out_type=tf.int32)[:1] - 2
@@ -48,7 +48,8 @@ def build_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
 
     Args:
         timestamp: int64 scalar, the batch's newest timestamp. insert: a training lookup.
-        send_count: static distinct keys per rank (padded), or None for dynamic shapes.
+        send_count: static shapes' most distinct keys per rank (checked, never padded to), or None
+            for dynamic shapes.
         default_row: value_dtype [1, out_dim] for keys without a row.
         modify_graph: keys come straight from a dataset iterator; the key stage waits for graph
             modification to move it into the input pipeline.

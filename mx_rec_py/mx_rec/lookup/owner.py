@@ -15,7 +15,8 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from mx_rec.constants.constants import ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB
+from mx_rec.constants.constants import (ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB,
+                                       ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS)
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
 from mx_rec.key_process.lookahead import NextKeys
 from mx_rec.tables.table import EmbeddingTable
@@ -80,7 +81,7 @@ def _swap(table: EmbeddingTable, swap_out: tf.Tensor, write_rows: tf.Tensor, wri
         return tf.cond(tf.size(write_rows) > 0, write, lambda: tf.constant(0, tf.int64))
 
 
-def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[int], n_keys) -> tuple:
+def _tiered_gather(table: EmbeddingTable, host_plan, inputs, n_keys) -> tuple:
     """DDR mode: plan and swap inside the table's critical section, then gather outside it (the
     batch's rows are pinned: no other plan of the table moves them until this lookup's next one).
     Returns (gathered [G, dim], inverse)."""
@@ -88,7 +89,7 @@ def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[in
         gather_rows, inverse, write_rows, write_values, _, swap_out = tf.numpy_function(
             host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64, tf.int64],
             stateful=True, name="host_plan")
-        gather_rows.set_shape([pad_to])
+        gather_rows.set_shape([None])
         inverse.set_shape(n_keys)
         with tf.control_dependencies([_swap(table, swap_out, write_rows, write_values)]):
             return tf.identity(gather_rows), tf.identity(inverse)
@@ -99,13 +100,13 @@ def _tiered_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[in
 
 
 def _place_next_batch(table: EmbeddingTable, next_keys: NextKeys, seq: tf.Tensor, after: tf.Tensor,
-                      lookup_id: int, pad_to: Optional[int]) -> tf.Operation:
+                      lookup_id: int, send_count: Optional[int]) -> tf.Operation:
     """Lookahead: once this lookup's batch is placed (``after``), place the next batch's keys and
     run its swaps, in a second critical-section execution. The op runs beside the rest of the step
     (the table's hash optimizer groups it with its update); see ``key_process.lookahead``."""
     def host_prepare(seq_np: np.ndarray):
         keys = next_keys.after(int(seq_np))
-        placement = None if keys is None else table.prepare(keys, lookup_id, int(seq_np) + 1, pad_to)
+        placement = None if keys is None else table.prepare(keys, lookup_id, int(seq_np) + 1, send_count)
         if placement is None:
             return np.empty(0, np.int64), np.empty(0, np.int64), table.store.no_values()
         return placement.swap_out_rows, placement.write_rows, placement.write_values
@@ -119,14 +120,13 @@ def _place_next_batch(table: EmbeddingTable, next_keys: NextKeys, seq: tf.Tensor
         return table.grow_lock.execute(prepare, name="lookahead").op
 
 
-def _device_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[int], n_keys, insert: bool
-                   ) -> tuple:
+def _device_gather(table: EmbeddingTable, host_plan, inputs, n_keys, insert: bool) -> tuple:
     """HBM mode: plan, write new rows (growing the variable with expansion), confirm, gather.
     Returns (gathered [G, dim], inverse)."""
     gather_rows, inverse, write_rows, write_values, device_rows, _ = tf.numpy_function(
         host_plan, inputs, [tf.int64, tf.int32, tf.int64, table.value_dtype, tf.int64, tf.int64],
         stateful=True, name="host_plan")
-    gather_rows.set_shape([pad_to])
+    gather_rows.set_shape([None])
     inverse.set_shape(n_keys)
     write_rows.set_shape([None])
     write_values.set_shape([None, table.dim])
@@ -143,19 +143,21 @@ def _device_gather(table: EmbeddingTable, host_plan, inputs, pad_to: Optional[in
         # Rec SDK's expansion flow: gradients w.r.t. the local rows, applied by address (*_by_addr).
         tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_LOCAL_EMB, gathered)
         tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET, gather_rows)
+        # newer Rec SDK scripts pair LOCAL_EMB with this collection instead; our rows are distinct per lookup
+        tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS, gather_rows)
         table.address_tensors.append(gather_rows)
     return gathered, inverse
 
 
 def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-                 pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
+                 send_count: Optional[int], default_row: tf.Tensor, out_dim: int,
                  weights: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Embeddings value_dtype [K, out_dim] of keys held by this shard; see :func:`owner_rows`."""
-    return expand_rows(*owner_rows(table, keys, timestamp, insert, pad_to, default_row, out_dim, weights))
+    return expand_rows(*owner_rows(table, keys, timestamp, insert, send_count, default_row, out_dim, weights))
 
 
 def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-               pad_to: Optional[int], default_row: tf.Tensor, out_dim: int,
+               send_count: Optional[int], default_row: tf.Tensor, out_dim: int,
                weights: Optional[tf.Tensor] = None, lookahead: Optional[Tuple[NextKeys, tf.Tensor]] = None,
                distinct: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
     """Rows of keys held by this shard, before expansion to one row per key.
@@ -164,7 +166,8 @@ def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
         keys: int64 [K]; may repeat; -1 is padding (zeros).
         timestamp: int64 scalar, the batch's newest timestamp (``NO_TIMESTAMP`` when not evicting).
         insert: training lookup (new keys get rows, sightings are counted).
-        pad_to: static number of rows to gather (``send_count`` mode), or None.
+        send_count: static shapes' most distinct keys (an overflow stops the step naming the
+            count, before the table changes), or None. Only the real keys are gathered.
         default_row: value_dtype [1, out_dim] for keys without a row.
         out_dim: leading columns returned.
         weights: int64 [K], sightings each key stands for (requesters' counts), or None for one each.
@@ -181,7 +184,7 @@ def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
 
     def host_plan(keys_np: np.ndarray, stamp: np.ndarray, *rest):
         seq = int(rest[-1]) if lookahead is not None else None
-        plan = table.plan(keys_np, insert, pad_to, None if stamp == NO_TIMESTAMP else int(stamp),
+        plan = table.plan(keys_np, insert, send_count, None if stamp == NO_TIMESTAMP else int(stamp),
                           rest[0] if weights is not None else None, lookup_id, seq, distinct)
         table.rejections += plan.rejected
         return (plan.gather_rows, plan.inverse, plan.write_rows, plan.write_values, np.int64(plan.device_rows),
@@ -190,12 +193,12 @@ def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
     inputs = [keys, timestamp] + ([weights] if weights is not None else [])
     inputs += [lookahead[1]] if lookahead is not None else []
     if table.tiered:
-        gathered, inverse = _tiered_gather(table, host_plan, inputs, pad_to, keys.shape)
+        gathered, inverse = _tiered_gather(table, host_plan, inputs, keys.shape)
         if lookahead is not None:
             table.lookahead_ops.append(_place_next_batch(table, lookahead[0], lookahead[1], inverse, lookup_id,
-                                                         pad_to))
+                                                         send_count))
     else:
-        gathered, inverse = _device_gather(table, host_plan, inputs, pad_to, keys.shape, insert)
+        gathered, inverse = _device_gather(table, host_plan, inputs, keys.shape, insert)
     if out_dim != table.dim:
         gathered = gathered[:, :out_dim]
     extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), default_row], axis=0)

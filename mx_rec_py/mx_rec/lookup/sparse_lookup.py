@@ -114,9 +114,10 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         ids: integer tensor of any shape (dtype = the table's ``key_dtype``, or unsigned: see
             ``mx_rec.lookup.keys``), or a ``FeatureSpec`` whose ids come from a pipeline mapped with
             ``get_asc_insert_func``. -1 is padding, and so are the table's masked ``padding_keys``.
-        send_count: with ``init(use_dynamic=False)``, the fixed number of distinct keys per batch
-            (padded up to it; more is an error naming the count needed); None: the table's
-            ``padding_keys_len`` if it has one. Ignored in dynamic mode.
+        send_count: with ``init(use_dynamic=False)``, the fixed bucket size: the most distinct keys
+            per batch and owner rank (more is an error naming the count needed); None: the table's
+            ``padding_keys_len`` if it has one. A contract, not a cost: only the real keys are
+            exchanged and gathered. Ignored in dynamic mode.
         is_train: True inserts new keys; False (evaluation) never inserts, and keys without a row
             get ``serving_default_value`` (zeros when None).
         name: name scope of the lookup's ops.
@@ -155,7 +156,8 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
     if table.lookup_count >= MAX_LOOKUPS_PER_TABLE:
         raise ValueError(f"table '{table.table_name}': more than {MAX_LOOKUPS_PER_TABLE} lookups of one table")
     table.lookup_count += 1
-    padded = (table.config.padding_keys_len if send_count is None else send_count) if config.use_static else None
+    # static shapes: checked, never padded to
+    bucket = (table.config.padding_keys_len if send_count is None else send_count) if config.use_static else None
     insert = bool(is_train)
     if modify_graph:
         iterator_source(ids, f"sparse_lookup on table '{table.table_name}' (modify_graph=True)")
@@ -170,12 +172,12 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         ids_shape = tf.shape(ids, out_type=tf.int32)
         static_shape = ids.shape.concatenate([out_dim])
         if config.use_multi_lookup and insert:
-            out = defer(PendingLookup(table, keys, ids_shape, timestamp, padded, default_row,
+            out = defer(PendingLookup(table, keys, ids_shape, timestamp, bucket, default_row,
                                       b"" if default is None else default.tobytes(), out_dim, not is_grad,
                                       modify_graph),
                         static_shape, "embeddings")
         else:
-            out = expand_rows(*build_rows(table, keys, timestamp, insert, padded, default_row, out_dim, modify_graph))
+            out = expand_rows(*build_rows(table, keys, timestamp, insert, bucket, default_row, out_dim, modify_graph))
             out = tf.reshape(out, tf.concat([ids_shape, [out_dim]], axis=0))
             out.set_shape(static_shape)
             if not (is_grad and is_train):

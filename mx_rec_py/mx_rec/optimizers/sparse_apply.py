@@ -13,7 +13,6 @@ from typing import Callable, Optional, Tuple
 import tensorflow as tf
 from tensorflow.python.training.optimizer import Optimizer
 
-from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import ApplyGradientsStrategy
 from mx_rec.optimizers.strategy import apply_in_rounds, current_strategy
 
@@ -41,9 +40,9 @@ def _own_sparse_method(cls) -> Optional[str]:
 
 
 def _indices_are_unique(table) -> bool:
-    """A table with one built lookup (one call, or several merged by multi-lookup), without send_count
-    padding, gets a gradient on distinct rows only (the lookup already summed duplicate ids)."""
-    return table.built_lookups == 1 and not ConfigInitializer.get_instance().use_static
+    """A table with one built lookup (one call, or several merged by multi-lookup) gets a gradient on
+    distinct rows only (the lookup already summed duplicate ids; static shapes pad nothing)."""
+    return table.built_lookups == 1
 
 
 def unique_update(optimizer, inner: Callable, handle) -> Tuple[Callable, bool]:

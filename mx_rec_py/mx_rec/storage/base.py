@@ -44,7 +44,7 @@ class RowStore(Protocol):
 
     @property
     def padding_row(self) -> int:
-        """A device row no key owns (the last one), for padded gathers."""
+        """A device row no key owns (the last one), kept as scratch."""
 
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
         """(keys int64 [K], device-or-tier rows int64 [K])."""

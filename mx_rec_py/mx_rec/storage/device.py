@@ -40,7 +40,7 @@ class DeviceStore:
 
     @property
     def padding_row(self) -> int:
-        """The scratch row after the keys' rows (padded gathers point at it)."""
+        """The scratch row after the keys' rows (no key owns it)."""
         return self.rows
 
     def _grow_to_fit(self) -> None:

@@ -22,8 +22,8 @@ class EmbeddingTable:
     """A sparse table as a Rec SDK script sees it (``create_table`` returns one).
 
     The device variable has ``capacity() + 1`` rows of ``dim`` values; the last row is scratch
-    space that padded gathers (``send_count`` mode) point at, and no key ever owns it. With dynamic
-    expansion (``expandable``) the variable starts small and grows in chunks as keys arrive.
+    space that no key ever owns. With dynamic expansion (``expandable``) the variable starts small
+    and grows in chunks as keys arrive.
 
     Attributes:
         table_name: str. dim: int. key_dtype / value_dtype: tf.DType.
@@ -113,7 +113,7 @@ class EmbeddingTable:
             if seq is not None:
                 rows = self.store.take_prepared(lookup_id, seq, keys)
                 if rows is not None:
-                    return placed_plan(self.store, keys, rows, send_count, lookup_id)
+                    return placed_plan(self.store, keys, rows, lookup_id)
             return plan_batch(self.store, keys, insert, send_count, self.table_name, self.lifecycle, self.stats,
                               timestamp, weights, lookup_id, distinct or seq is not None)
 
