@@ -94,5 +94,7 @@ class GraphModifierHook(tf.compat.v1.train.SessionRunHook):
             self._initializers = ConfigInitializer.get_instance().train_params_config.registered_initializers()
 
     def after_create_session(self, session: tf.compat.v1.Session, coord) -> None:
-        if self._initializers:
-            session.run(self._initializers)
+        # an Estimator builds a graph per train/evaluate/predict: initializers of earlier graphs are not ours
+        initializers = [op for op in self._initializers if op.graph is session.graph]
+        if initializers:
+            session.run(initializers)

@@ -34,7 +34,7 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
     table_config = make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_size,
                                      host_vocabulary_size, ssd_vocabulary_size, ssd_data_path, is_save, is_dp,
                                      init_param, all2all_gradients_op, value_dtype)
-    if name in config.tables:
+    if config.table_in_graph(name):
         raise ValueError(f"table '{name}' already exists; table names must be unique")
     if table_config.ssd_vocabulary_size:
         check_paths(name, table_config.ssd_data_path)
