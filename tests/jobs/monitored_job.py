@@ -5,6 +5,9 @@
     monitored_job.py DIR seconds LAST    checkpoints every 1000 s of a clock that rank 0 moves forward by
                                          1001 s after each step in JUMPS (the other ranks' clocks stay put:
                                          every rank must still save at the same step)
+    monitored_job.py DIR all             one process, three jobs one after another, each in a new graph
+                                         and configuration (nothing but the checkpoint folder carries state):
+                                         DIR/straight "seconds 20"; DIR/resumed "steps 10", then "steps 20"
 
 The batch is a pure function of (global step, rank), read in the graph, so a resumed job sees
 the batches an uninterrupted one sees. Dumps ``DIR/<tag>-rank<r>.npz`` (tag: the mode, then LAST):
@@ -13,6 +16,7 @@ weights, and the steps of every checkpoint TF's state file lists.
 """
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -66,7 +70,7 @@ def build(rank: int):
     seed = tf.stack([tf.cast(tf.identity(step), tf.int32), tf.constant(rank)])  # the batch of (step, rank)
     uniform = tf.random.stateless_uniform([B, F], seed=seed)
     ids = tf.cast(tf.floor(uniform * uniform * POOL), tf.int64) * 13 - 40
-    labels = tf.cast(tf.random.stateless_uniform([B], seed=seed + 7) > 0.5, tf.float32)
+    labels = tf.cast(tf.equal(ids[:, 0] % 2, 0), tf.float32)  # learnable from the first id's row
     x = tf.reshape(sparse_lookup(table, ids), [B, F * D])
     w = tf.compat.v1.get_variable("w", [F * D, 1], initializer=tf.constant_initializer(0.05))
     logits = tf.squeeze(tf.matmul(x, w), 1)
@@ -74,7 +78,7 @@ def build(rank: int):
     grads = tf.gradients(loss, [w, table.variable])
     dense = tf.compat.v1.train.AdamOptimizer(0.01).apply_gradients([(hccl_ops.allreduce(grads[0], "mean"), w)],
                                                                    global_step=step)
-    sparse = lazy_adam.create_hash_optimizer(0.02).apply_gradients([(grads[1], table.variable)])
+    sparse = lazy_adam.create_hash_optimizer(0.05).apply_gradients([(grads[1], table.variable)])
     return table, step, seed[0], loss, tf.group(dense, sparse), w
 
 
@@ -84,7 +88,7 @@ def main(directory: str, mode: str, last: int) -> None:
     table, step, read_step, loss, train, w = build(rank)
     hooks = [tf.compat.v1.train.StopAtStepHook(last_step=last)]
     if mode == "seconds":
-        clock = _Clock(basic_session_run_hooks.time)
+        clock = _Clock(time)
         basic_session_run_hooks.time = clock
         hooks.append(_JumpClock(clock, read_step, JUMPS if rank == 0 else ()))
         timing = dict(save_checkpoint_secs=SAVE_SECS, save_checkpoint_steps=None)
@@ -110,7 +114,18 @@ def main(directory: str, mode: str, last: int) -> None:
              slots=np.stack([state.slots[n][order] for n in sorted(state.slots)]), weights=weights,
              saved=np.array(saved, np.int64), ranks=config.rank_size)
     terminate_config_initializer()
+    basic_session_run_hooks.time = time
+
+
+def run_all(directory: str) -> None:
+    for sub, mode, last in (("straight", "seconds", 20), ("resumed", "steps", 10), ("resumed", "steps", 20)):
+        os.makedirs(os.path.join(directory, sub), exist_ok=True)
+        with tf.Graph().as_default():
+            main(os.path.join(directory, sub), mode, last)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    if sys.argv[2] == "all":
+        run_all(sys.argv[1])
+    else:
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,6 +1,7 @@
 """``MonitoredTrainingSession(checkpoint_dir=...)`` with sparse tables, in real processes on 1 and 2 ranks.
 
-Per rank count, three jobs (tests/jobs/monitored_job.py):
+Per rank count, three jobs (tests/jobs/monitored_job.py, one after another in one process (or one
+process per rank), each in a new graph and configuration, so only the checkpoint folder carries state):
     * uninterrupted: 20 steps, checkpoints by seconds (a clock rank 0 moves forward after steps 6
       and 13; the other rank's clock never fires, so the ranks must agree to save);
     * interrupted: 10 steps, checkpoints every 5 steps;
@@ -36,12 +37,9 @@ def _manifest_step(folder: Path, step: int) -> int:
 @pytest.fixture(scope="module", params=[1, 2], ids=["1rank", "2ranks"])
 def jobs(request, tmp_path_factory):
     ranks = request.param
-    straight = tmp_path_factory.mktemp(f"straight{ranks}")
-    resumed = tmp_path_factory.mktemp(f"resumed{ranks}")
-    run_job(JOB, [straight, "seconds", 20], ranks)
-    run_job(JOB, [resumed, "steps", 10], ranks)
-    run_job(JOB, [resumed, "steps", 20], ranks)
-    return ranks, straight, resumed
+    folder = tmp_path_factory.mktemp(f"monitored{ranks}")
+    run_job(JOB, [folder, "all"], ranks)
+    return ranks, folder / "straight", folder / "resumed"
 
 
 def test_saves_by_seconds_on_the_same_step_on_every_rank(jobs):
