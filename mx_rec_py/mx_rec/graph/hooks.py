@@ -16,8 +16,12 @@ What they do here, with our modify-graph pass (``mx_rec.graph.modifier``):
   each lookup's key subgraph (``found``: table name -> ops) and logs them; a copy that the dense
   part of the model also reads still runs in the step for that reader.
 - An orphan lookup would make the pass raise ("ids must come from a dataset iterator").
-  ``OrphanLookupKeySlicerHook`` instead keeps such lookups' key processing in the training step
-  (as a lookup without ``modify_graph`` does), so the rest of the graph is still modified.
+  ``sparse_lookup(..., modify_graph=True)`` already refuses ids without an iterator when the
+  lookup is built (naming the table and the op), so such lookups are written with
+  ``modify_graph=False`` here (their key processing then runs in the step). For key stages that
+  reach the pass untraced all the same (recorded through ``mx_rec.lookup.key_stage``),
+  ``OrphanLookupKeySlicerHook`` keeps their processing in the training step instead of failing,
+  so the rest of the graph is still modified; ``orphans`` lists their tables.
 """
 from typing import Dict, List, Optional, Sequence
 

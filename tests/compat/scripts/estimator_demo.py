@@ -9,11 +9,16 @@ Hooks as Rec SDK scripts pass them: ``OrphanLookupKeySlicerHook``, ``LookupSubgr
                              [--max_steps 40] [--save_checkpoints_steps 10] [--eval_steps 4]
                              [--out results.json]
 
+``--run_mode`` may also list several calls made one after another by the same process, e.g.
+``train@10,evaluate,predict,train_and_evaluate@20`` (``@N``: that call's ``max_steps``;
+``dir=PATH``: the calls after it use ``model_dir`` PATH).
+
 Batches are a function of (rank, batch index); a train call starts at the step of ``model_dir``'s
 latest checkpoint and skips the batches already trained, so a resumed job sees the batches an
 uninterrupted one sees. Item ids arrive as strings (``StringToNumber`` runs before their lookup).
-Writes ``--out`` (rank 0; other ranks add ``.rank<r>``): per-step losses (from a logging hook),
-evaluation metrics, predictions and table sizes.
+Writes ``--out`` (rank 0; other ranks add ``.rank<r>``), per call: the step it started from,
+per-step losses (from a logging hook), evaluation metrics, predictions, the checkpoints in
+``model_dir`` and the step it ended at.
 """
 import argparse
 import json
@@ -147,52 +152,92 @@ def _hooks(params, training: bool):
     return hooks
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--run_mode", default="train_and_evaluate",
-                        choices=["train", "evaluate", "predict", "train_and_evaluate"])
-    parser.add_argument("--max_steps", type=int, default=40)
-    parser.add_argument("--save_checkpoints_steps", type=int, default=10)
-    parser.add_argument("--eval_steps", type=int, default=4)
-    parser.add_argument("--out", default="")
-    params = parser.parse_args()
-    params.modify_graph = os.environ.get("USE_MODIFY_GRAPH", "0") == "1"
-    params.specs = {True: make_feature_specs(True), False: make_feature_specs(False)}
+def run_phase(est, params, rank: int, mode: str) -> dict:
+    """One Estimator call (``mode``) over ``params.model_dir``; what it gave."""
     params.losses = []
-    config = init(train_steps=params.max_steps, eval_steps=params.eval_steps,
-                  use_dynamic=os.environ.get("USE_DYNAMIC", "1") == "1")
-    rank = config.rank_id
-    run_config = tf.estimator.RunConfig(model_dir=params.model_dir, tf_random_seed=SEED,
-                                        save_checkpoints_steps=params.save_checkpoints_steps,
-                                        keep_checkpoint_max=5, save_summary_steps=None, log_step_count_steps=None)
-    est = tf.estimator.Estimator(model_fn=make_model_fn(params), model_dir=params.model_dir, config=run_config)
+    result = {"mode": mode, "start_step": _latest_step(params.model_dir)}
     train_input = make_input_fn(params, rank, "train", params.specs)
     eval_input = make_input_fn(params, rank, "eval", params.specs)
-    results = {"rank": rank, "ranks": config.rank_size, "start_step": _latest_step(params.model_dir)}
-    if params.run_mode == "train":
+    if mode == "train":
         est.train(train_input, max_steps=params.max_steps, hooks=_hooks(params, True))
-    elif params.run_mode == "evaluate":
+    elif mode == "evaluate":
         metrics = est.evaluate(eval_input, steps=params.eval_steps, hooks=_hooks(params, False))
-        results["metrics"] = {k: float(v) for k, v in metrics.items()}
-    elif params.run_mode == "predict":
+        result["metrics"] = {k: float(v) for k, v in metrics.items()}
+    elif mode == "predict":
         preds = list(est.predict(eval_input, hooks=_hooks(params, False), yield_single_examples=False))
-        results["predictions"] = [p["prob"].tolist() for p in preds]
+        result["predictions"] = [p["prob"].tolist() for p in preds]
     else:
         train_spec = tf.estimator.TrainSpec(train_input, max_steps=params.max_steps, hooks=_hooks(params, True))
         eval_spec = tf.estimator.EvalSpec(eval_input, steps=params.eval_steps, hooks=_hooks(params, False),
                                           throttle_secs=0)
         metrics, _ = tf.estimator.train_and_evaluate(est, train_spec, eval_spec)
-        results["metrics"] = {k: float(v) for k, v in metrics.items()}
-    results["losses"] = params.losses
-    results["checkpoints"] = [int(p.rsplit("-", 1)[1]) for p in
-                              tf.compat.v1.train.get_checkpoint_state(params.model_dir).all_model_checkpoint_paths]
-    results["end_step"] = _latest_step(params.model_dir)
+        result["metrics"] = {k: float(v) for k, v in metrics.items()}
+    result["losses"] = params.losses
+    state = tf.compat.v1.train.get_checkpoint_state(params.model_dir)
+    result["checkpoints"] = [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths] if state else []
+    result["end_step"] = _latest_step(params.model_dir)
+    return result
+
+
+MODES = ("train", "evaluate", "predict", "train_and_evaluate")
+
+
+def _phases(text: str):
+    """``--run_mode`` as Rec SDK scripts take it (one mode), or several: ``train@10,evaluate,predict``
+    (``@N``: that call's max_steps; ``dir=PATH``: the calls after it use model_dir PATH)."""
+    out = []
+    for item in text.split(","):
+        if item.startswith("dir="):
+            out.append(("dir", item[4:]))
+            continue
+        mode, _, steps = item.partition("@")
+        if mode not in MODES:
+            raise SystemExit(f"--run_mode: unknown mode {mode!r} in {text!r}; modes: {', '.join(MODES)}")
+        out.append((mode, int(steps) if steps else None))
+    return out
+
+
+def make_estimator(params) -> tf.estimator.Estimator:
+    run_config = tf.estimator.RunConfig(model_dir=params.model_dir, tf_random_seed=SEED,
+                                        save_checkpoints_steps=params.save_checkpoints_steps,
+                                        keep_checkpoint_max=5, save_summary_steps=None, log_step_count_steps=None)
+    return tf.estimator.Estimator(model_fn=make_model_fn(params), model_dir=params.model_dir, config=run_config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--run_mode", default="train_and_evaluate",
+                        help=f"one of {', '.join(MODES)}, or several, comma-separated, each optionally @max_steps")
+    parser.add_argument("--max_steps", type=int, default=40)
+    parser.add_argument("--save_checkpoints_steps", type=int, default=10)
+    parser.add_argument("--eval_steps", type=int, default=4)
+    parser.add_argument("--out", default="")
+    params = parser.parse_args()
+    phases = _phases(params.run_mode)
+    params.modify_graph = os.environ.get("USE_MODIFY_GRAPH", "0") == "1"
+    params.specs = {True: make_feature_specs(True), False: make_feature_specs(False)}
+    config = init(train_steps=params.max_steps, eval_steps=params.eval_steps,
+                  use_dynamic=os.environ.get("USE_DYNAMIC", "1") == "1")
+    rank = config.rank_id
+    est = make_estimator(params)
+    results = {"rank": rank, "ranks": config.rank_size, "modify_graph": params.modify_graph, "phases": []}
+    default_steps = params.max_steps
+    for mode, steps in phases:
+        if mode == "dir":
+            params.model_dir = steps
+            est = make_estimator(params)
+            continue
+        params.max_steps = steps or default_steps
+        phase = run_phase(est, params, rank, mode)
+        phase["model_dir"] = params.model_dir
+        results["phases"].append(phase)
+        summary = {k: v for k, v in phase.items() if k not in ("predictions", "losses")}
+        print(f"estimator_demo rank {rank} {mode} done: {json.dumps(summary)}", flush=True)
     if params.out:
         with open(params.out if rank == 0 else f"{params.out}.rank{rank}", "w", encoding="utf-8") as f:
             json.dump(results, f)
     terminate_config_initializer()
-    print(f"estimator_demo rank {rank} {params.run_mode} done: {json.dumps({k: v for k, v in results.items() if k != 'predictions' and k != 'losses'})}", flush=True)
 
 
 if __name__ == "__main__":
