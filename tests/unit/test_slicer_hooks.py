@@ -16,8 +16,9 @@ INIT = tf.compat.v1.constant_initializer(0.5)
 def _string_pipeline():
     data = {"item": np.array([[b"3", b"4"], [b"5", b"3"]]), "price": np.array([[b"1.5"], [b"2.5"]])}
     dataset = tf.data.Dataset.from_tensor_slices(data).batch(2).repeat()
-    batch = tf.compat.v1.data.make_initializable_iterator(dataset).get_next()
-    return batch
+    iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
+    _string_pipeline.initializer = iterator.initializer  # run by tests whose pipeline is not rebuilt
+    return iterator.get_next()
 
 
 def test_doors_of_the_documented_paths():
@@ -36,7 +37,20 @@ def test_string_ops_of_a_lookup_run_in_the_pipeline(graph):
     with tf.compat.v1.train.MonitoredSession(hooks=hooks) as sess:
         assert sess.run(out) == pytest.approx(4 * 2 * 0.5 + 4.0)  # 4 ids x dim 2 x 0.5, prices 1.5 + 2.5
     assert [op.name for op in slicer.found["items"]] == ["item_ids"]
-    assert acg.found == {"item_ids": "lookup", "price": "dense"}
+    assert acg.found == {"item_ids": "pipeline", "price": "pipeline"}
+    # nothing in the step reads the step's copies any more: both ops run in the tf.data map
+    assert price.consumers() == [] and ids.consumers() == []
+
+
+def test_ops_below_an_iterator_without_modify_graph_lookups_stay(graph):
+    batch = _string_pipeline()
+    price = tf.strings.to_number(batch["price"], out_type=tf.float32, name="price")
+    total = tf.reduce_sum(price)
+    acg = ACGPushOpsToDatasetHook()
+    with tf.compat.v1.train.MonitoredSession(hooks=[acg, GraphModifierHook()]) as sess:
+        sess.run(_string_pipeline.initializer)
+        assert sess.run(total) == pytest.approx(4.0)
+    assert acg.found == {"price": "step"} and price.consumers() == [total.op]
 
 
 def test_slicer_hook_validates_op_types():

@@ -5,12 +5,12 @@ In Rec SDK (automatic graph modification, Estimator mode) this hook finds, below
 contains ``ACG_PUSH_NODE``, and moves them with what they need into the dataset, so that the
 training step starts from numbers.
 
-Here: ``GraphModifierHook`` (pass it after this hook) already replays every stateless op between
-``get_next()`` and a ``modify_graph=True`` lookup's ids inside the rebuilt input pipeline, so those
-ops, when they feed lookups, leave the step anyway. This hook pushes nothing itself: it finds the
-ops Rec SDK would push (``found``, by name), logs which of them feed lookups (moved by the graph
-modification) and which feed only the dense part of the model (they stay in the step here). With
-``dump_graph=True`` it writes the graph as it is when the session begins
+Here the same: the hook pushes the outputs of those ops into the input pipeline (``graph.push``)
+and ``GraphModifierHook`` (pass it after this hook) computes them in the ``tf.data`` map of the
+pipeline it rebuilds, every reader (lookups and the dense part alike) reading the pipeline's
+copy. Our pass rebuilds only the pipelines of iterators that feed a ``modify_graph=True`` lookup:
+ops below another iterator stay in the step (``found`` says which, and the log names them).
+With ``dump_graph=True`` the graph is written as it is when the session begins
 (``acg_push_ops.pbtxt`` under ``$MXREC_GRAPH_DUMP_DIR``, default ``./mx_rec_graph``).
 """
 import os
@@ -18,8 +18,9 @@ from typing import Dict, List
 
 import tensorflow as tf
 
-from mx_rec.graph.hooks import key_subgraph_ops
-from mx_rec.graph.trace import GET_NEXT_TYPES
+from mx_rec.graph.hooks import lookup_iterators
+from mx_rec.graph.push import push_to_pipeline
+from mx_rec.graph.trace import GET_NEXT_TYPES, iterator_source
 from mx_rec.util.log import logger
 
 PUSHED_TYPES = ("StringSplit", "StringSplitV2", "StringToNumber")
@@ -44,13 +45,13 @@ def ops_to_push(graph: tf.Graph) -> List[tf.Operation]:
 
 
 class ACGPushOpsToDatasetHook(tf.compat.v1.train.SessionRunHook):
-    """Finds the ops Rec SDK pushes into the dataset; the graph modification moves those that feed lookups.
+    """Pushes the ops Rec SDK pushes into the dataset; ``GraphModifierHook`` (after it) moves them.
 
     Args:
         dump_graph: write the graph when the session begins.
 
     Attributes (after ``begin``):
-        found: op name -> "lookup" (moved into the pipeline by ``GraphModifierHook``) or "dense" (stays).
+        found: op name -> "pipeline" (moved by ``GraphModifierHook``) or "step" (stays in the step).
 
     Example:
         >>> hooks = [ACGPushOpsToDatasetHook(), GraphModifierHook()]  # doctest: +SKIP
@@ -69,12 +70,13 @@ class ACGPushOpsToDatasetHook(tf.compat.v1.train.SessionRunHook):
             folder = os.environ.get(DUMP_DIR_ENV, os.path.join(os.getcwd(), "mx_rec_graph"))
             os.makedirs(folder, exist_ok=True)
             tf.io.write_graph(graph.as_graph_def(), folder, "acg_push_ops.pbtxt", as_text=True)
-        on_lookups = {op.name for ops in key_subgraph_ops(graph).values() for op in ops}
-        self.found = {op.name: "lookup" if op.name in on_lookups else "dense" for op in ops_to_push(graph)}
-        for name, where in sorted(self.found.items()):
-            if where == "lookup":
-                logger.info("ACGPushOpsToDatasetHook: '%s' feeds a lookup: graph modification runs it in the "
-                            "input pipeline", name)
-            else:
-                logger.info("ACGPushOpsToDatasetHook: '%s' feeds only the dense part: it stays in the training "
-                            "step here", name)
+        rebuilt = set(lookup_iterators(graph))
+        self.found = {}
+        for op in ops_to_push(graph):
+            pushed = [push_to_pipeline(out) for out in op.outputs]
+            moved = all(pushed) and iterator_source(op.outputs[0], op.name) in rebuilt if op.outputs else False
+            self.found[op.name] = "pipeline" if moved else "step"
+            logger.info("ACGPushOpsToDatasetHook: '%s' %s", op.name,
+                        "runs in the input pipeline after graph modification" if moved else
+                        "stays in the training step (not below an iterator that feeds a modify_graph lookup, or "
+                        "not computable from it alone)")

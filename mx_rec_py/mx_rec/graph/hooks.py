@@ -9,12 +9,12 @@ Rec SDK documents both as hooks to pass *before* ``GraphModifierHook``:
 
 What they do here, with our modify-graph pass (``mx_rec.graph.modifier``):
 
-- The pass already replays, inside the rebuilt input pipeline, *every* stateless op between the
-  iterator's ``get_next()`` and a ``modify_graph=True`` lookup's ids, whatever its type: after
-  ``GraphModifierHook`` those ops no longer run in the step (their old copies lose their consumers).
-  ``LookupSubgraphSlicerHook`` therefore slices nothing itself: it finds the ops of ``op_types`` in
-  each lookup's key subgraph (``found``: table name -> ops) and logs them; a copy that the dense
-  part of the model also reads still runs in the step for that reader.
+- The pass already replays, inside the rebuilt input pipeline, every stateless op between the
+  iterator's ``get_next()`` and a ``modify_graph=True`` lookup's ids, whatever its type, for the
+  lookup's own use. ``LookupSubgraphSlicerHook`` finds the ops of ``op_types`` in each lookup's
+  key subgraph (``found``: table name -> ops) and pushes their outputs into the pipeline too
+  (``graph.push``), so that every reader of them, the dense part of the model included, reads
+  the pipeline's copy, and the ops leave the training step: Rec SDK's behaviour.
 - An orphan lookup would make the pass raise ("ids must come from a dataset iterator").
   ``sparse_lookup(..., modify_graph=True)`` already refuses ids without an iterator when the
   lookup is built (naming the table and the op), so such lookups are written with
@@ -27,10 +27,24 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
+from mx_rec.graph.push import push_to_pipeline
 from mx_rec.graph.trace import iterator_source, replay_ops
 from mx_rec.lookup.key_stage import KeyStage, recorded_stages
 from mx_rec.lookup.merge import build_pending_lookups
 from mx_rec.util.log import logger
+
+
+def lookup_iterators(graph: tf.Graph) -> List[tf.Operation]:
+    """The iterators (``IteratorGetNext`` ops) that feed a pending ``modify_graph`` lookup of ``graph``."""
+    out = []
+    for stage in _pending_stages(graph):
+        try:
+            source = iterator_source(stage.keys, f"table '{stage.table_name}'")
+        except ValueError:
+            continue
+        if source not in out:
+            out.append(source)
+    return out
 
 
 def _pending_stages(graph: tf.Graph) -> List[KeyStage]:
@@ -58,8 +72,8 @@ def key_subgraph_ops(graph: tf.Graph, op_types: Optional[Sequence[str]] = None) 
 
 
 class LookupSubgraphSlicerHook(tf.compat.v1.train.SessionRunHook):
-    """Find ``op_types`` ops in the lookups' key subgraphs; ``GraphModifierHook`` (pass it after this hook)
-    moves them into the input pipeline (see the module docstring).
+    """Move ``op_types`` ops of the lookups' key subgraphs, for every reader, into the input pipeline that
+    ``GraphModifierHook`` (pass it after this hook) rebuilds (see the module docstring).
 
     Args:
         op_types: op type names, e.g. ``["StringToNumber"]``.
@@ -84,6 +98,9 @@ class LookupSubgraphSlicerHook(tf.compat.v1.train.SessionRunHook):
             logger.info("LookupSubgraphSlicerHook: no %s op in any lookup's key subgraph: nothing to slice",
                         self._op_types)
         for table, ops in sorted(self.found.items()):
+            for op in ops:
+                for out in op.outputs:
+                    push_to_pipeline(out)
             logger.info("LookupSubgraphSlicerHook: table '%s': %s run in the input pipeline after graph "
                         "modification", table, sorted(op.name for op in ops))
 
