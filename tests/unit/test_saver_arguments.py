@@ -125,3 +125,18 @@ def test_arguments_tf_refuses_fail_the_same_way_before_writing(graph, tmp_path):
             saver.restore(sess, None)
         with pytest.raises(ValueError, match="not a valid checkpoint"):
             saver.restore(sess, str(tmp_path / "nothing-here"))
+
+
+def test_deferred_build_as_estimators_scaffold_makes_it(graph, tmp_path):
+    """``Saver(sharded=True, defer_build=True)`` then ``build()``: what tf.estimator's scaffold does."""
+    table, ids, train, step = _model()
+    saver = tf.compat.v1.train.Saver(sharded=True, defer_build=True, save_relative_paths=True)
+    late = tf.compat.v1.get_variable("late", [2], initializer=tf.constant_initializer(3.0))  # made before build()
+    saver.build()
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(train, {ids: [1, 2]})
+        prefix = saver.save(sess, str(tmp_path / "model"), global_step=np.int64(STEP))
+    names = {name for name, _ in tf.train.list_variables(prefix)}
+    assert {"late", "w", "global_step"} <= names and not any(n == "t" or n.startswith("t/") for n in names)
+    assert os.path.isdir(prefix + "-mxrec-sparse") and late is not None
