@@ -5,8 +5,9 @@ Every Estimator call builds a new graph and calls ``model_fn`` again, so the tab
 again and come back from ``model_dir``'s checkpoints only. Per rank count, two model folders:
     * uninterrupted: ``train`` to step 20, ``evaluate``, ``predict``;
     * resumed: ``train`` to 10, ``evaluate``, ``predict``, then ``train_and_evaluate`` to 20 and ``predict``.
-On 1 rank (FeatureSpec mode) one process makes every call; on 2 ranks (``bash run.sh``, modify-graph
-mode) the resumed folder's second half is a restarted job. Asserted: the loss falls; evaluate
+On 1 rank (FeatureSpec mode, DDR: the user table's device rows are a cache over host memory) one
+process makes every call; on 2 ranks (``bash run.sh``, modify-graph mode, HBM) the resumed folder's
+second half is a restarted job. Asserted: the loss falls; evaluate
 gives AUC, accuracy and loss (an AUC only restored tables can give); predict yields a probability
 per example; the resumed job starts from step 10 and its losses, metrics and predictions equal
 the uninterrupted job's.
@@ -45,10 +46,10 @@ def _results(out: Path, ranks: int) -> List[Dict]:
 
 
 def _run_in_process(tmp: Path) -> List[Dict]:
-    """1 rank, FeatureSpec mode: every call of both folders in one process."""
+    """1 rank, FeatureSpec mode, DDR: every call of both folders in one process."""
     out = tmp / "one.json"
     modes = f"dir={tmp / 'whole'},{UNINTERRUPTED},dir={tmp / 'resumed'},{FIRST_HALF},{SECOND_HALF}"
-    env = launch_env({"TF_CPP_MIN_LOG_LEVEL": "2", "USE_MODIFY_GRAPH": "0"}, LAUNCH_VARS)
+    env = launch_env({"TF_CPP_MIN_LOG_LEVEL": "2", "USE_MODIFY_GRAPH": "0", "CACHE_MODE": "DDR"}, LAUNCH_VARS)
     proc = subprocess.run([PYTHON, str(SCRIPT), "--model_dir", str(tmp / "unused"), "--run_mode", modes,
                            "--eval_steps", str(EVAL_STEPS), "--out", str(out)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -72,7 +73,8 @@ def _launch_repo(tmp: Path) -> Path:
 
 def _run_sh(root: Path, tmp: Path, modes: str, out: Path) -> None:
     args = f"--model_dir {tmp / 'unused'} --run_mode {modes} --eval_steps {EVAL_STEPS} --out {out}"
-    env = launch_env({"MODEL": "estimator_demo", "MODEL_ARGS": args, "USE_MODIFY_GRAPH": "1"}, LAUNCH_VARS)
+    env = launch_env({"MODEL": "estimator_demo", "MODEL_ARGS": args, "USE_MODIFY_GRAPH": "1", "CACHE_MODE": "HBM"},
+                     LAUNCH_VARS)
     proc = subprocess.run(["bash", str(root / "run.sh"), str(tmp / "so"), str(REPO / "mx_rec_py" / "mx_rec"),
                            str(RANK_TABLE), str(tmp / "data")], cwd=tmp, env=env, capture_output=True, text=True,
                           timeout=600)

@@ -119,8 +119,21 @@ def _restore(self, sess, save_path):
     has_sparse = os.path.isdir(layout.sparse_dir(save_path))
     states = load_sparse(save_path) if (saved_tables() or has_sparse) else {}
     _original["restore"](self, sess, save_path)
+    _initialize_unrestored(sess, states)
     restore_sparse(sess, states)
     return None
+
+
+def _initialize_unrestored(sess, states) -> None:
+    """Initialize the device variables (and slots) that restoring leaves alone: a DDR/SSD table's device
+    cache (its restored keys start on the host) and tables the checkpoint does not hold. A session made
+    by restoring (MonitoredTrainingSession, every Estimator call) runs no init op, and TF's readiness
+    check would then find them uninitialized."""
+    tables = [t for t in ConfigInitializer.get_instance().tables.values()
+              if t.variable.graph is sess.graph and (t.tiered or t.table_name not in states)]
+    ops = [t.variable.initializer for t in tables] + [slot.initializer for t in tables for slot, _ in t.slots.values()]
+    if ops:
+        sess.run(ops)
 
 
 def install() -> None:

@@ -13,6 +13,10 @@ Hooks as Rec SDK scripts pass them: ``OrphanLookupKeySlicerHook``, ``LookupSubgr
 ``train@10,evaluate,predict,train_and_evaluate@20`` (``@N``: that call's ``max_steps``;
 ``dir=PATH``: the calls after it use ``model_dir`` PATH).
 
+Switches read as Rec SDK's run.sh sets them: ``USE_MODIFY_GRAPH`` (1: plain ids from the Estimator's
+iterator and graph modification; 0: FeatureSpec mode), ``USE_DYNAMIC`` (0: static shapes,
+``send_count``), ``CACHE_MODE`` (``DDR``: the user table's device rows cache a quarter of its ids).
+
 Batches are a function of (rank, batch index); a train call starts at the step of ``model_dir``'s
 latest checkpoint and skips the batches already trained, so a resumed job sees the batches an
 uninterrupted one sees. Item ids arrive as strings (``StringToNumber`` runs before their lookup).
@@ -95,11 +99,14 @@ def make_model_fn(opts):
     def model_fn(features, labels, mode):
         training = mode == tf.estimator.ModeKeys.TRAIN
         init_fn = tf.compat.v1.truncated_normal_initializer(stddev=0.05, seed=SEED)
-        sparse_opt = create_hash_optimizer(learning_rate=0.05) if training else None
+        # the hash optimizer before the tables, in every mode: DDR tables make their slots when created
+        sparse_opt = create_hash_optimizer(learning_rate=0.05)
+        ddr = os.environ.get("CACHE_MODE", "HBM") == "DDR"  # device rows: a cache of a quarter of the ids
         user_table = create_table(key_dtype=tf.int64, dim=DIM, name="user_table", emb_initializer=init_fn,
-                                  device_vocabulary_size=USERS * 17 + 1)
+                                  device_vocabulary_size=USERS * 17 // (4 if ddr else 1) + 1,
+                                  host_vocabulary_size=USERS * 17 + 1 if ddr else 0)
         item_table = create_table(key_dtype=tf.int64, dim=DIM, name="item_table", emb_initializer=init_fn,
-                                  device_vocabulary_size=ITEM_POOL + 1)
+                                  device_vocabulary_size=ITEM_POOL + 1, host_vocabulary_size=0)
         if opts.modify_graph:
             item_ids = tf.strings.to_number(features["item_id"], out_type=tf.int64)
             if training:
