@@ -1,7 +1,9 @@
 """``ConfigInitializer``: the process-wide state behind ``init()`` (settings, ranks, tables)."""
+import itertools
 import os
 import threading
-from typing import Any, Dict, Optional
+import weakref
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
@@ -68,11 +70,33 @@ class TrainParamsConfig:
         return self._batches[bool(is_training)]
 
 
+# Per-graph state lives on the graph object itself (not in a registry keyed by graph), so that a graph an
+# Estimator call has finished with is collected together with its tables' host rows.
+_GRAPH_STATE_ATTR = "_mx_rec_graph_state"
+_serials = itertools.count(1)
+
+
+class _GraphState:
+    """What one configuration created in one graph: tables by name, hash optimizers in creation order."""
+
+    def __init__(self) -> None:
+        self.tables: Dict[str, Any] = {}
+        self.hash_optimizers: List[Any] = []
+
+
 class ConfigInitializer:
     """Singleton holding the settings given to ``init()`` and the tables created since.
 
     Attributes mirror the ``init()`` keywords (``train_steps``, ``use_dynamic``, ...);
     ``use_static`` is ``not use_dynamic``; ``tables`` maps table name to table object.
+
+    Tables and hash optimizers are kept per graph: ``tf.estimator.Estimator`` builds a new graph and
+    calls ``model_fn`` again for every train / evaluate / predict, so ``create_table`` runs again
+    with the same names. ``tables`` (and ``hash_optimizers``) are those of the default graph, or,
+    when it has none (a host callback on a TF thread, code after the graph's ``with`` block), those
+    of the graph that most recently created a table. A table's rows and host key index belong to its
+    graph's table object; they reach a new graph's table through a checkpoint, as in Rec SDK (the
+    Estimator restores ``model_dir``'s latest checkpoint into every graph it builds).
     """
 
     _instance: Optional["ConfigInitializer"] = None
@@ -89,8 +113,8 @@ class ConfigInitializer:
         self.rank_id = collectives.get_rank_id()
         self.rank_size = collectives.get_rank_size()
         self.local_rank_size = collectives.get_local_rank_size()
-        self.tables: Dict[str, Any] = {}
-        self.hash_optimizers: list = []  # created since init(); DDR tables make their slots at creation
+        self._serial = next(_serials)
+        self._graphs: List["weakref.ref[tf.Graph]"] = []  # graphs holding this configuration's tables, oldest first
         self.train_params_config = TrainParamsConfig()
 
     @classmethod
@@ -118,6 +142,48 @@ class ConfigInitializer:
         with cls._lock:
             cls._instance = None
 
+    def _state(self, graph: tf.Graph, create: bool = False) -> Optional[_GraphState]:
+        states = getattr(graph, _GRAPH_STATE_ATTR, None)
+        if states is None:
+            if not create:
+                return None
+            states = {}
+            setattr(graph, _GRAPH_STATE_ATTR, states)
+        state = states.get(self._serial)
+        if state is None and create:
+            state = states[self._serial] = _GraphState()
+            self._graphs = [ref for ref in self._graphs if ref() is not None] + [weakref.ref(graph)]
+        return state
+
+    def _current_state(self) -> Optional[_GraphState]:
+        """The default graph's state, else that of the newest live graph with tables."""
+        state = self._state(tf.compat.v1.get_default_graph())
+        if state is not None and state.tables:
+            return state
+        for ref in reversed(self._graphs):
+            graph = ref()
+            other = self._state(graph) if graph is not None else None
+            if other is not None and other.tables:
+                return other
+        return state
+
+    @property
+    def tables(self) -> Dict[str, Any]:
+        """Table name -> table object, of the default graph (see the class docstring)."""
+        state = self._current_state()
+        return state.tables if state is not None else {}
+
+    @property
+    def hash_optimizers(self) -> List[Any]:
+        """Hash optimizers created in the default graph since ``init()`` (DDR tables make their slots at
+        creation); append to register one."""
+        return self._state(tf.compat.v1.get_default_graph(), create=True).hash_optimizers
+
+    def table_in_graph(self, name: str, graph: Optional[tf.Graph] = None) -> bool:
+        """Whether ``graph`` (default: the default graph) already has a table called ``name``."""
+        state = self._state(graph or tf.compat.v1.get_default_graph())
+        return state is not None and name in state.tables
+
     def sparse_variables(self) -> list:
         """Every table variable and optimizer slot of the live tables: rows that only make sense with the
         host key index (kept out of TF's checkpoints and of the dense broadcast)."""
@@ -128,9 +194,21 @@ class ConfigInitializer:
         return out
 
     def register_table(self, table: Any) -> None:
-        if table.table_name in self.tables:
+        """Add ``table`` to its variable's graph.
+
+        Raises:
+            ValueError: that graph already has a table of this name.
+        """
+        graph = table.variable.graph
+        if self.table_in_graph(table.table_name, graph):
             raise ValueError(f"table '{table.table_name}' already exists; table names must be unique")
-        self.tables[table.table_name] = table
+        replaced = any(ref() is not graph and ref() is not None and self.table_in_graph(table.table_name, ref())
+                       for ref in self._graphs)
+        if replaced:
+            logger.info("table '%s' is created again in a new graph (an Estimator builds one per train, evaluate "
+                        "and predict): this graph's table starts empty; the checkpoint it restores fills it",
+                        table.table_name)
+        self._state(graph, create=True).tables[table.table_name] = table
         collection = self.train_params_config.ascend_global_hashtable_collection
         if collection != ASCEND_GLOBAL_HASHTABLE_COLLECTION and getattr(table, "variable", None) is not None:
             tf.compat.v1.add_to_collection(collection, table.variable)

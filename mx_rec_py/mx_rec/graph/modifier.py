@@ -8,7 +8,8 @@
 
 ``modify_graph_and_start_emb_cache`` builds pending multi-lookups, traces each modify-graph
 lookup's ids back to their ``IteratorGetNext`` and rebuilds that iterator's pipeline with the
-lookups' key stages inside (``graph.pipeline``); ``GraphModifierHook`` does the same for
+lookups' key stages inside (``graph.pipeline``), and the tensors pushed there (``graph.push``:
+Rec SDK's slicer and ACG hooks); ``GraphModifierHook`` does the same for
 ``MonitoredTrainingSession`` / Estimator flows and runs the new initializers.
 """
 import os
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.graph.pipeline import rebuild_pipeline
+from mx_rec.graph.push import mark_moved, pushed_tensors
 from mx_rec.graph.trace import iterator_source
 from mx_rec.lookup.key_stage import KeyStage, recorded_stages
 from mx_rec.lookup.merge import build_pending_lookups
@@ -58,11 +60,18 @@ def modify_graph_and_start_emb_cache(full_graph: Optional[tf.Graph] = None, dump
             by_iterator.setdefault(source, []).append(stage)
     if not by_iterator:
         logger.warning("modify_graph_and_start_emb_cache: no sparse_lookup(..., modify_graph=True) in the graph")
+    pushed: Dict[tf.Operation, List[tf.Tensor]] = {}
+    for tensor in pushed_tensors(graph):
+        pushed.setdefault(iterator_source(tensor, f"tensor '{tensor.name}'"), []).append(tensor)
+    for source in set(pushed) - set(by_iterator):
+        logger.info("modify_graph: %s stay in the step: iterator %s feeds no modify_graph lookup, so its pipeline "
+                    "is not rebuilt", sorted(t.name for t in pushed[source]), source.name)
     config = ConfigInitializer.get_instance().train_params_config
     rebuilt = []
     with graph.as_default():
         for source, stages in by_iterator.items():
-            pipeline = rebuild_pipeline(source, stages)
+            pipeline = rebuild_pipeline(source, stages, pushed.get(source, ()))
+            mark_moved(graph, pushed.get(source, []))
             config.set_initializer(pipeline.is_training, pipeline.initializer)
             config.set_target_batch(pipeline.is_training, pipeline.batch)
             rebuilt.append(pipeline)
@@ -94,5 +103,7 @@ class GraphModifierHook(tf.compat.v1.train.SessionRunHook):
             self._initializers = ConfigInitializer.get_instance().train_params_config.registered_initializers()
 
     def after_create_session(self, session: tf.compat.v1.Session, coord) -> None:
-        if self._initializers:
-            session.run(self._initializers)
+        # an Estimator builds a graph per train/evaluate/predict: initializers of earlier graphs are not ours
+        initializers = [op for op in self._initializers if op.graph is session.graph]
+        if initializers:
+            session.run(initializers)

@@ -67,8 +67,14 @@ def _rewire_control(old: tf.Operation, new: tf.Operation) -> None:
         consumer._add_control_inputs(controls)  # pylint: disable=protected-access
 
 
-def rebuild_pipeline(get_next: tf.Operation, stages: Sequence[KeyStage]) -> RebuiltPipeline:
-    """Move ``stages`` (all computed from ``get_next``'s outputs) into a rebuilt input pipeline."""
+def rebuild_pipeline(get_next: tf.Operation, stages: Sequence[KeyStage],
+                     pushed: Sequence[tf.Tensor] = ()) -> RebuiltPipeline:
+    """Move ``stages`` (all computed from ``get_next``'s outputs) into a rebuilt input pipeline.
+
+    ``pushed``: more tensors computed from ``get_next``'s outputs by stateless ops (see
+    ``graph.push``); they are computed in the pipeline too, and every reader of one reads the
+    pipeline's copy instead.
+    """
     variant = _dataset_variant(get_next)
     specs = tuple(tf.TensorSpec(shape, dtype) for shape, dtype in
                   zip(get_next.get_attr("output_shapes"), get_next.get_attr("output_types")))
@@ -81,6 +87,10 @@ def rebuild_pipeline(get_next: tf.Operation, stages: Sequence[KeyStage]) -> Rebu
             for out, ref in zip(outputs, stage.outputs):
                 out.set_shape(ref.shape)
             extra.extend(outputs)
+        for tensor in pushed:
+            copy = replay(tensor, get_next, list(element))
+            copy.set_shape(tensor.shape)
+            extra.append(copy)
         return tuple(element) + tuple(extra)
 
     with tf.name_scope("mx_rec_pipeline"):
@@ -98,6 +108,9 @@ def rebuild_pipeline(get_next: tf.Operation, stages: Sequence[KeyStage]) -> Rebu
             position += 1
         _rewire_control(stage.outputs[0].op, flat[0].op)
         stage.moved = True
+    for tensor in pushed:
+        _rewire(tensor, flat[position])
+        position += 1
     structure = _python_structure(get_next)
     element = flat[:len(get_next.outputs)]
     batch = tf.nest.pack_sequence_as(structure, list(element)) if structure is not None else element

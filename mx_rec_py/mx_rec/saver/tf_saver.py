@@ -9,15 +9,24 @@ While installed:
   (on rank 0 only: dense variables are equal on every rank);
 - ``restore`` reads and checks the sparse part, lets TF restore the dense variables, then loads
   the tables.
+
+Both take every argument TF's own Saver takes, in the same forms: ``global_step`` as a Python or
+numpy integer, a tensor, a variable or a tensor name (``MonitoredTrainingSession`` passes the numpy
+value it fetched); ``save_path`` as ``str`` or ``bytes``; ``latest_filename``, ``meta_graph_suffix``,
+``write_meta_graph``, ``write_state``, ``strip_default_attrs``, ``save_debug_info`` by position or
+keyword. What TF refuses (``restore(sess, None)``, a ``latest_filename`` with a folder in it) fails
+with TF's own error, before anything is written.
 """
 import os
 
 import tensorflow as tf
+from tensorflow.python.checkpoint import checkpoint_management
 from tensorflow.python.training import training_util
+from tensorflow.python.util import compat
 
 from mx_rec.communication import collectives
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.saver import layout
+from mx_rec.saver import layout, save_timer
 from mx_rec.saver.checkpoint import load_sparse, remove_orphans, restore_sparse, save_sparse, saved_tables
 
 _Saver = tf.compat.v1.train.Saver
@@ -36,10 +45,14 @@ def _without_tables(var_list):
 
 def _init(self, var_list=None, *args, **kwargs):
     self._mxrec_barrier = None
+    self._mxrec_deferred = False
     if ConfigInitializer.is_initialized() and kwargs.get("saver_def") is None:
-        var_list = _without_tables(var_list)
-        if not var_list:
-            kwargs["allow_empty"] = True
+        if var_list is None and kwargs.get("defer_build"):
+            self._mxrec_deferred = True  # TF takes the variables at build() (Estimator's scaffold does this)
+        else:
+            var_list = _without_tables(var_list)
+            if not var_list:
+                kwargs["allow_empty"] = True
         if ConfigInitializer.get_instance().rank_size > 1:
             # Built now: the graph may be finalized by the time save() runs. The input is fed, not a
             # constant: TF folds an all-reduce of a constant after its first run, and it stops waiting.
@@ -48,23 +61,45 @@ def _init(self, var_list=None, *args, **kwargs):
     _original["__init__"](self, var_list, *args, **kwargs)
 
 
-def _prefix(self, sess, save_path, global_step):
+def _build(self):
+    if getattr(self, "_mxrec_deferred", False) and self._var_list is None and ConfigInitializer.is_initialized():
+        self._var_list = _without_tables(None)
+        if not self._var_list:
+            self._allow_empty = True
+    return _original["build"](self)
+
+
+def _prefix(self, sess, save_path: str, global_step):
+    """The prefix TF is about to write, exactly as TF names it, and its step (int or None)."""
     if global_step is None:
         return save_path, None
-    step = global_step if isinstance(global_step, int) else training_util.global_step(sess, global_step)
-    return (f"{save_path}-{step:08d}" if self._pad_step_number else f"{save_path}-{step}"), int(step)
+    # TF's own test: any integral value, numpy's included, is the step itself; anything else is fetched
+    step = global_step if isinstance(global_step, compat.integral_types) else training_util.global_step(
+        sess, global_step)
+    step = int(step)
+    return (f"{save_path}-{step:08d}" if self._pad_step_number else f"{save_path}-{step}"), step
 
 
-def _save(self, sess, save_path, global_step=None, *args, **kwargs):
+def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_graph_suffix="meta",
+          write_meta_graph=True, write_state=True, strip_default_attrs=False, save_debug_info=False):
+    tf_args = (latest_filename, meta_graph_suffix, write_meta_graph, write_state, strip_default_attrs,
+               save_debug_info)
     if not ConfigInitializer.is_initialized():
-        return _original["save"](self, sess, save_path, global_step, *args, **kwargs)
+        return _original["save"](self, sess, save_path, global_step, *tf_args)
+    if latest_filename is not None and os.path.split(latest_filename)[0]:
+        raise ValueError("'latest_filename' must not contain path components")  # TF's check, before any write
+    save_path = compat.as_str(save_path)
     prefix, step = _prefix(self, sess, save_path, global_step)
     barrier = _barrier(self, sess)
     written = save_sparse(sess, prefix, step, barrier)
     if ConfigInitializer.get_instance().rank_id != 0:
+        barrier()  # rank 0 writes TF's files and the state file: wait, so latest_checkpoint() names this save
         return prefix  # dense variables are equal on every rank: rank 0 writes TF's files
-    result = _original["save"](self, sess, save_path, global_step, *args, **kwargs)
-    remove_orphans(os.path.dirname(os.path.abspath(prefix)), keep=os.path.abspath(written))
+    try:
+        result = _original["save"](self, sess, save_path, global_step, *tf_args)
+        remove_orphans(os.path.dirname(os.path.abspath(prefix)), keep=os.path.abspath(written))
+    finally:
+        barrier()
     return prefix if result is None else result
 
 
@@ -76,26 +111,44 @@ def _barrier(self, sess):
 
 
 def _restore(self, sess, save_path):
-    if not ConfigInitializer.is_initialized():
-        return _original["restore"](self, sess, save_path)
+    if not ConfigInitializer.is_initialized() or save_path is None:
+        return _original["restore"](self, sess, save_path)  # None: TF's ValueError
+    save_path = compat.as_str(save_path)
+    if not self._is_empty and not checkpoint_management.checkpoint_exists_internal(save_path):
+        raise ValueError(f"The passed save_path is not a valid checkpoint: {save_path}")  # TF's words
     has_sparse = os.path.isdir(layout.sparse_dir(save_path))
     states = load_sparse(save_path) if (saved_tables() or has_sparse) else {}
     _original["restore"](self, sess, save_path)
+    _initialize_unrestored(sess, states)
     restore_sparse(sess, states)
     return None
 
 
+def _initialize_unrestored(sess, states) -> None:
+    """Initialize the device variables (and slots) that restoring leaves alone: a DDR/SSD table's device
+    cache (its restored keys start on the host) and tables the checkpoint does not hold. A session made
+    by restoring (MonitoredTrainingSession, every Estimator call) runs no init op, and TF's readiness
+    check would then find them uninitialized."""
+    tables = [t for t in ConfigInitializer.get_instance().tables.values()
+              if t.variable.graph is sess.graph and (t.tiered or t.table_name not in states)]
+    ops = [t.variable.initializer for t in tables] + [slot.initializer for t in tables for slot, _ in t.slots.values()]
+    if ops:
+        sess.run(ops)
+
+
 def install() -> None:
-    """Patch the Saver class (idempotent)."""
+    """Patch the Saver class, and ``CheckpointSaverHook``'s time-based saves (``save_timer``) (idempotent)."""
+    save_timer.install()
     if _original:
         return
-    for name, replacement in (("__init__", _init), ("save", _save), ("restore", _restore)):
+    for name, replacement in (("__init__", _init), ("build", _build), ("save", _save), ("restore", _restore)):
         _original[name] = getattr(_Saver, name)
         setattr(_Saver, name, replacement)
 
 
 def uninstall() -> None:
-    """Put the Saver class back as TensorFlow defines it."""
+    """Put the Saver class (and ``CheckpointSaverHook``) back as TensorFlow defines them."""
+    save_timer.uninstall()
     for name, original in _original.items():
         setattr(_Saver, name, original)
     _original.clear()

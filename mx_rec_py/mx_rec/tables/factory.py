@@ -49,7 +49,7 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
                                      init_param, all2all_gradients_op, value_dtype, enable_merge, padding_keys,
                                      padding_keys_mask, padding_keys_len, shard_num, fusion_optimizer_var,
                                      hashtable_threshold, optimizer_list)
-    if name in config.tables:
+    if config.table_in_graph(name):
         raise ValueError(f"table '{name}' already exists; table names must be unique")
     if table_config.ssd_vocabulary_size:
         check_paths(name, table_config.ssd_data_path)
