@@ -47,4 +47,7 @@ def test_two_ranks_multi_lookup_makes_one_exchange_with_the_same_numbers(tmp_pat
     assert (separate["built_lookups"], merged["built_lookups"]) == (2, 1)
     # each lookup's exchange: keys out, rows back, and the gradient's way back; merged: one of each
     assert merged["alltoall_ops"] == 3 and separate["alltoall_ops"] == 6
-    _assert_same(separate, merged, atol=1e-6)
+    # merged lookups sum a key's gradient rows in one segment sum, separate ones in two and then
+    # together: float32 rounding differs, and 30 Adam steps carry it (1.3e-6 on one of 3704 values
+    # on an AMD EPYC host; below 1e-6 on the Intel host this bound was first set on)
+    _assert_same(separate, merged, atol=1e-5)
