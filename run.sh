@@ -11,7 +11,7 @@
 #   IP         optional: rank-table-free scheme; needs CM_CHIEF_IP, CM_CHIEF_PORT,
 #              CM_WORKER_IP, CM_WORKER_SIZE (HCCL_JSON is then ignored)
 #
-# Environment: MODEL (default dlrm), MODEL_ARGS (extra arguments for main_mxrec.py), feature
+# Environment: MODEL (default dlrm) or SCRIPT (path of your own script), MODEL_ARGS (its extra arguments), feature
 # switches USE_DYNAMIC, CACHE_MODE, USE_FAAE, USE_DYNAMIC_EXPANSION, USE_MULTI_LOOKUP,
 # USE_MODIFY_GRAPH, TRAIN_RANK_SIZE; PYTHON (interpreter, default .venv/bin/python, else python3), HOROVODRUN,
 # HOROVODRUN_ARGS, MXREC_DRY_RUN=1 (print the plan only).

@@ -189,6 +189,25 @@ def test_models_are_listed_in_the_error():
             find_model(REPO, name)
 
 
+def test_script_runs_a_users_own_file_checked_against_its_folders_layout(tmp_path):
+    script = tmp_path / "job" / "train.py"
+    script.parent.mkdir()
+    script.write_text("print('hi')\n")
+    (script.parent / "data_layout.txt").write_text("part-*.tfrecord\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    argv = [str(tmp_path), str(PKG), str(TABLES / "v1_server_list_2p.json"), str(data)]
+    env = {"SCRIPT": str(script), "MODEL": "little_demo", "PATH": os.environ["PATH"]}
+    with pytest.raises(LaunchError, match=r"holds no part-\*\.tfrecord"):
+        build_plan(argv, env, repo=REPO, python=PYTHON)
+    (data / "part-0.tfrecord").write_text("")
+    plan = build_plan(argv, env, repo=REPO, python=PYTHON)
+    assert plan.script == script and plan.model == "train" and plan.command[-1] == str(script)
+    for bad in (str(tmp_path / "missing.py"), str(script.parent / "data_layout.txt")):
+        with pytest.raises(LaunchError, match="is not a Python file"):
+            build_plan(argv, {**env, "SCRIPT": bad}, repo=REPO, python=PYTHON)
+
+
 def test_build_plan_command_and_environment(tmp_path):
     env = {"MODEL": "little_demo", "MODEL_ARGS": "--steps 20 --seed '7'", "CACHE_MODE": "DDR",
            "PYTHONPATH": "/x", "LD_LIBRARY_PATH": "/lib1", "PATH": os.environ["PATH"],

@@ -10,6 +10,8 @@ matching at least one file, or nothing starts.
 
 Environment read here (besides the switches and ``CM_*`` variables):
     MODEL           model folder under ``models/`` (default ``dlrm``)
+    SCRIPT          instead of MODEL: the path of your own script (its folder's ``data_layout.txt``,
+                    if any, says what DATA_PATH must hold)
     MODEL_ARGS      extra arguments for ``main_mxrec.py``, shell-quoted (e.g. ``--steps 20``)
     HOROVODRUN      the ``horovodrun`` to use (default: beside the Python interpreter, else on PATH)
     HOROVODRUN_ARGS extra ``horovodrun`` options (e.g. ``--verbose --start-timeout 60``)
@@ -167,6 +169,20 @@ def find_model(repo: Path, name: str) -> Path:
     return (repo / "models" / name / MODEL_SCRIPT).absolute()
 
 
+def find_script(path: str) -> Path:
+    """A user's own script given as ``SCRIPT=path/to/main.py`` (instead of a zoo ``MODEL``).
+
+    Its folder's ``data_layout.txt``, when there is one, says what DATA_PATH must hold.
+
+    Raises:
+        LaunchError: the path is not an existing ``.py`` file.
+    """
+    script = Path(path).expanduser()
+    if script.suffix != ".py" or not script.is_file():
+        raise LaunchError(f"SCRIPT={path!r} is not a Python file (give the path of the script each rank runs)")
+    return script.absolute()
+
+
 def data_layout(model_dir: Path) -> Tuple[str, ...]:
     """The glob patterns (relative to DATA_PATH) a model reads, from its ``data_layout.txt``.
 
@@ -273,8 +289,12 @@ def build_plan(argv: Sequence[str], env: Mapping[str, str], repo: Path, python: 
     scheme, hosts, rank_env = _ranks(args, env)
     rank_size = sum(slots for _, slots in hosts)
     switches = parse_switches(env, rank_size)
-    model = env.get("MODEL", "").strip() or DEFAULT_MODEL
-    script = find_model(repo, model)
+    if env.get("SCRIPT", "").strip():
+        script = find_script(env["SCRIPT"].strip())
+        model = script.stem
+    else:
+        model = env.get("MODEL", "").strip() or DEFAULT_MODEL
+        script = find_model(repo, model)
     check_data(model, script.parent, args.data_path)
     model_args = split_env_args(env, "MODEL_ARGS")
     horovodrun_args = split_env_args(env, "HOROVODRUN_ARGS")
