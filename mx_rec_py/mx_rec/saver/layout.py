@@ -1,8 +1,10 @@
 """Where a checkpoint's sparse part lives on disk, and its manifest.
 
     <prefix>-mxrec-sparse/
-        manifest.json                         tables, dims, slots, key counts, rank count, step
-        <table>/shard-00000-of-00001.npz      keys, embeddings, slots, admission counts, last-seen times
+        manifest.json                         save id, tables, dims, slots, per shard: key counts, bytes,
+                                              SHA-256; TF's files: bytes, SHA-256; rank count, step, digest
+        <table>/shard-00000-of-00001.npz      keys, embeddings, slots, admission counts, last-seen times, save id
+        dense/<basename>.index, .data-*, .meta   hard links to TF's files of this save (``unit.py``)
 
 ``<prefix>`` is the TF checkpoint prefix (``model.ckpt-100``); the directory is written under a
 temporary name and renamed into place, so it either exists whole or not at all.
@@ -11,7 +13,8 @@ import json
 import os
 from typing import Any, Dict, List
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before save ids and checksums, read unverified
 SUFFIX = "-mxrec-sparse"
 MANIFEST = "manifest.json"
 
@@ -37,6 +40,7 @@ def table_shard_paths(prefix: str, manifest: Dict[str, Any], table_name: str) ->
 
 
 def write_manifest(root: str, manifest: Dict[str, Any]) -> None:
+    """Write ``root/manifest.json``; the caller has put its ``digest`` in."""
     with open(os.path.join(root, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
 
@@ -54,9 +58,10 @@ def read_manifest(prefix: str) -> Dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError) as err:  # ValueError: also a damaged byte that is not UTF-8
         raise CheckpointError(f"sparse checkpoint manifest {path} is unreadable: {err}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {manifest.get('format_version')!r}, "
-                              f"this mx_rec reads {FORMAT_VERSION}")
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise CheckpointError(f"sparse checkpoint manifest {path}: format version {version!r}, "
+                              f"this mx_rec reads {READABLE_VERSIONS}")
     return manifest
