@@ -51,13 +51,13 @@ def resolve_checkpoint(path: str) -> str:
     Raises:
         ExportError: neither, naming the path.
     """
-    if os.path.isdir(path) and not os.path.isdir(layout.sparse_dir(path)):
+    if os.path.isdir(path) and not os.path.isdir(layout.unit_dir(path)):
         state = tf.train.get_checkpoint_state(path)
         if state is None or not state.model_checkpoint_path:
             raise ExportError(f"{path} holds no TF checkpoint (no 'checkpoint' file naming one)")
         # the 'checkpoint' file may hold absolute paths: a copied or moved folder must read its own files
         return os.path.join(path, os.path.basename(state.model_checkpoint_path))
-    if os.path.isfile(path + ".index") or os.path.isdir(layout.sparse_dir(path)):
+    if os.path.isfile(path + ".index") or os.path.isdir(layout.unit_dir(path)):
         return path
     raise ExportError(f"{path} is neither a checkpoint folder nor a checkpoint prefix (no {path}.index)")
 

@@ -212,7 +212,7 @@ def load_sparse(prefix: str, checked: Optional[unit.Unit] = None) -> Dict[str, T
     config = ConfigInitializer.get_instance()
     checked = checked or unit.verify(prefix)
     manifest = checked.manifest
-    root = layout.sparse_dir(prefix)
+    root = layout.unit_dir(prefix)
     tables = {t.table_name: t for t in saved_tables()}
     saved = manifest["tables"]
     if set(saved) != set(tables):
@@ -288,9 +288,14 @@ _TF_TEMP_DIR = re.compile(r".*_temp(_[0-9a-f]{32})?$")
 def remove_leftovers(directory: str) -> None:
     """Delete, in ``directory``, what saves that died left: TF's temporary files and folders, mx_rec's
     temporary sparse directories (and the TF files of their prefix when that prefix has no complete
-    unit), and replaced units not yet deleted. Called by rank 0 at the start of every save."""
+    unit), and replaced units not yet deleted (or puts one back where its successor is not in place).
+    Called by rank 0 at the start of every save."""
     if not os.path.isdir(directory):
         return
+    for entry in sorted(os.listdir(directory)):  # a save killed between its two renames: put the unit back
+        final = os.path.join(directory, entry.split(layout.SUFFIX + ".old-")[0] + layout.SUFFIX)
+        if layout.SUFFIX + ".old-" in entry and not os.path.exists(final):
+            os.rename(os.path.join(directory, entry), final)
     for entry in os.listdir(directory):
         path = os.path.join(directory, entry)
         if os.path.isdir(path) and _TF_TEMP_DIR.fullmatch(entry) and any(

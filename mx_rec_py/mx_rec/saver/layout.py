@@ -9,6 +9,7 @@
 ``<prefix>`` is the TF checkpoint prefix (``model.ckpt-100``); the directory is written under a
 temporary name and renamed into place, so it either exists whole or not at all.
 """
+import glob
 import json
 import os
 from typing import Any, Dict, List
@@ -27,6 +28,17 @@ def sparse_dir(prefix: str) -> str:
     return prefix + SUFFIX
 
 
+def unit_dir(prefix: str) -> str:
+    """The directory a reader takes as the sparse part of ``prefix``: ``sparse_dir(prefix)``, or while a
+    save to the same prefix is between its two renames (previous unit moved aside, new one not yet in
+    place), the previous unit, still whole under ``<sparse_dir>.old-<id>``."""
+    final = sparse_dir(prefix)
+    if os.path.isdir(final):
+        return final
+    aside = [p for p in glob.glob(glob.escape(final) + ".old-*") if os.path.isfile(os.path.join(p, MANIFEST))]
+    return max(aside, key=os.path.getmtime) if aside else final
+
+
 def shard_path(root: str, table_name: str, rank: int, rank_size: int) -> str:
     return os.path.join(root, table_name, f"shard-{rank:05d}-of-{rank_size:05d}.npz")
 
@@ -36,7 +48,7 @@ def table_shard_paths(prefix: str, manifest: Dict[str, Any], table_name: str) ->
     replicated (``is_dp``) table, whose shards are identical copies."""
     rank_size = manifest["rank_size"]
     ranks = [0] if manifest["tables"][table_name].get("is_dp") else range(rank_size)
-    return [shard_path(sparse_dir(prefix), table_name, r, rank_size) for r in ranks]
+    return [shard_path(unit_dir(prefix), table_name, r, rank_size) for r in ranks]
 
 
 def write_manifest(root: str, manifest: Dict[str, Any]) -> None:
@@ -51,7 +63,7 @@ def read_manifest(prefix: str) -> Dict[str, Any]:
     Raises:
         CheckpointError: the sparse directory or its manifest is missing or unreadable.
     """
-    path = os.path.join(sparse_dir(prefix), MANIFEST)
+    path = os.path.join(unit_dir(prefix), MANIFEST)
     if not os.path.isfile(path):
         raise CheckpointError(f"sparse checkpoint manifest {path} does not exist (was the checkpoint saved "
                               "after mx_rec's init()?)")

@@ -109,7 +109,7 @@ def _barrier(self, sess):
 def _restore(self, sess, save_path):
     if not ConfigInitializer.is_initialized():
         return _original["restore"](self, sess, save_path)
-    has_sparse = os.path.isdir(layout.sparse_dir(save_path))
+    has_sparse = os.path.isdir(layout.unit_dir(save_path))
     states, dense_prefix = {}, save_path
     if saved_tables() or has_sparse:
         checked = unit.verify(save_path)

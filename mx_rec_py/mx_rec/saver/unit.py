@@ -137,13 +137,13 @@ def _find_dense(prefix: str, manifest: Dict, need_meta: bool) -> str:
     problem = _dense_mismatch(prefix, files, need_meta)
     if problem is None:
         return prefix
-    copy = os.path.join(layout.sparse_dir(prefix), DENSE_DIR, os.path.basename(prefix))
+    copy = os.path.join(layout.unit_dir(prefix), DENSE_DIR, os.path.basename(prefix))
     if files and _dense_mismatch(copy, files, need_meta) is None:
         logger.warning("%s; it belongs to a save that did not finish: using the dense files of the last complete "
                        "save (save id %s) kept in %s", problem, manifest["save_id"], os.path.dirname(copy))
         return copy
     raise CheckpointError(f"checkpoint {prefix} mixes files of two saves or is damaged: {problem} "
-                          f"(manifest {os.path.join(layout.sparse_dir(prefix), layout.MANIFEST)}, save id "
+                          f"(manifest {os.path.join(layout.unit_dir(prefix), layout.MANIFEST)}, save id "
                           f"{manifest['save_id']})")
 
 
@@ -165,7 +165,7 @@ def verify(prefix: str, need_meta: bool = False) -> Unit:
         >>> tf.compat.v1.train.Saver().restore(sess, unit.dense_prefix)             # doctest: +SKIP
     """
     manifest = layout.read_manifest(prefix)
-    path = os.path.join(layout.sparse_dir(prefix), layout.MANIFEST)
+    path = os.path.join(layout.unit_dir(prefix), layout.MANIFEST)
     if manifest["format_version"] == 1 and "digest" not in manifest:  # written before checkpoints were units
         if path not in _legacy_warned:
             _legacy_warned.add(path)
@@ -210,14 +210,23 @@ def shard_records(manifest: Dict, table: str) -> List[Dict]:
 
 def disk_full(path: str, needed: int, err: BaseException) -> DiskFullError:
     """The DiskFullError for ``err`` (ENOSPC/EDQUOT) hit writing ``path``; ``needed`` bytes: about what the save writes."""
-    directory = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    directory = os.path.abspath(path)
+    while not os.path.isdir(directory) or layout.SUFFIX + ".tmp-" in directory:  # the checkpoint's folder
+        directory = os.path.dirname(directory)
     try:
         free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
     except OSError:
         free = -1
     return DiskFullError(errno.ENOSPC, f"no space left on device writing {path}: this save needs about {needed} bytes "
                                        f"in {directory}, {free} bytes are free; the previous checkpoint is unchanged "
-                                       f"({err})")
+                                       f"({_cause(err)})")
+
+
+def _cause(err: BaseException) -> str:
+    """The line of ``err`` that says why (TF's errors carry a long graph traceback)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return next((line for line in lines if "No space left" in line or "quota" in line), lines[0] if lines else
+                type(err).__name__)
 
 
 def is_disk_full(err: BaseException) -> bool:
