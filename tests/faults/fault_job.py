@@ -255,6 +255,30 @@ def _fill_to(filler, free_target):
         f.write(b"\0" * max(0, free - free_target))
 
 
+_patched = []
+
+
+def _fill_before(write, filler):
+    from mx_rec.saver import layout
+    from tensorflow.python.checkpoint import checkpoint_management
+    module, name = (layout, "write_manifest") if write == "manifest" else (
+        checkpoint_management, "update_checkpoint_state_internal")
+    real = getattr(module, name)
+
+    def filled_first(*args, **kwargs):
+        _fill_to(filler, 0)
+        return real(*args, **kwargs)
+
+    setattr(module, name, filled_first)
+    _patched.append((module, name, real))
+
+
+def _unpatch():
+    while _patched:
+        module, name, real = _patched.pop()
+        setattr(module, name, real)
+
+
 def fill_mode(directory, out, with_step, targets):
     from mx_rec.saver.unit import DiskFullError
     tables, feeds, train = build()
@@ -265,8 +289,11 @@ def fill_mode(directory, out, with_step, targets):
         sess.run(tf.compat.v1.global_variables_initializer())
         saver.restore(sess, latest(directory))
         run(sess, feeds, train, range(6, 8))
-        for i, target in enumerate(targets):
-            _fill_to(filler, target)
+        for i, target in enumerate(targets + ["manifest", "tf-state"]):
+            if isinstance(target, int):
+                _fill_to(filler, target)
+            else:  # the disk fills up just before the save writes its manifest, or TF's 'checkpoint' file
+                _fill_before(target, filler)
             try:
                 saver.save(sess, *save_path(directory, with_step))
                 report.append({"free": target, "ended": "saved"})
@@ -274,6 +301,7 @@ def fill_mode(directory, out, with_step, targets):
                 report.append({"free": target, "ended": "DiskFullError", "message": str(err)})
             except Exception as err:  # reported, and the test fails on it
                 report.append({"free": target, "ended": type(err).__name__, "message": str(err)})
+            _unpatch()
             os.remove(filler)
             subprocess.run(["cp", "-a", directory, os.path.join(out, f"fill-{i}")], check=True)
         saver.save(sess, *save_path(directory, with_step))

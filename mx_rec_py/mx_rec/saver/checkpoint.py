@@ -111,6 +111,7 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
     written = 0
     before: Dict[str, int] = {}
     dense_started = False
+    where = tmp  # what is being written, for the disk-full message
     try:
         if config.rank_id == 0:
             remove_leftovers(os.path.dirname(os.path.abspath(prefix)))
@@ -136,17 +137,20 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
             digest = unit.file_digest(path)
             written += int(digest["bytes"])
             entries[table.table_name] = _table_entry(table, state, {"file": os.path.relpath(path, tmp), **digest})
-        with open(os.path.join(tmp, f"rank-{config.rank_id}.json"), "w", encoding="utf-8") as f:
+        where = os.path.join(tmp, f"rank-{config.rank_id}.json")
+        with open(where, "w", encoding="utf-8") as f:
             json.dump(entries, f)
         barrier()
         if config.rank_id == 0:
             manifest = _manifest(tmp, config.rank_size, step, save_id)
             if write_dense is not None:
                 before = {p: os.stat(p).st_ino for p in unit.dense_files(prefix)}
-                dense_started = True
+                dense_started, where = True, prefix
                 write_dense()
+            where = os.path.join(tmp, unit.DENSE_DIR)
             manifest["dense"] = unit.record_dense(prefix, tmp)
             manifest["digest"] = unit.manifest_digest(manifest)
+            where = os.path.join(tmp, layout.MANIFEST)
             layout.write_manifest(tmp, manifest)
             old = None
             if os.path.exists(final):
@@ -166,7 +170,7 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
                                  "reads the previous unit's copies in %s)", prefix, undo, final)
             shutil.rmtree(tmp, ignore_errors=True)
         if unit.is_disk_full(err) and not isinstance(err, unit.DiskFullError):
-            where = getattr(err, "filename", None) or (prefix if dense_started else tmp)
+            where = getattr(err, "filename", None) or where
             raise unit.disk_full(where, written + dense_bytes, err) from None
         raise
     logger.info("saved %d sparse table(s) to %s", len(tables), final)

@@ -73,7 +73,14 @@ def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_gr
     if ConfigInitializer.get_instance().rank_id != 0:
         return prefix  # dense variables are equal on every rank: rank 0 writes TF's files
     if write_state and result[0] is not None:
-        _write_state(self, save_path, result[0], latest_filename, meta_graph_suffix)
+        try:
+            _write_state(self, save_path, result[0], latest_filename, meta_graph_suffix)
+        except (OSError, tf.errors.OpError) as err:
+            if not unit.is_disk_full(err):
+                raise
+            raise unit.disk_full(os.path.join(os.path.dirname(save_path), latest_filename or "checkpoint"), 4096, err,
+                                 f"checkpoint {prefix} is complete, but TF's 'checkpoint' file still names the "
+                                 "previous one") from None
     remove_orphans(os.path.dirname(os.path.abspath(prefix)), keep=os.path.abspath(written))
     return prefix if result[0] is None else result[0]
 

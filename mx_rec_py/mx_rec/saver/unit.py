@@ -208,8 +208,10 @@ def shard_records(manifest: Dict, table: str) -> List[Dict]:
             for k, s in zip(entry.get("key_counts", []), entry.get("stat_key_counts", []))] or [{}]
 
 
-def disk_full(path: str, needed: int, err: BaseException) -> DiskFullError:
-    """The DiskFullError for ``err`` (ENOSPC/EDQUOT) hit writing ``path``; ``needed`` bytes: about what the save writes."""
+def disk_full(path: str, needed: int, err: BaseException,
+              outcome: str = "the previous checkpoint is unchanged") -> DiskFullError:
+    """The DiskFullError for ``err`` (ENOSPC/EDQUOT) hit writing ``path``; ``needed`` bytes: about what the save
+    writes; ``outcome``: what the failure left."""
     directory = os.path.abspath(path)
     while not os.path.isdir(directory) or layout.SUFFIX + ".tmp-" in directory:  # the checkpoint's folder
         directory = os.path.dirname(directory)
@@ -218,8 +220,7 @@ def disk_full(path: str, needed: int, err: BaseException) -> DiskFullError:
     except OSError:
         free = -1
     return DiskFullError(errno.ENOSPC, f"no space left on device writing {path}: this save needs about {needed} bytes "
-                                       f"in {directory}, {free} bytes are free; the previous checkpoint is unchanged "
-                                       f"({_cause(err)})")
+                                       f"in {directory}, {free} bytes are free; {outcome} ({_cause(err)})")
 
 
 def _cause(err: BaseException) -> str:
