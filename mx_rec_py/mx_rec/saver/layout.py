@@ -5,9 +5,13 @@
                                               SHA-256; TF's files: bytes, SHA-256; rank count, step, digest
         <table>/shard-00000-of-00001.npz      keys, embeddings, slots, admission counts, last-seen times, save id
         dense/<basename>.index, .data-*, .meta   hard links to TF's files of this save (``unit.py``)
+        owner                                 pid of the saving rank 0 and the save id (tells a dead save's
+                                              temporary directory from a running one)
 
 ``<prefix>`` is the TF checkpoint prefix (``model.ckpt-100``); the directory is written under a
-temporary name and renamed into place, so it either exists whole or not at all.
+temporary name (``<prefix>-mxrec-sparse.tmp-*``) and renamed into place, so it either exists whole
+or not at all; a save to a prefix that already has one moves the old one aside
+(``.old-<id>``) for the instant between the two renames, and readers take it from there.
 """
 import glob
 import json
