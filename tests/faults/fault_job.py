@@ -234,7 +234,8 @@ def resave_mode(directory, with_step):
     hook = None
     if os.environ.get("MXREC_FAULT_RANK", "0") in ("all", str(rank)) and os.environ.get("MXREC_FAULT_LOG"):
         hook = FaultHook(directory, int(os.environ.get("MXREC_FAULT_KILL_AT", "0")),
-                         os.environ["MXREC_FAULT_LOG"].format(rank=rank), os.environ.get("MXREC_FAULT_INSIDE_OP") == "1")
+                         os.environ["MXREC_FAULT_LOG"].format(rank=rank),
+                         os.environ.get("MXREC_FAULT_INSIDE_OP") == "1")
         hook.install(saver)
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())

@@ -227,7 +227,10 @@ def report(tmp_path_factory):
             jobs += j
             cases += c
     fill = _fill(root, bases[1]["nostep"], counts[1, "nostep"][0], jobs, cases)
-    run_jobs(sorted(jobs, key=lambda j: -j.ranks))
+    try:
+        run_jobs(sorted(jobs, key=lambda j: -j.ranks))
+    finally:  # also when a job failed before the fill job unmounted its disk
+        subprocess.run(["umount", str(root / "tmpfs")], check=False, capture_output=True)
     for case in cases:  # what the hook says the kill hit
         log = root / f"{case['name']}.log"
         if log.exists():

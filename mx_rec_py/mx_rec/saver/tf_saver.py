@@ -89,8 +89,9 @@ def _write_state(self, save_path, path, latest_filename, meta_graph_suffix):
     """What TF's Saver.save does with write_state=True, after the unit is complete."""
     self._RecordLastCheckpoint(path)
     checkpoint_management.update_checkpoint_state_internal(
-        save_dir=os.path.dirname(save_path), model_checkpoint_path=path, all_model_checkpoint_paths=self.last_checkpoints,
-        latest_filename=latest_filename, save_relative_paths=self._save_relative_paths)
+        save_dir=os.path.dirname(save_path), model_checkpoint_path=path,
+        all_model_checkpoint_paths=self.last_checkpoints, latest_filename=latest_filename,
+        save_relative_paths=self._save_relative_paths)
     self._MaybeDeleteOldCheckpoints(meta_graph_suffix=meta_graph_suffix)
 
 
