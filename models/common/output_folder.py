@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
 
+from mx_rec.system.processes import pid_alive
+
 OUTPUT_ENTRIES = frozenset({"train", "test", "meta.json", "feature_map.json"})
 PARTIAL = "partial"
 PREVIOUS = "previous"
@@ -37,22 +39,12 @@ class OutputFolderError(RuntimeError):
     """The output folder cannot be replaced; the message names it and says what to do."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _leftovers(output: Path, kind: str) -> List[Path]:
     """Staging (``partial``) or set-aside (``previous``) folders of ``output`` whose process has ended."""
     found = []
     for path in output.parent.glob(f".{output.name}.{kind}-*"):
         pid = path.name[len(f".{output.name}.{kind}-"):].split("-", 1)[0]
-        if pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid))):
+        if pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
             found.append(path)
     return found
 

@@ -25,6 +25,7 @@ import time
 import weakref
 from typing import Callable, List, Optional, Sequence
 
+from mx_rec.system.processes import pid_alive
 from mx_rec.util.log import logger
 
 KEEP_ENV = "MXREC_KEEP_SSD_DATA"
@@ -49,13 +50,7 @@ def _start_time(pid: int) -> Optional[str]:
     except FileNotFoundError:
         return None
     except OSError:  # no /proc here: liveness from the pid alone
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return ""
+        return "" if pid_alive(pid) else None
     return stat.rsplit(b")", 1)[1].split()[19].decode()  # field 22; the name before it may hold spaces
 
 
