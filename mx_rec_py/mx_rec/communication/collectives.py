@@ -38,6 +38,11 @@ def get_rank_size() -> int:
     return _hvd.size() if _hvd else 1
 
 
+def get_local_rank_id() -> int:
+    """This process's rank among the ranks on its host (int, 0-based)."""
+    return _hvd.local_rank() if _hvd else 0
+
+
 def get_local_rank_size() -> int:
     """Number of ranks on this host (int)."""
     return _hvd.local_size() if _hvd else 1

@@ -3,17 +3,43 @@ import os
 import threading
 from typing import Any, Dict, Optional
 
+import tensorflow as tf
+
 from mx_rec.communication import collectives
 from mx_rec.config.params import validate_init_kwargs
+from mx_rec.constants.constants import (ASCEND_GLOBAL_HASHTABLE_COLLECTION, EVAL_CHANNEL_ID,
+                                        HASHTABLE_COLLECTION_NAME_LENGTH, TRAIN_CHANNEL_ID)
 from mx_rec.util.log import logger
 
 
 class TrainParamsConfig:
-    """Iterator initializers and batches that graph-modify mode hands back to the user script."""
+    """Iterator initializers and batches that graph-modify mode hands back to the user script,
+    the data channel of each mode, and the name of the tables' graph collection."""
 
     def __init__(self) -> None:
         self._initializers: Dict[bool, Any] = {}
         self._batches: Dict[bool, Any] = {}
+        self._ascend_global_hashtable_collection = ASCEND_GLOBAL_HASHTABLE_COLLECTION
+
+    @property
+    def ascend_global_hashtable_collection(self) -> str:
+        """Graph collection that holds every table variable (``get_dense_and_sparse_variable`` reads it)."""
+        return self._ascend_global_hashtable_collection
+
+    @ascend_global_hashtable_collection.setter
+    def ascend_global_hashtable_collection(self, name: str) -> None:
+        if not isinstance(name, str) or not 1 <= len(name) <= 255:
+            raise ValueError(f"ascend_global_hashtable_collection must be a string of 1 to 255 characters, "
+                             f"got {name!r}")
+        if len(name) > HASHTABLE_COLLECTION_NAME_LENGTH:
+            logger.warning("hashtable collection name %r is longer than Rec SDK's %d characters", name,
+                           HASHTABLE_COLLECTION_NAME_LENGTH)
+        self._ascend_global_hashtable_collection = name
+
+    @staticmethod
+    def get_training_mode_channel_id(is_training: bool) -> int:
+        """The data channel of the training (0) or evaluation (1) pipeline, as Rec SDK numbers them."""
+        return TRAIN_CHANNEL_ID if is_training else EVAL_CHANNEL_ID
 
     def set_initializer(self, is_training: bool, initializer: Any) -> None:
         self._initializers[bool(is_training)] = initializer
@@ -104,3 +130,6 @@ class ConfigInitializer:
         if table.table_name in self.tables:
             raise ValueError(f"table '{table.table_name}' already exists; table names must be unique")
         self.tables[table.table_name] = table
+        collection = self.train_params_config.ascend_global_hashtable_collection
+        if collection != ASCEND_GLOBAL_HASHTABLE_COLLECTION and getattr(table, "variable", None) is not None:
+            tf.compat.v1.add_to_collection(collection, table.variable)

@@ -1,8 +1,16 @@
-"""The keyword arguments ``init()`` accepts, with their types, ranges and defaults."""
+"""The keyword arguments ``init()`` accepts, with their types, ranges and defaults.
+
+Every keyword of Rec SDK's ``init`` is accepted. Those that only tune an NPU (``use_lccl``,
+``use_shm_swap``, ``bind_cpu``, ...) are validated, have no effect here, and say so once in the
+log. The incremental-checkpoint keywords are validated; asking for delta checkpoints (or for a
+restore by ``restore_model_version``) raises ``NotImplementedError`` naming the keyword, because
+those are not built yet.
+"""
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Set
 
 from mx_rec.constants.constants import MAX_INT32
+from mx_rec.util.log import logger
 
 
 @dataclass(frozen=True)
@@ -11,6 +19,7 @@ class _Param:
     default: Any
     low: int = -1
     high: int = MAX_INT32
+    optional: bool = False  # None is accepted (the keyword was not given)
 
 
 # -1 for a step count means "not limited / not used", as in Rec SDK.
@@ -27,7 +36,39 @@ INIT_PARAMS: Dict[str, _Param] = {
     "use_mpi": _Param(bool, True),
     # merge training lookups of one table (mx_rec.lookup.merge); default: USE_MULTI_LOOKUP=1 in the environment
     "use_multi_lookup": _Param(bool, False),
+    "use_lccl": _Param(bool, False),
+    "use_shm_swap": _Param(bool, False),
+    # incremental (delta) checkpoints: validated here, refused by check_not_built until they exist
+    "is_incremental_checkpoint": _Param(bool, False),
+    "save_checkpoint_due_time": _Param(int, None, low=1, optional=True),
+    "save_delta_checkpoints_secs": _Param(int, None, low=1, optional=True),
+    "restore_model_version": _Param(int, None, low=0, optional=True),
+    "recent_key_count_threshold": _Param(int, 0, low=0),
 }
+
+# keyword -> what it does on an NPU; here it changes nothing (logged once when set to a non-default value)
+NPU_ONLY: Dict[str, str] = {
+    "use_lccl": "LCCL collective operators on Ascend devices",
+    "use_shm_swap": "PCIe shared-memory swaps between host and device",
+    "bind_cpu": "binding the host pipeline threads to CPU cores",
+    "use_hot": "the hot-embedding cache on the device",
+    "use_mpi": "MPI as the host-side launcher (horovodrun --gloo starts the ranks here)",
+}
+_INCREMENTAL_ONLY = ("save_checkpoint_due_time", "save_delta_checkpoints_secs", "recent_key_count_threshold")
+_logged: Set[str] = set()
+
+
+def _check_value(name: str, spec: _Param, value: Any) -> None:
+    if value is None and spec.optional:
+        return
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"init(): {name} must be True or False, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"init(): {name} must be an int, got {value!r}")
+    if not spec.low <= value <= spec.high:
+        raise ValueError(f"init(): {name}={value} is outside [{spec.low}, {spec.high}]")
 
 
 def validate_init_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -36,6 +77,7 @@ def validate_init_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     Raises:
         ValueError: an unknown keyword, a value of the wrong type, or one out of range;
             the message names the keyword and what it accepts.
+        NotImplementedError: a keyword asks for incremental checkpoints or a versioned restore.
     """
     unknown = sorted(set(kwargs) - set(INIT_PARAMS))
     if unknown:
@@ -43,13 +85,47 @@ def validate_init_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     values = {}
     for name, spec in INIT_PARAMS.items():
         value = kwargs.get(name, spec.default)
-        if spec.kind is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"init(): {name} must be True or False, got {value!r}")
-        else:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"init(): {name} must be an int, got {value!r}")
-            if not spec.low <= value <= spec.high:
-                raise ValueError(f"init(): {name}={value} is outside [{spec.low}, {spec.high}]")
+        _check_value(name, spec, value)
         values[name] = value
+    check_not_built(values)
+    _log_no_effect(values)
     return values
+
+
+def check_not_built(values: Dict[str, Any]) -> None:
+    """Refuse the incremental-checkpoint settings that ask for what is not built yet.
+
+    Raises:
+        ValueError: ``is_incremental_checkpoint=True`` without both intervals (Rec SDK requires them),
+            or a full-save interval shorter than the delta interval.
+        NotImplementedError: ``is_incremental_checkpoint=True`` or ``restore_model_version`` given.
+    """
+    if values["is_incremental_checkpoint"]:
+        missing = [n for n in ("save_checkpoint_due_time", "save_delta_checkpoints_secs") if values[n] is None]
+        if missing:
+            raise ValueError(f"init(): is_incremental_checkpoint=True needs {' and '.join(missing)} "
+                             "(seconds between full and between delta saves)")
+        if values["save_checkpoint_due_time"] < values["save_delta_checkpoints_secs"]:
+            raise ValueError(f"init(): save_checkpoint_due_time={values['save_checkpoint_due_time']} must not be "
+                             f"shorter than save_delta_checkpoints_secs={values['save_delta_checkpoints_secs']}")
+        raise NotImplementedError(
+            "init(is_incremental_checkpoint=True): incremental (delta) checkpoints are not built in mx_rec yet; "
+            "leave is_incremental_checkpoint False (full checkpoints via tf.compat.v1.train.Saver work)")
+    if values["restore_model_version"] is not None:
+        raise NotImplementedError(
+            f"init(restore_model_version={values['restore_model_version']}): restoring a chosen step at init() "
+            "is not built in mx_rec yet; restore with saver.restore(sess, f'{prefix}-{step}') instead")
+
+
+def _log_no_effect(values: Dict[str, Any]) -> None:
+    """One log line per keyword (per process) that was set but changes nothing here."""
+    for name, what in NPU_ONLY.items():
+        if values[name] != INIT_PARAMS[name].default and name not in _logged:
+            _logged.add(name)
+            logger.info("init(%s=%r): %s is NPU-only; it has no effect here", name, values[name], what)
+    for name in _INCREMENTAL_ONLY:
+        if values[name] not in (None, INIT_PARAMS[name].default) and name not in _logged:
+            _logged.add(name)
+            logger.info("init(%s=%r): only used with is_incremental_checkpoint=True; it has no effect here",
+                        name, values[name])
+

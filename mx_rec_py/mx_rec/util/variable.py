@@ -3,6 +3,7 @@ from typing import List, Tuple
 
 import tensorflow as tf
 
+from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import ASCEND_GLOBAL_HASHTABLE_COLLECTION
 from mx_rec.lookup.merge import build_pending_lookups
 
@@ -15,5 +16,7 @@ def get_dense_and_sparse_variable() -> Tuple[List[tf.Variable], List[tf.Variable
     gradients must flow once the caller builds the train op).
     """
     build_pending_lookups()
-    return (tf.compat.v1.trainable_variables(),
-            tf.compat.v1.get_collection(ASCEND_GLOBAL_HASHTABLE_COLLECTION))
+    collection = ASCEND_GLOBAL_HASHTABLE_COLLECTION
+    if ConfigInitializer.is_initialized():
+        collection = ConfigInitializer.get_instance().train_params_config.ascend_global_hashtable_collection
+    return tf.compat.v1.trainable_variables(), tf.compat.v1.get_collection(collection)
