@@ -91,12 +91,21 @@ def launch(script: str, ranks: int, switches: Mapping[str, str], data_path: Path
     command = ["bash", str(run_sh), str(so_path), str(PKG_PATH), str(rank_table(ranks, work)), str(data_path)]
     proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
     label = f"{script} on {ranks} rank(s) with {dict(switches)}"
-    output = f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-8000:]}"
+    output = _job_output(proc)
     assert proc.returncode == 0, f"{label}: exit {proc.returncode}\n{output}"
     assert result_path.is_file(), f"{label}: no result file {result_path}\n{output}"
     result = json.loads(result_path.read_text())
     per_rank = [result] + [json.loads(Path(f"{result_path}.rank{r}").read_text()) for r in range(1, ranks)]
     return combine_ranks(per_rank, label)
+
+
+def _job_output(proc: subprocess.CompletedProcess) -> str:
+    """The end of a job's output: the ranks' own lines (horovodrun prefixes them ``[rank]<stream>:``)
+    without horovodrun's traceback about a failed rank."""
+    lines = (proc.stdout + "\n" + proc.stderr).splitlines()
+    ranks = [line for line in lines if line.startswith("[") and ">:" in line[:16]]
+    plan = [line for line in lines if not line.startswith("[")][:12]
+    return "\n".join(plan + ["..."] + (ranks or lines)[-70:])
 
 
 def combine_ranks(per_rank: Sequence[Mapping], label: str) -> Dict:
