@@ -1,0 +1,39 @@
+"""Data for the compat scripts, converted once per session by the repository's own tools, and a
+per-module memo of launches (several tests compare the same runs)."""
+from pathlib import Path
+from typing import Dict, Mapping, Tuple
+
+import pytest
+
+from tests.compat.harness import convert_census, convert_criteo, empty_data_folder, launch
+
+
+@pytest.fixture(scope="session")
+def census_data(tmp_path_factory) -> Path:
+    return convert_census(tmp_path_factory.mktemp("compat_data") / "census")
+
+
+@pytest.fixture(scope="session")
+def criteo_data(tmp_path_factory) -> Path:
+    return convert_criteo(tmp_path_factory.mktemp("compat_data") / "criteo")
+
+
+@pytest.fixture(scope="session")
+def no_data(tmp_path_factory) -> Path:
+    return empty_data_folder(tmp_path_factory.mktemp("compat_data"))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """``runs(script, ranks, data, **switches)``: the job's combined result, launched once per
+    module for each distinct (script, ranks, switches)."""
+    memo: Dict[Tuple, Dict] = {}
+
+    def run(script: str, ranks: int, data: Path, **switches: str) -> Dict:
+        key = (script, ranks, tuple(sorted(switches.items())))
+        if key not in memo:
+            name = "_".join([script, f"{ranks}r", *(f"{k}{v}" for k, v in sorted(switches.items()))])
+            memo[key] = launch(script, ranks, switches, data, tmp_path_factory.mktemp(name[:80]))
+        return memo[key]
+
+    return run
