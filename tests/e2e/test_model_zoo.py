@@ -81,7 +81,7 @@ def test_model_trains_from_its_run_sh(model, case, job_dirs):
     assert proc.returncode == 0, f"exit {proc.returncode}\n{output[-6000:]}"
     assert re.search(rf"model\s+{model} ", proc.stdout) and re.search(rf"processes\s+{ranks}$", proc.stdout,
                                                                       re.MULTILINE), proc.stdout
-    expected = {"USE_DYNAMIC": "1", "USE_FAAE": "0", "USE_DYNAMIC_EXPANSION": "0", "USE_MULTI_LOOKUP": "0",
+    expected = {"USE_DYNAMIC": "0", "USE_FAAE": "0", "USE_DYNAMIC_EXPANSION": "0", "USE_MULTI_LOOKUP": "0",
                 **switches}
     finals = FINAL_RE.findall(proc.stdout)
     assert len(finals) == ranks, f"expected {ranks} 'final loss' lines:\n{proc.stdout}"

@@ -20,7 +20,8 @@ import pytest
 
 from mx_rec.launch import LaunchError
 from mx_rec.launch.cluster import parse_cluster_env
-from mx_rec.launch.plan import build_plan, find_model, list_models, parse_args
+from mx_rec.launch.plan import build_plan, check_data, data_layout, find_model, list_models, parse_args
+from mx_rec.launch.rank_env import rank_environment
 from mx_rec.launch.rank_table import load_rank_table, parse_rank_table
 from mx_rec.launch.switches import parse_switches, read_switch
 from tests.paths import PYTHON, REPO, launch_env
@@ -125,7 +126,7 @@ def test_load_rank_table_names_missing_and_malformed_files(tmp_path):
 
 def test_switch_defaults_and_values():
     switches = parse_switches({}, rank_size=2)
-    assert switches.as_env() == {"USE_DYNAMIC": "1", "CACHE_MODE": "HBM", "USE_FAAE": "0",
+    assert switches.as_env() == {"USE_DYNAMIC": "0", "CACHE_MODE": "HBM", "USE_FAAE": "0",
                                  "USE_DYNAMIC_EXPANSION": "0", "USE_MULTI_LOOKUP": "0", "USE_MODIFY_GRAPH": "0",
                                  "TRAIN_RANK_SIZE": "2"}
     env = {"USE_DYNAMIC": "0", "CACHE_MODE": "SSD", "USE_FAAE": "1", "USE_DYNAMIC_EXPANSION": "1",
@@ -195,13 +196,14 @@ def test_build_plan_command_and_environment(tmp_path):
     argv = [str(tmp_path), str(PKG), str(TABLES / "v1_server_list_2p.json"), str(tmp_path)]
     plan = build_plan(argv, env, repo=REPO, python=PYTHON)
     assert plan.command[1:] == ("--gloo", "--start-timeout", "60", "-np", "2", "-H", "127.0.0.1:2", PYTHON,
+                                "-m", "mx_rec.launch.rank_env",
                                 str(REPO / "models" / "little_demo" / "main_mxrec.py"), "--steps", "20", "--seed", "7")
     assert Path(plan.command[0]).name == "horovodrun"
     full = plan.environment(env)
     assert full["PYTHONPATH"] == f"{PKG.parent}:/x"
     assert full["LD_LIBRARY_PATH"] == f"{tmp_path}:/lib1"
-    assert full["DATA_PATH"] == str(tmp_path)
-    assert full["CACHE_MODE"] == "DDR" and full["USE_DYNAMIC"] == "1" and full["TRAIN_RANK_SIZE"] == "2"
+    assert full["DATA_PATH"] == str(tmp_path) == full["DLRM_CRITEO_DATA_PATH"]
+    assert full["CACHE_MODE"] == "DDR" and full["USE_DYNAMIC"] == "0" and full["TRAIN_RANK_SIZE"] == "2"
     assert full["RANK_TABLE_FILE"] == str(TABLES / "v1_server_list_2p.json")
     text = plan.describe()
     assert "processes" in text and "127.0.0.1:2" in text and "CACHE_MODE=DDR" in text
@@ -214,6 +216,79 @@ def test_build_plan_ip_scheme_ignores_the_table(tmp_path):
     assert plan.rank_size == 3 and plan.hosts == (("127.0.0.1", 3),)
     assert plan.command[plan.command.index("-np") + 1] == "3"
     assert plan.env_updates["CM_CHIEF_PORT"] == "60001" and plan.env_updates["PYTHONPATH"] == str(PKG.parent)
+
+
+def test_data_layout_is_checked_before_starting(tmp_path):
+    """DATA_PATH must match every pattern of the model's data_layout.txt; the error names what is missing."""
+    data, model_dir = tmp_path / "data", tmp_path / "model"
+    (data / "train").mkdir(parents=True)
+    model_dir.mkdir()
+    (data / "train" / "part-00000.tfrecord").write_bytes(b"")
+    assert data_layout(model_dir) == ("train/*.tfrecord", "test/*.tfrecord")  # no layout file: the default
+    with pytest.raises(LaunchError, match=r"holds no test/\*\.tfrecord: model m reads train/\*\.tfrecord, "
+                                          r"test/\*\.tfrecord \(the default layout\)"):
+        check_data("m", model_dir, data)
+    (model_dir / "data_layout.txt").write_text("# comment\ntrain/*.tfrecord  # the training split\n\n")
+    check_data("m", model_dir, data)
+    (model_dir / "data_layout.txt").write_text("train/*.tfrecord\n../outside/*\n")
+    with pytest.raises(LaunchError, match=r"data_layout.txt:2: data pattern '../outside/\*' must be relative"):
+        data_layout(model_dir)
+    assert data_layout(REPO / "models" / "little_demo") == ()  # makes its own data
+    assert data_layout(REPO / "models" / "dlrm") == ("train/*.tfrecord", "test/*.tfrecord")
+
+
+def test_rank_environment_maps_horovod_to_open_mpi():
+    env = {"HOROVOD_RANK": "1", "HOROVOD_SIZE": "2", "HOROVOD_LOCAL_RANK": "1", "HOROVOD_LOCAL_SIZE": "2"}
+    assert rank_environment(env) == {"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2",
+                                     "OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "2",
+                                     "RANK_ID": "1", "RANK_SIZE": "2"}
+    with pytest.raises(RuntimeError, match="HOROVOD_LOCAL_RANK, HOROVOD_LOCAL_SIZE not set.*horovodrun"):
+        rank_environment({"HOROVOD_RANK": "0", "HOROVOD_SIZE": "1"})
+
+
+PROBE = """
+import json, os, sys
+import tensorflow as tf
+from rec_sdk_common.communication.hccl.hccl_info import get_local_rank_size, get_rank_id, get_rank_size
+from mx_rec.util.initialize import init
+before = [get_rank_id(), get_rank_size(), get_local_rank_size()]
+init()
+import mx_rec.util
+after = [mx_rec.util.communication.hccl_ops.get_rank_id(), get_rank_size(), get_local_rank_size()]
+size, rank = int(os.environ["OMPI_COMM_WORLD_SIZE"]), int(os.environ["OMPI_COMM_WORLD_RANK"])
+shard = [int(x) for x in tf.data.Dataset.range(6).shard(size, rank).as_numpy_iterator()]
+ompi = {k[len("OMPI_COMM_WORLD_"):]: int(v) for k, v in os.environ.items() if k.startswith("OMPI_COMM_WORLD_")}
+print("PROBE " + json.dumps({"ompi": ompi, "rank_id": os.environ["RANK_ID"], "before": before, "after": after,
+                             "shard": shard, "argv": sys.argv[1:]}), flush=True)
+"""
+
+
+def test_every_rank_sees_open_mpi_rank_variables(tmp_path):
+    """The plan's own horovodrun command line, with the model script swapped for a probe: each of 2 ranks
+    gets OMPI_COMM_WORLD_* equal to what get_rank_id() etc. report, before and after init(), and shards
+    a dataset with them (Rec SDK scripts' dataset.shard(OMPI_COMM_WORLD_SIZE, OMPI_COMM_WORLD_RANK))."""
+    (tmp_path / "data").mkdir()
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    env = launch_env({"MODEL": "little_demo", "MODEL_ARGS": "--flag 'two words'"}, LAUNCH_VARS)
+    plan = build_plan([str(tmp_path), str(PKG), str(TABLES / "v2_server_list_2p.json"), str(tmp_path / "data")],
+                      env, repo=REPO, python=PYTHON)
+    command = list(plan.command)
+    command[command.index(str(plan.script))] = str(probe)
+    proc = subprocess.run(command, cwd=REPO, env=plan.environment(env), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = {}
+    for line in proc.stdout.splitlines():
+        match = re.match(r"^\[(\d)\]<stdout>:PROBE (.*)$", line)
+        if match:
+            found[int(match.group(1))] = json.loads(match.group(2))
+    assert sorted(found) == [0, 1], proc.stdout
+    for rank, seen in found.items():
+        assert seen["ompi"] == {"RANK": rank, "SIZE": 2, "LOCAL_RANK": rank, "LOCAL_SIZE": 2}
+        assert seen["rank_id"] == str(rank)
+        assert seen["before"] == seen["after"] == [rank, 2, 2]
+        assert seen["argv"] == ["--flag", "two words"]
+    assert found[0]["shard"] == [0, 2, 4] and found[1]["shard"] == [1, 3, 5]
 
 
 # ---------------------------------------------------------------- run.sh as a user runs it
@@ -258,6 +333,8 @@ FAILURES = {
     "bad_cache_mode": (lambda d: V2, [], {"CACHE_MODE": "GPU"}, ["CACHE_MODE", "HBM", "DDR", "SSD"]),
     "use_dynamic_2": (lambda d: V2, [], {"USE_DYNAMIC": "2"}, ["USE_DYNAMIC", "'2'", "0, 1"]),
     "missing_data_path": (lambda d: V2, ["DATA"], {}, ["DATA_PATH", "does not exist", "no_data"]),
+    "data_without_splits": (lambda d: V2, [], {"MODEL": "dlrm"},
+                            ["DATA_PATH", "holds no train/*.tfrecord, no test/*.tfrecord", "model dlrm"]),
     "wrong_arg_count": (lambda d: V2, ["SHORT"], {}, ["expected 4 or 5 arguments, got 3", "usage"]),
     "unknown_model": (lambda d: V2, [], {"MODEL": "nosuch"}, ["MODEL", "nosuch", "little_demo"]),
     "train_rank_size_mismatch": (lambda d: V2, [], {"TRAIN_RANK_SIZE": "4"}, ["TRAIN_RANK_SIZE=4", "2 ranks"]),

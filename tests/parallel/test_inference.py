@@ -39,6 +39,7 @@ def _job(out: Path, ranks: int, *args, cache_mode: str = "HBM", multi_lookup: bo
     out.mkdir(parents=True)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CACHE_MODE", cache_mode)
+        env.setenv("USE_DYNAMIC", "1")  # the switch default is static shapes (Rec SDK's); these jobs ran dynamic
         env.setenv("USE_MULTI_LOOKUP", "1" if multi_lookup else "0")
         env.setenv("USE_MODIFY_GRAPH", "1" if modify_graph else "0")
         run_job(JOB, [out, *args], ranks=ranks, timeout=180)

@@ -96,7 +96,7 @@ def test_eviction_removes_stale_keys_reuses_rows_and_restarts_returning_keys(gra
     opt = lazy_adam.create_hash_optimizer(0.1)
     train = opt.minimize(tf.reduce_sum(emb), var_list=[table.variable])
     m_slot = opt.get_slot(table.variable, "m")
-    hook = EvictHook(evict_step_interval=1)
+    hook = EvictHook(evict_enable=True, evict_step_interval=1)
     with tf.compat.v1.train.MonitoredTrainingSession(hooks=[hook]) as sess:
         sess.run(train, {ids: [1, 2], stamp: 100})
         row1 = _row_of(table, 1)
@@ -123,7 +123,7 @@ def test_eviction_uses_the_pipelines_timestamp_feature(graph):
     it = tf.compat.v1.data.make_one_shot_iterator(data.map(get_asc_insert_func(specs, is_training=True)))
     it.get_next()
     emb = sparse_lookup(table, specs[0])
-    hook = EvictHook(evict_step_interval=3)
+    hook = EvictHook(evict_enable=True, evict_step_interval=3)
     with tf.compat.v1.train.MonitoredTrainingSession(hooks=[hook]) as sess:
         for _ in range(3):
             sess.run(emb)
@@ -136,7 +136,7 @@ def test_time_interval_fires_by_the_clock(graph):
     stamp = import_host_pipeline_ops().return_timestamp(tf.constant(1000, tf.int64))
     emb = sparse_lookup(table, tf.constant([1], tf.int64), access_and_evict_config={
         "access_threshold": 0, "eviction_threshold": 5})
-    hook = EvictHook(evict_time_interval=50, _clock=lambda: next(clock))
+    hook = EvictHook(evict_enable=True, evict_time_interval=50, _clock=lambda: next(clock))
     with tf.compat.v1.train.MonitoredTrainingSession(hooks=[hook]) as sess:
         sess.run([emb, stamp])  # clock 10: not yet
         assert hook._last == 0.0

@@ -119,7 +119,8 @@ def test_eviction_reaches_keys_on_the_host_and_on_ssd(tmp_path):
         tf.compat.v1.add_to_collection(ASCEND_TIMESTAMP, stamp)
         emb = sparse_lookup(table, ids, access_and_evict_config={"access_threshold": 0, "eviction_threshold": 10})
         train = opt.minimize(tf.reduce_sum(emb), var_list=[table.variable])
-        with tf.compat.v1.train.MonitoredTrainingSession(hooks=[EvictHook(evict_step_interval=1)]) as sess:
+        hooks = [EvictHook(evict_enable=True, evict_step_interval=1)]
+        with tf.compat.v1.train.MonitoredTrainingSession(hooks=hooks) as sess:
             sess.run(train, {ids: [1, 2], stamp: 0})
             sess.run(train, {ids: [3, 4], stamp: 1})
             sess.run(train, {ids: [5, 6], stamp: 2})  # 1, 2 go to the host, then down to SSD

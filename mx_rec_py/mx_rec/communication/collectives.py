@@ -28,24 +28,29 @@ def start() -> None:
         _hvd = hvd
 
 
+def _launched(name: str, alone: int) -> int:
+    """``horovodrun``'s rank variable ``name`` before Horovod starts (``alone`` outside ``horovodrun``)."""
+    return int(os.environ[name]) if launched_by_horovod() and os.environ.get(name, "").isdigit() else alone
+
+
 def get_rank_id() -> int:
-    """This process's rank (int, 0-based)."""
-    return _hvd.rank() if _hvd else 0
+    """This process's rank (int, 0-based); before ``init()`` the one ``horovodrun`` gave it."""
+    return _hvd.rank() if _hvd else _launched("HOROVOD_RANK", 0)
 
 
 def get_rank_size() -> int:
     """Number of ranks in the job (int)."""
-    return _hvd.size() if _hvd else 1
+    return _hvd.size() if _hvd else _launched("HOROVOD_SIZE", 1)
 
 
 def get_local_rank_id() -> int:
     """This process's rank among the ranks on its host (int, 0-based)."""
-    return _hvd.local_rank() if _hvd else 0
+    return _hvd.local_rank() if _hvd else _launched("HOROVOD_LOCAL_RANK", 0)
 
 
 def get_local_rank_size() -> int:
     """Number of ranks on this host (int)."""
-    return _hvd.local_size() if _hvd else 1
+    return _hvd.local_size() if _hvd else _launched("HOROVOD_LOCAL_SIZE", 1)
 
 
 def allreduce(tensor: tf.Tensor, reduction: str = "sum", name: Optional[str] = None) -> tf.Tensor:

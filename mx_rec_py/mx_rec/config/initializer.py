@@ -85,6 +85,7 @@ class ConfigInitializer:
         for name, value in values.items():
             setattr(self, name, value)
         self.use_static = not self.use_dynamic
+        self.modify_graph = False  # Rec SDK's flag; scripts set and read it (mx_rec.util.initialize.set_modify_graph)
         self.rank_id = collectives.get_rank_id()
         self.rank_size = collectives.get_rank_size()
         self.local_rank_size = collectives.get_local_rank_size()

@@ -1,5 +1,13 @@
 """From run.sh's arguments and the environment to one checked ``LaunchPlan``.
 
+Each rank runs ``python -m mx_rec.launch.rank_env main_mxrec.py ...``, which sets
+``OMPI_COMM_WORLD_RANK`` / ``_SIZE`` / ``_LOCAL_RANK`` / ``_LOCAL_SIZE`` (and ``RANK_ID``) from
+Horovod's rank variables before the script starts, as Rec SDK scripts expect.
+
+DATA_PATH must hold what the model reads: the glob patterns of ``models/<model>/data_layout.txt``
+(one a line, ``#`` comments; without that file ``train/*.tfrecord`` and ``test/*.tfrecord``), each
+matching at least one file, or nothing starts.
+
 Environment read here (besides the switches and ``CM_*`` variables):
     MODEL           model folder under ``models/`` (default ``dlrm``)
     MODEL_ARGS      extra arguments for ``main_mxrec.py``, shell-quoted (e.g. ``--steps 20``)
@@ -26,6 +34,9 @@ from mx_rec.launch.switches import Switches, parse_switches
 USAGE = "bash run.sh SO_PATH PKG_PATH HCCL_JSON DATA_PATH [IP]"
 DEFAULT_MODEL = "dlrm"
 MODEL_SCRIPT = "main_mxrec.py"
+DATA_LAYOUT = "data_layout.txt"
+DEFAULT_DATA_LAYOUT = ("train/*.tfrecord", "test/*.tfrecord")
+RANK_WRAPPER = ("-m", "mx_rec.launch.rank_env")
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,41 @@ def find_model(repo: Path, name: str) -> Path:
     return (repo / "models" / name / MODEL_SCRIPT).absolute()
 
 
+def data_layout(model_dir: Path) -> Tuple[str, ...]:
+    """The glob patterns (relative to DATA_PATH) a model reads, from its ``data_layout.txt``.
+
+    Raises:
+        LaunchError: a pattern that leaves DATA_PATH (absolute, or with ``..``), naming the file and line.
+    """
+    path = model_dir / DATA_LAYOUT
+    if not path.is_file():
+        return DEFAULT_DATA_LAYOUT
+    patterns = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        pattern = line.split("#", 1)[0].strip()
+        if not pattern:
+            continue
+        if pattern.startswith("/") or ".." in Path(pattern).parts:
+            raise LaunchError(f"{path}:{number}: data pattern {pattern!r} must be relative to DATA_PATH")
+        patterns.append(pattern)
+    return tuple(patterns)
+
+
+def check_data(model: str, model_dir: Path, data_path: Path) -> None:
+    """Every pattern of the model's data layout matches at least one file under ``data_path``.
+
+    Raises:
+        LaunchError: naming DATA_PATH, each pattern that matches nothing, and where the layout comes from.
+    """
+    patterns = data_layout(model_dir)
+    missing = [p for p in patterns if not any(f.is_file() for f in data_path.glob(p))]
+    if missing:
+        source = model_dir / DATA_LAYOUT if (model_dir / DATA_LAYOUT).is_file() else "the default layout"
+        raise LaunchError(f"DATA_PATH {data_path} holds no {', no '.join(missing)}: model {model} reads "
+                          f"{', '.join(patterns)} ({source}); convert the data first (tools/criteo/convert.py, "
+                          "tools/criteo/synthetic.py or models/mmoe/census.py)")
+
+
 def split_env_args(env: Mapping[str, str], name: str) -> List[str]:
     """Shell-style words of variable ``name`` (empty when unset).
 
@@ -221,7 +267,7 @@ def build_plan(argv: Sequence[str], env: Mapping[str, str], repo: Path, python: 
 
     Raises:
         LaunchError: the first problem found, in the order arguments, rank table or ``CM_*``,
-            switches, MODEL, ``MODEL_ARGS``, horovodrun.
+            switches, MODEL, the data, ``MODEL_ARGS``, horovodrun.
     """
     args = parse_args(argv)
     scheme, hosts, rank_env = _ranks(args, env)
@@ -229,6 +275,7 @@ def build_plan(argv: Sequence[str], env: Mapping[str, str], repo: Path, python: 
     switches = parse_switches(env, rank_size)
     model = env.get("MODEL", "").strip() or DEFAULT_MODEL
     script = find_model(repo, model)
+    check_data(model, script.parent, args.data_path)
     model_args = split_env_args(env, "MODEL_ARGS")
     horovodrun_args = split_env_args(env, "HOROVODRUN_ARGS")
     horovodrun = find_horovodrun(env, python)
@@ -238,12 +285,13 @@ def build_plan(argv: Sequence[str], env: Mapping[str, str], repo: Path, python: 
         **rank_env,
         "MODEL": model,
         "DATA_PATH": str(args.data_path),
+        "DLRM_CRITEO_DATA_PATH": str(args.data_path),  # the name Rec SDK's run.sh exports it under
         "PYTHONPATH": _join_paths(args.pkg_path.parent, pythonpath),
         "LD_LIBRARY_PATH": _join_paths(args.so_path, env.get("LD_LIBRARY_PATH", "")),
     }
     if "TF_CPP_MIN_LOG_LEVEL" not in env:
         env_updates["TF_CPP_MIN_LOG_LEVEL"] = "2"  # TensorFlow's C++ info lines, once per process
     command = (horovodrun, "--gloo", *horovodrun_args, "-np", str(rank_size), "-H", format_hosts(hosts),
-               python, str(script), *model_args)
+               python, *RANK_WRAPPER, str(script), *model_args)
     return LaunchPlan(model=model, script=script, scheme=scheme, hosts=tuple(hosts), switches=switches,
                       command=command, env_updates=env_updates)

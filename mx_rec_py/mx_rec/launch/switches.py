@@ -2,7 +2,7 @@
 
 | switch                  | values          | default            |
 |-------------------------|-----------------|--------------------|
-| ``USE_DYNAMIC``           | 0, 1            | 1                  |
+| ``USE_DYNAMIC``           | 0, 1            | 0                  |
 | ``CACHE_MODE``            | HBM, DDR, SSD   | HBM                |
 | ``USE_FAAE``              | 0, 1            | 0                  |
 | ``USE_DYNAMIC_EXPANSION`` | 0, 1            | 0                  |
@@ -10,7 +10,8 @@
 | ``USE_MODIFY_GRAPH``      | 0, 1            | 0                  |
 | ``TRAIN_RANK_SIZE``       | positive int    | the job's rank count |
 
-An unset or empty variable takes its default. ``TRAIN_RANK_SIZE``, when set, must equal the
+An unset or empty variable takes its default: the values Rec SDK's model run.sh files (DLRM,
+MMoE, Wide&Deep, DCNv2) export, so static shapes unless ``USE_DYNAMIC=1``. ``TRAIN_RANK_SIZE``, when set, must equal the
 number of processes the rank table (or ``CM_WORKER_SIZE``) starts.
 """
 import re
@@ -28,7 +29,7 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "USE_MODIFY_GRAPH": ("0", "1"),
 }
 DEFAULTS: Dict[str, str] = {
-    "USE_DYNAMIC": "1",
+    "USE_DYNAMIC": "0",
     "CACHE_MODE": "HBM",
     "USE_FAAE": "0",
     "USE_DYNAMIC_EXPANSION": "0",

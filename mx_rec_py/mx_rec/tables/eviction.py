@@ -49,12 +49,12 @@ class EvictHook(tf.compat.v1.train.SessionRunHook):
     """Evicts stale keys while training (Rec SDK signature).
 
     Args:
-        evict_enable: False makes the hook do nothing.
+        evict_enable: False (the default, as in Rec SDK) makes the hook do nothing.
         evict_time_interval: wall-clock seconds between evictions.
         evict_step_interval: steps between evictions (None: time only).
     """
 
-    def __init__(self, evict_enable: bool = True, evict_time_interval: int = 60 * 60 * 24,
+    def __init__(self, evict_enable: bool = False, evict_time_interval: int = 60 * 60 * 24,
                  evict_step_interval: Optional[int] = None, _clock: Callable[[], float] = time.monotonic) -> None:
         if evict_step_interval is not None and (not isinstance(evict_step_interval, int) or evict_step_interval < 1):
             raise ValueError(f"EvictHook: evict_step_interval must be an int >= 1, got {evict_step_interval!r}")

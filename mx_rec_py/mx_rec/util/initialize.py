@@ -116,7 +116,7 @@ def get_device_id() -> int:
 
 
 def get_modify_graph() -> bool:
-    return bool(getattr(_config(), "modify_graph", False))
+    return _config().modify_graph
 
 
 def set_modify_graph(is_modify_graph: bool) -> None:

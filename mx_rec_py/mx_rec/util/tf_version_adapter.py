@@ -5,7 +5,7 @@
 | ``hccl_ops``               | HCCL collectives                    | ``mx_rec.util.communication.hccl_ops`` (Horovod) |
 | ``npu_ops``                | NPU system ops, NPU dropout         | no-op system ops, ``tf.nn.dropout`` |
 | ``NPUCheckpointSaverHook`` | checkpoint hook of ``NPUEstimator`` | ``tf.compat.v1.train.CheckpointSaverHook`` |
-| ``NPULossScaleOptimizer``  | loss-scaled optimizer               | :class:`NPULossScaleOptimizer` below (same scaling) |
+| ``NPULossScaleOptimizer``  | loss-scaled optimizer               | :class:`NPULossScaleOptimizer` (same scaling) |
 
 Example:
     >>> from mx_rec.util.tf_version_adapter import hccl_ops, NPULossScaleOptimizer

@@ -1,0 +1,1 @@
+"""``rec_sdk_common.communication``: see ``rec_sdk_common.communication.hccl.hccl_info``."""

@@ -1,0 +1,1 @@
+"""``rec_sdk_common.communication.hccl``: see ``hccl_info``."""
