@@ -41,6 +41,61 @@ def test_normal_uniform_constant_and_init_param():
     np.testing.assert_array_equal(ones, np.ones((3, 2), np.float32))
 
 
-def test_unsupported_initializer_names_the_table():
-    with pytest.raises(TypeError, match="table 'tt'.*GlorotUniform"):
-        parse_initializer(tf.compat.v1.glorot_uniform_initializer(), "tt")
+VOCAB, DIM = 3000, 16
+
+
+def _tf_values(initializer, shape=(VOCAB, DIM)):
+    """What TensorFlow itself draws for a [vocabulary, dim] variable."""
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        return sess.run(initializer(shape, dtype=tf.float32))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tf.compat.v1.glorot_uniform_initializer(seed=1),
+    lambda: tf.keras.initializers.GlorotNormal(seed=1),
+    lambda: tf.keras.initializers.HeNormal(seed=1),
+    lambda: tf.compat.v1.keras.initializers.he_uniform(seed=1),
+    lambda: tf.keras.initializers.LecunNormal(seed=1),
+    lambda: tf.keras.initializers.LecunUniform(seed=1),
+    lambda: tf.compat.v1.variance_scaling_initializer(2.0, mode="fan_avg", distribution="normal", seed=1),
+    lambda: tf.keras.initializers.VarianceScaling(0.5, mode="fan_out", distribution="untruncated_normal", seed=1),
+    lambda: tf.compat.v1.uniform_unit_scaling_initializer(1.5, seed=1),
+    lambda: tf.keras.initializers.Orthogonal(gain=2.0, seed=1),
+], ids=["glorot_uniform_v1", "glorot_normal", "he_normal", "he_uniform_v1", "lecun_normal", "lecun_uniform",
+        "vs_fan_avg_normal_v1", "vs_fan_out_untruncated", "uniform_unit_scaling", "orthogonal"])
+def test_shaped_initializers_spread_rows_as_tensorflow_does_for_the_table_shape(make):
+    spec = parse_initializer(make(), "shaped", shape=(VOCAB, DIM))
+    ours = initial_rows(spec, KEYS[:VOCAB], DIM)
+    theirs = _tf_values(make())
+    assert abs(ours.std() / theirs.std() - 1) < 0.05, (ours.std(), theirs.std())
+    assert abs(ours.mean()) < 0.1 * theirs.std()
+    assert np.abs(ours).max() <= np.abs(theirs).max() * 1.5  # bounded where TF's are (uniform, truncated)
+    np.testing.assert_array_equal(initial_rows(spec, KEYS[10:20], DIM), ours[10:20])  # a function of the key
+
+
+def test_shaped_initializers_use_the_whole_table_vocabulary_whatever_the_tier():
+    from mx_rec.tables.config import make_table_config
+    he = tf.keras.initializers.HeUniform(seed=4)
+    hbm = make_table_config(tf.int64, DIM, "he", he, device_vocabulary_size=VOCAB)
+    ddr = make_table_config(tf.int64, DIM, "he", he, device_vocabulary_size=VOCAB // 10,
+                            host_vocabulary_size=VOCAB - VOCAB // 10)
+    assert hbm.init_shape == ddr.init_shape == (VOCAB, DIM)
+    assert parse_initializer(he, "he", shape=hbm.init_shape) == parse_initializer(he, "he", shape=ddr.init_shape)
+    limit = parse_initializer(he, "he", shape=hbm.init_shape).b
+    assert limit == pytest.approx(np.sqrt(6.0 / VOCAB))
+
+
+@pytest.mark.parametrize("initializer, name", [
+    (tf.keras.initializers.Identity(), "Identity"),
+    (lambda shape, dtype=None: tf.zeros(shape, dtype), "function"),
+])
+def test_unsupported_initializer_names_the_table(initializer, name):
+    with pytest.raises(TypeError, match=f"table 'tt': emb_initializer {name} is not supported; use one of"):
+        parse_initializer(initializer, "tt", shape=(10, 2))
+
+
+def test_bad_variance_scaling_settings_name_the_table():
+    bad = tf.keras.initializers.VarianceScaling()
+    bad.mode = "fan_sideways"
+    with pytest.raises(ValueError, match="table 'vs': emb_initializer mode 'fan_sideways'"):
+        parse_initializer(bad, "vs", shape=(10, 2))

@@ -163,3 +163,47 @@ def test_send_count_pads_statically_and_overflow_names_the_count(graph):
         with pytest.raises(tf.errors.OpError, match=r"5 distinct keys .* exceed send_count=4; set send_count >= 5"):
             sess.run(emb, {ids: [10, 11, 12, 13, 14, 10]})
     assert table.size() == 3
+
+
+def test_uint64_ids_are_keys_by_their_bits_one_to_one(graph):
+    table = _table()
+    big = np.array([2**63 + 5, 5, 2**64 - 1, 2**63 + 5], np.uint64)
+    as_keys = big.view(np.int64)  # 2**63 + 5 -> -(2**63) + 5; 2**64 - 1 -> -1 (padding)
+    ids = tf.compat.v1.placeholder(tf.uint64, [4])
+    emb = sparse_lookup(table, ids)
+    listed = sparse_lookup(table, big[:2], name="from_a_list")
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        out, out_list = sess.run([emb, listed], {ids: big})
+    expected = table.initial_values(as_keys)
+    expected[2] = 0.0
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(out_list, expected[:2])
+    assert not np.array_equal(out[0], out[1])  # 2**63 + 5 and 5 stay distinct keys
+    assert table.size() == 2
+
+
+def test_uint64_ids_on_an_int32_table_name_the_table(graph):
+    table = create_table(tf.int32, 4, "narrow", INIT, device_vocabulary_size=10)
+    with pytest.raises(TypeError, match="table 'narrow': uint64 ids do not fit the table's key_dtype int32"):
+        sparse_lookup(table, tf.constant([1], tf.uint64))
+    emb = sparse_lookup(table, tf.constant([7], tf.uint16))  # narrower unsigned ids are cast
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        np.testing.assert_array_equal(sess.run(emb), table.initial_values(np.array([7])))
+
+
+def test_serving_default_value_may_be_a_tensor_computed_from_constants(graph):
+    from mx_rec.lookup.registry import recorded_lookups
+    table = _table()
+    sparse_lookup(table, tf.constant([1], tf.int64), name="train")
+    emb = sparse_lookup(table, tf.constant([1, 99], tf.int64), is_train=False,
+                        serving_default_value=tf.ones(shape=(4,), dtype=tf.float32) * 2)
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        out = sess.run(emb)
+    np.testing.assert_array_equal(out[1], [2.0] * 4)
+    assert recorded_lookups()[-1]["default"] == [2.0] * 4
+    fed = tf.compat.v1.placeholder(tf.float32, [4])
+    with pytest.raises(TypeError, match="table 't': serving_default_value .* depends on 'Placeholder"):
+        sparse_lookup(table, tf.constant([1], tf.int64), is_train=False, serving_default_value=fed * 2)

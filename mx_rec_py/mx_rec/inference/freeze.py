@@ -233,7 +233,9 @@ def freeze(meta_graph: meta_graph_pb2.MetaGraphDef, prefix: str) -> Tuple[graph_
     spec = {"prediction": prediction,
             "inputs": {k: {**signature["inputs"][k], "tensor": v, "aliases": []} for k, v in sorted(inputs.items())},
             "lookups": [{"table": lk["table"], "ids": _canonical(lk["ids"]), "embeddings": _canonical(lk["output"]),
-                         "dim": lk["dim"], "default": lk["default"]} for lk in used]}
+                         "dim": lk["dim"], "default": lk["default"],
+                         **({"padding_keys": lk["padding_keys"]} if lk.get("padding_keys") else {})}
+                        for lk in used]}
     return frozen, spec
 
 

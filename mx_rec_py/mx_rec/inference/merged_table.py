@@ -32,13 +32,14 @@ class MergedTable:
     def __len__(self) -> int:
         return int(self.keys.shape[0])
 
-    def lookup(self, ids: np.ndarray, dim: Optional[int] = None, default: Optional[Sequence[float]] = None
-               ) -> np.ndarray:
+    def lookup(self, ids: np.ndarray, dim: Optional[int] = None, default: Optional[Sequence[float]] = None,
+               padding_keys: Sequence[int] = ()) -> np.ndarray:
         """Rows of ``ids`` (integers, any shape S): value dtype S + [dim].
 
         Args:
             dim: leading columns to return (default: the table's width).
             default: [dim] values for keys without a row (None: zeros). Padding (-1) is always zeros.
+            padding_keys: the table's masked padding keys, zeros too (as in training).
         """
         dim = self.dim if dim is None else int(dim)
         flat = np.asarray(ids).reshape(-1).astype(np.int64, copy=False)
@@ -55,4 +56,6 @@ class MergedTable:
                 values[order] = self.rows[hit[order], :dim]
                 out[found] = values
         out[flat == PADDING_KEY] = 0
+        if len(padding_keys):
+            out[np.isin(flat, np.asarray(padding_keys, dtype=np.int64))] = 0
         return out.reshape(tuple(np.shape(ids)) + (dim,))

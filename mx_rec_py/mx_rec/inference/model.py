@@ -94,7 +94,8 @@ class InferenceModel:
         feeds = {self.graph.get_tensor_by_name(e["tensor"]): arrays[k] for k, e in self.inputs.items()}
         ids = self.session.run(self._ids, feeds) if self._ids else []
         for lookup, tensor, values in zip(self.lookups, self._embeddings, ids):
-            feeds[tensor] = self.tables[lookup["table"]].lookup(values, lookup["dim"], lookup["default"])
+            feeds[tensor] = self.tables[lookup["table"]].lookup(values, lookup["dim"], lookup["default"],
+                                                                lookup.get("padding_keys", ()))
         return self.session.run(self._prediction, feeds)
 
     def close(self) -> None:

@@ -4,6 +4,9 @@
 a zero-size marker tensor whose static shape ``[0, MARKER_BASE + pipeline id]`` survives into the
 iterator's ``output_shapes``. ``sparse_lookup(table, spec)`` without ``batch=`` uses that tag to
 find the ``IteratorGetNext`` op of the pipeline, and the dict's key order to find the ids in it.
+
+Specs may share a name and a batch key (Rec SDK allows it: two tables reading one feature, or one
+spec per lookup of a table); each reads the same ids and is told apart by its ``unique_name``.
 """
 import itertools
 from dataclasses import dataclass, field
@@ -40,9 +43,6 @@ def make_insert_func(tgt_key_specs: Union[FeatureSpec, Sequence[FeatureSpec]], i
     specs = [tgt_key_specs] if isinstance(tgt_key_specs, FeatureSpec) else list(tgt_key_specs or [])
     if not specs or not all(isinstance(s, FeatureSpec) for s in specs):
         raise TypeError(f"get_asc_insert_func: tgt_key_specs must be FeatureSpec objects, got {tgt_key_specs!r}")
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"get_asc_insert_func: FeatureSpec names must be unique, got {names}")
     pipeline = _Pipeline(next(_ids), specs, bool(is_training))
     _pipelines[pipeline.pipeline_id] = pipeline
 
@@ -53,11 +53,12 @@ def make_insert_func(tgt_key_specs: Union[FeatureSpec, Sequence[FeatureSpec]], i
         batch = dict(element[0])
         for spec in specs:
             if spec.batch_key not in batch:
-                raise KeyError(f"FeatureSpec '{spec.name}': the batch has no key {spec.batch_key!r}; "
+                raise KeyError(f"FeatureSpec '{spec.label}': the batch has no key {spec.batch_key!r}; "
                                f"keys present: {sorted(map(str, batch))}")
             ids = batch[spec.batch_key]
             if not spec.is_timestamp and not ids.dtype.is_integer:
-                raise TypeError(f"FeatureSpec '{spec.name}': ids must be an integer tensor, got {ids.dtype.name}")
+                raise TypeError(f"FeatureSpec '{spec.label}': ids must be an integer tensor, "
+                                f"got {ids.dtype.name}")
         batch[MARKER_KEY] = tf.zeros([0, MARKER_BASE + pipeline.pipeline_id], dtype=tf.int8)
         pipeline.flat_keys = list(tf.nest.flatten({k: k for k in batch}))
         return batch
@@ -82,8 +83,10 @@ def find_feature_ids(spec: FeatureSpec, is_training: bool, graph: Optional[tf.Gr
         ValueError: no such iterator in the graph; the message says to pass ``batch=``.
     """
     graph = graph or tf.compat.v1.get_default_graph()
+    # pipelines mapped with this spec, or with another spec reading the same batch key (the train and eval
+    # pipelines of a script usually hold distinct specs of one name)
     wanted = {MARKER_BASE + p.pipeline_id: p for p in _pipelines.values()
-              if any(s is spec or s.name == spec.name for s in p.specs)}
+              if any(s is spec or s.batch_key == spec.batch_key for s in p.specs)}
     for op in reversed(graph.get_operations()):
         if op.type not in _GET_NEXT_OPS:
             continue
@@ -96,10 +99,10 @@ def find_feature_ids(spec: FeatureSpec, is_training: bool, graph: Optional[tf.Gr
                     continue
                 if len(pipeline.flat_keys) != len(op.outputs):
                     raise ValueError(
-                        f"FeatureSpec '{spec.name}': the dataset was reshaped after get_asc_insert_func's map; "
-                        "pass the batch to sparse_lookup(..., batch=batch)")
+                        f"FeatureSpec '{spec.label}': the dataset was reshaped after get_asc_insert_func's "
+                        "map; pass the batch to sparse_lookup(..., batch=batch)")
                 return op.outputs[pipeline.flat_keys.index(spec.batch_key)]
     raise ValueError(
-        f"FeatureSpec '{spec.name}': no dataset iterator in the graph carries it; map the dataset with "
+        f"FeatureSpec '{spec.label}': no dataset iterator in the graph carries it; map the dataset with "
         "get_asc_insert_func([...this spec...]) and call iterator.get_next() before sparse_lookup, "
         "or pass the batch with sparse_lookup(..., batch=batch)")

@@ -5,10 +5,11 @@ in a Saver's ``.meta`` file, so an exported MetaGraphDef still says which tensor
 table's embeddings and which tensor held the ids:
 
     {"table": str, "ids": ids tensor name (any int shape S), "output": embeddings tensor name
-     (value_dtype S + [dim]), "dim": int, "is_train": bool, "default": list of dim floats or null}
+     (value_dtype S + [dim]), "dim": int, "is_train": bool, "default": list of dim floats or null,
+     "padding_keys": list of ints (only when the table masks padding keys: those ids read zeros)}
 """
 import json
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -16,11 +17,13 @@ LOOKUP_COLLECTION = "mx_rec_lookups"
 
 
 def record_lookup(table_name: str, ids: tf.Tensor, output: tf.Tensor, dim: int, is_train: bool,
-                  default: Optional[List[float]]) -> None:
+                  default: Optional[List[float]], padding_keys: Sequence[int] = ()) -> None:
     """Add one lookup to the default graph's ``LOOKUP_COLLECTION``."""
-    tf.compat.v1.add_to_collection(LOOKUP_COLLECTION, json.dumps({
-        "table": table_name, "ids": ids.name, "output": output.name, "dim": int(dim),
-        "is_train": bool(is_train), "default": default}))
+    record = {"table": table_name, "ids": ids.name, "output": output.name, "dim": int(dim),
+              "is_train": bool(is_train), "default": default}
+    if padding_keys:
+        record["padding_keys"] = [int(k) for k in padding_keys]
+    tf.compat.v1.add_to_collection(LOOKUP_COLLECTION, json.dumps(record))
 
 
 def recorded_lookups(graph: Optional[tf.Graph] = None) -> List[Dict]:

@@ -16,11 +16,14 @@ from mx_rec.key_process.key_stats import NO_TIMESTAMP
 from mx_rec.key_process.lifecycle import lifecycle_from_dict, make_lifecycle
 from mx_rec.lookup.feature_spec import FeatureSpec
 from mx_rec.lookup.build import build_rows
+from mx_rec.lookup.default_value import static_default
 from mx_rec.lookup.input_pipeline import find_feature_ids, timestamp_spec_for
+from mx_rec.lookup.keys import mask_padding_keys, signed_array, signed_ids
 from mx_rec.graph.trace import iterator_source
 from mx_rec.lookup.merge import PendingLookup, defer
 from mx_rec.lookup.owner import expand_rows
 from mx_rec.lookup.registry import record_lookup
+from mx_rec.tables.extra_args import log_once
 from mx_rec.tables.table import EmbeddingTable
 
 MAX_LOOKUPS_PER_TABLE = 128
@@ -30,7 +33,7 @@ def _resolve_ids(table: EmbeddingTable, ids, batch, is_train: bool) -> tf.Tensor
     if isinstance(ids, FeatureSpec):
         if batch is not None:
             if ids.batch_key not in batch:
-                raise KeyError(f"FeatureSpec '{ids.name}': batch has no key {ids.batch_key!r}")
+                raise KeyError(f"FeatureSpec '{ids.label}': batch has no key {ids.batch_key!r}")
             return batch[ids.batch_key]
         return find_feature_ids(ids, is_train)
     if isinstance(ids, (tf.Tensor, tf.Variable)):
@@ -38,7 +41,7 @@ def _resolve_ids(table: EmbeddingTable, ids, batch, is_train: bool) -> tf.Tensor
     array = np.asarray(ids)
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"sparse_lookup on table '{table.table_name}': ids must be integers, got {array.dtype}")
-    return tf.constant(array, dtype=table.key_dtype)
+    return tf.constant(signed_array(table.table_name, table.key_dtype, array), dtype=table.key_dtype)
 
 
 def _configure_lifecycle(table: EmbeddingTable, ids, access_and_evict_config) -> None:
@@ -93,7 +96,7 @@ def _default_value(table: EmbeddingTable, value, dim: int) -> Optional[np.ndarra
     """``serving_default_value`` as value_dtype [dim], or None (zeros)."""
     if value is None:
         return None
-    value = np.asarray(value, dtype=table.value_dtype.as_numpy_dtype)
+    value = np.asarray(static_default(table.table_name, value), dtype=table.value_dtype.as_numpy_dtype)
     if value.shape not in ((), (1,), (dim,)):
         raise ValueError(f"sparse_lookup on table '{table.table_name}': serving_default_value must be a scalar "
                          f"or have shape [{dim}], got shape {value.shape}")
@@ -103,15 +106,17 @@ def _default_value(table: EmbeddingTable, value, dim: int) -> Optional[np.ndarra
 def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec], send_count: Optional[int] = None,
                   is_train: bool = True, name: Optional[str] = None, modify_graph: bool = False, batch=None,
                   access_and_evict_config: Optional[dict] = None, is_grad: bool = True,
-                  serving_default_value=None, dim: Optional[int] = None) -> tf.Tensor:
+                  serving_default_value=None, dim: Optional[int] = None, **kwargs) -> tf.Tensor:
     """Look ids up in a table.
 
     Args:
         hashtable: a table from ``create_table``.
-        ids: integer tensor of any shape (dtype = the table's ``key_dtype``), or a ``FeatureSpec``
-            whose ids come from a pipeline mapped with ``get_asc_insert_func``. -1 is padding.
+        ids: integer tensor of any shape (dtype = the table's ``key_dtype``, or unsigned: see
+            ``mx_rec.lookup.keys``), or a ``FeatureSpec`` whose ids come from a pipeline mapped with
+            ``get_asc_insert_func``. -1 is padding, and so are the table's masked ``padding_keys``.
         send_count: with ``init(use_dynamic=False)``, the fixed number of distinct keys per batch
-            (padded up to it; more is an error naming the count needed). Ignored in dynamic mode.
+            (padded up to it; more is an error naming the count needed); None: the table's
+            ``padding_keys_len`` if it has one. Ignored in dynamic mode.
         is_train: True inserts new keys; False (evaluation) never inserts, and keys without a row
             get ``serving_default_value`` (zeros when None).
         name: name scope of the lookup's ops.
@@ -123,8 +128,11 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
             ``access_threshold``, ``eviction_threshold`` (seconds) and ``faae_coefficient``; the same
             settings may come from the FeatureSpec instead.
         is_grad: False stops the gradient at the embeddings.
-        serving_default_value: scalar or [dim] value for keys without a row.
+        serving_default_value: scalar or [dim] value for keys without a row: a number, list, numpy
+            array, or a tensor computed from constants (``tf.ones([dim]) * 2``), evaluated once here.
         dim: number of leading columns to return (default: the table's dim).
+        kwargs: Rec SDK's internal keywords (``feature_spec_name_ids_dict``, ``multi_lookup``,
+            ``lookup_ids``) and any other: not used (Rec SDK ignores undocumented ones too), logged once.
 
     With multi-lookup on (``init(use_multi_lookup=True)`` or ``USE_MULTI_LOOKUP=1``), training
     lookups of one table are built later as one merged lookup (see ``mx_rec.lookup.merge``).
@@ -135,15 +143,19 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
     if not isinstance(hashtable, EmbeddingTable):
         raise TypeError(f"sparse_lookup: hashtable must come from create_table, got {type(hashtable).__name__}")
     table = hashtable
+    if kwargs:
+        log_once(f"lookup_kwargs:{sorted(kwargs)}", f"sparse_lookup: keyword(s) {sorted(kwargs)} are not used here")
     config = ConfigInitializer.get_instance()
     _configure_lifecycle(table, ids, access_and_evict_config)
     timestamp = _batch_timestamp(table, ids, batch, is_train)
     ids = _resolve_ids(table, ids, batch, is_train)
+    raw_ids = ids
+    ids = signed_ids(table.table_name, table.key_dtype, ids)
     out_dim = _check_args(table, ids, send_count, dim)
     if table.lookup_count >= MAX_LOOKUPS_PER_TABLE:
         raise ValueError(f"table '{table.table_name}': more than {MAX_LOOKUPS_PER_TABLE} lookups of one table")
     table.lookup_count += 1
-    padded = send_count if config.use_static else None
+    padded = (table.config.padding_keys_len if send_count is None else send_count) if config.use_static else None
     insert = bool(is_train)
     if modify_graph:
         iterator_source(ids, f"sparse_lookup on table '{table.table_name}' (modify_graph=True)")
@@ -151,6 +163,7 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         keys = tf.reshape(ids, [-1])
         if keys.dtype != tf.int64:
             keys = tf.cast(keys, tf.int64)
+        keys = mask_padding_keys(keys, table.config.masked_keys)
         default = _default_value(table, serving_default_value, out_dim)
         default_row = (tf.zeros([1, out_dim], dtype=table.value_dtype) if default is None
                        else tf.constant(default[None, :], dtype=table.value_dtype))
@@ -168,5 +181,6 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
             if not (is_grad and is_train):
                 out = tf.stop_gradient(out)
             out = tf.identity(out, name="embeddings")
-    record_lookup(table.table_name, ids, out, out_dim, is_train, None if default is None else default.tolist())
+    record_lookup(table.table_name, raw_ids, out, out_dim, is_train, None if default is None else default.tolist(),
+                  table.config.masked_keys)
     return out

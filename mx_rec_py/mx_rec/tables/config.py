@@ -2,11 +2,12 @@
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import tensorflow as tf
 
 from mx_rec.constants.constants import All2allGradientsOp, MAX_EMB_DIM, MIN_EMB_DIM
+from mx_rec.tables.extra_args import check_npu_switches, check_optimizer_list, check_padding_keys
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 _KEY_DTYPES = (tf.int64, tf.int32)
@@ -30,6 +31,23 @@ class TableConfig:
     init_param: float = 1.0
     all2all_gradients_op: str = All2allGradientsOp.SUM_GRADIENTS.value
     value_dtype: tf.DType = tf.float32
+    padding_keys: Tuple[int, ...] = ()  # sorted, distinct; ids that look up as padding when masked
+    padding_keys_mask: bool = False
+    padding_keys_len: Optional[int] = None  # the feature's length: static send_count when a lookup gives none
+    enable_merge: bool = False  # NPU-only switches below: validated, logged, no effect
+    shard_num: int = 1
+    fusion_optimizer_var: bool = True
+    hashtable_threshold: int = 0
+
+    @property
+    def masked_keys(self) -> Tuple[int, ...]:
+        """The ids that are padding (look up zeros, take no update) besides -1."""
+        return self.padding_keys if self.padding_keys_mask else ()
+
+    @property
+    def init_shape(self) -> Tuple[int, int]:
+        """``[vocabulary, dim]`` the initializers' fans are computed from: every tier, every rank."""
+        return (self.device_vocabulary_size + self.host_vocabulary_size + self.ssd_vocabulary_size, self.dim)
 
 
 def _int_in_range(table: str, name: str, value: Any, low: int, high: float) -> int:
@@ -42,7 +60,9 @@ def _int_in_range(table: str, name: str, value: Any, low: int, high: float) -> i
 
 def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1, host_vocabulary_size=0,
                       ssd_vocabulary_size=0, ssd_data_path=None, is_save=True, is_dp=False, init_param=1.0,
-                      all2all_gradients_op="sum_gradients", value_dtype=tf.float32) -> TableConfig:
+                      all2all_gradients_op="sum_gradients", value_dtype=tf.float32, enable_merge=False,
+                      padding_keys=None, padding_keys_mask=False, padding_keys_len=None, shard_num=1,
+                      fusion_optimizer_var=True, hashtable_threshold=0, optimizer_list=None) -> TableConfig:
     """Validate ``create_table`` arguments into a :class:`TableConfig`.
 
     Raises:
@@ -51,7 +71,9 @@ def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_s
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(f"create_table: name must be 1-255 characters of [A-Za-z0-9_.-], got {name!r}")
     if isinstance(dim, tf.TensorShape):
-        dim = dim.as_list()[-1] if dim.rank else None
+        if dim.rank != 1:
+            raise ValueError(f"table '{name}': dim as a tf.TensorShape must have one dimension, got {dim}")
+        dim = dim.as_list()[0]
     dim = _int_in_range(name, "dim", dim, MIN_EMB_DIM, MAX_EMB_DIM)
     try:
         key_dtype = tf.as_dtype(key_dtype)
@@ -75,11 +97,20 @@ def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_s
         raise ValueError(f"table '{name}': all2all_gradients_op must be one of {ops}, got {all2all_gradients_op!r}")
     if isinstance(init_param, bool) or not isinstance(init_param, (int, float)):
         raise TypeError(f"table '{name}': init_param must be a number, got {init_param!r}")
+    if not -10.0 <= init_param <= 10.0:
+        raise ValueError(f"table '{name}': init_param={init_param} is outside [-10, 10]")
     for flag, value in (("is_save", is_save), ("is_dp", is_dp)):
         if not isinstance(value, bool):
             raise TypeError(f"table '{name}': {flag} must be True or False, got {value!r}")
+    key_range = (key_dtype.min, key_dtype.max)
+    padding_keys, padding_keys_mask, padding_keys_len = check_padding_keys(name, key_range, padding_keys,
+                                                                           padding_keys_mask, padding_keys_len)
+    check_npu_switches(name, enable_merge, shard_num, fusion_optimizer_var, hashtable_threshold)
+    check_optimizer_list(name, optimizer_list)
     return TableConfig(table_name=name, key_dtype=key_dtype, dim=dim, emb_initializer=emb_initializer,
                        device_vocabulary_size=device_vocabulary_size, host_vocabulary_size=host_vocabulary_size,
                        ssd_vocabulary_size=ssd_vocabulary_size, ssd_data_path=ssd_data_path, is_save=is_save,
                        is_dp=is_dp, init_param=float(init_param), all2all_gradients_op=all2all_gradients_op,
-                       value_dtype=value_dtype)
+                       value_dtype=value_dtype, padding_keys=padding_keys, padding_keys_mask=padding_keys_mask,
+                       padding_keys_len=padding_keys_len, enable_merge=bool(enable_merge), shard_num=int(shard_num),
+                       fusion_optimizer_var=bool(fusion_optimizer_var), hashtable_threshold=int(hashtable_threshold))

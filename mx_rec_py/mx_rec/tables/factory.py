@@ -9,13 +9,21 @@ from mx_rec.tables.table import EmbeddingTable
 
 def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1, host_vocabulary_size=0,
                  ssd_vocabulary_size=0, ssd_data_path=None, is_save=True, is_dp=False, init_param=1.0,
-                 all2all_gradients_op="sum_gradients", value_dtype=tf.float32) -> EmbeddingTable:
+                 all2all_gradients_op="sum_gradients", enable_merge=False, padding_keys=None,
+                 padding_keys_mask=False, padding_keys_len=None, value_dtype=tf.float32, shard_num=1,
+                 fusion_optimizer_var=True, hashtable_threshold=0, optimizer_list=None) -> EmbeddingTable:
     """Create a sparse embedding table (Rec SDK signature).
+
+    Example:
+        >>> table = create_table(tf.int64, 16, "user_table", tf.compat.v1.truncated_normal_initializer(),
+        ...                      device_vocabulary_size=100_000, padding_keys=0, padding_keys_mask=True,
+        ...                      padding_keys_len=4096)                                   # doctest: +SKIP
 
     Args:
         key_dtype: tf.int64 or tf.int32. dim: embedding width in [1, 8192]. name: unique table name.
-        emb_initializer: a TF initializer (constant, zeros, ones, random uniform/normal, truncated normal);
-            a key's initial row depends only on (name, key, initializer).
+        emb_initializer: a TF initializer (constant, zeros, ones, random uniform/normal, truncated normal,
+            VarianceScaling, Glorot, He, LeCun, uniform unit scaling, orthogonal); a key's initial row depends
+            only on (name, key, initializer); fans come from the shape [all vocabulary sizes summed, dim].
         device_vocabulary_size: rows on the device, over all ranks (with ``init(use_dynamic_expansion=True)``
             the table instead starts small and grows in chunks as keys arrive, without limit).
         host_vocabulary_size: DDR mode when > 0: the device rows become a cache over this many host rows.
@@ -25,7 +33,12 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
             (for small tables: no all-to-all; the batch's keys are all-gathered, gradients all-reduced).
         init_param: multiplies initial values.
         all2all_gradients_op: "sum_gradients" or "sum_gradients_and_div_by_ranksize".
+        padding_keys / padding_keys_mask / padding_keys_len: with the mask, ids equal to a padding key are
+            padding like -1 (zeros, no row, no update); the length is the feature's length, the static
+            ``send_count`` of lookups that give none. See ``mx_rec.tables.extra_args``.
         value_dtype: tf.float32 or tf.float64.
+        enable_merge / shard_num / fusion_optimizer_var / hashtable_threshold: NPU-only; validated, and logged
+            once as having no effect. optimizer_list: older scripts' argument; checked, no effect.
 
     Raises:
         RuntimeError: ``init()`` was not called. TypeError / ValueError: a bad argument, naming it and the table.
@@ -33,7 +46,9 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
     config = ConfigInitializer.get_instance()
     table_config = make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_size,
                                      host_vocabulary_size, ssd_vocabulary_size, ssd_data_path, is_save, is_dp,
-                                     init_param, all2all_gradients_op, value_dtype)
+                                     init_param, all2all_gradients_op, value_dtype, enable_merge, padding_keys,
+                                     padding_keys_mask, padding_keys_len, shard_num, fusion_optimizer_var,
+                                     hashtable_threshold, optimizer_list)
     if name in config.tables:
         raise ValueError(f"table '{name}' already exists; table names must be unique")
     if table_config.ssd_vocabulary_size:

@@ -37,7 +37,8 @@ class EmbeddingTable:
         self.dim = config.dim
         self.key_dtype = config.key_dtype
         self.value_dtype = config.value_dtype
-        self.init_spec = parse_initializer(config.emb_initializer, config.table_name, config.init_param)
+        self.init_spec = parse_initializer(config.emb_initializer, config.table_name, config.init_param,
+                                           shape=config.init_shape)
         shard_rows = math.ceil(config.device_vocabulary_size / rank_size)
         self.host_rows = math.ceil(config.host_vocabulary_size / rank_size)
         self.ssd_rows = math.ceil(config.ssd_vocabulary_size / rank_size)
