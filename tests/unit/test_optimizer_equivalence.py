@@ -2,16 +2,16 @@
 
 The model: ids int64 [B, F] -> sparse_lookup -> [B, F, D]; pred[b] = sum_{f,d} emb[b,f,d] * w[f,d]
 with a fixed w; loss = mean((pred - y)^2). Ids mix duplicates, padding (-1), negative keys and keys
-at the int64 limits. SGD / Adagrad / FTRL are compared with TF's own sparse updates on a plain
-tf.Variable holding every key's row (ids remapped to row numbers up front); lazy Adam is compared
-with a numpy implementation.
+at the int64 limits. SGD / Adagrad / FTRL / momentum are compared with TF's own sparse updates on a
+plain tf.Variable holding every key's row (ids remapped to row numbers up front); lazy Adam and
+FTRL-T are compared with numpy implementations.
 """
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mx_rec.core.embedding import create_table, sparse_lookup
-from mx_rec.optimizers import adagrad, ftrl, gradient_descent, lazy_adam
+from mx_rec.optimizers import adagrad, ftrl, ftrl_t, gradient_descent, lazy_adam, momentum
 from mx_rec.util.variable import get_dense_and_sparse_variable
 
 B, F, D, STEPS = 32, 4, 8, 50
@@ -98,6 +98,10 @@ CASES = {
                                                 l2_regularization_strength=0.01),
              lambda: tf.compat.v1.train.FtrlOptimizer(0.2, l1_regularization_strength=0.001,
                                                       l2_regularization_strength=0.01)),
+    "momentum": (lambda: momentum.create_hash_optimizer(0.01, mom=0.9),
+                 lambda: tf.compat.v1.train.MomentumOptimizer(0.01, momentum=0.9)),
+    "nesterov": (lambda: momentum.create_hash_optimizer(0.01, mom=0.8, enable_nesterov=True),
+                 lambda: tf.compat.v1.train.MomentumOptimizer(0.01, momentum=0.8, use_nesterov=True)),
 }
 
 
@@ -109,15 +113,16 @@ def test_matches_tf_sparse_updates_on_a_plain_variable(graph, name):
     _compare((losses, rows), _train_reference(ref_opt, table))
 
 
-def _numpy_lazy_adam(table, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
+def _numpy_steps(table):
+    """(step, rows, grads) each step, in float64: the model's loss appended to ``losses`` and the
+    gradient of each key in the batch; the caller updates ``rows`` in place."""
     ids_all, labels, w = _data()
-    rows, m, v, losses = {}, {}, {}, []
+    rows, losses = {}, []
     for step in range(STEPS):
         ids = ids_all[step]
         for k in np.unique(ids[ids != -1]).tolist():
             if k not in rows:
                 rows[k] = table.initial_values(np.array([k]))[0].astype(np.float64)
-                m[k], v[k] = np.zeros(D), np.zeros(D)
         emb = np.zeros((B, F, D))
         for (b, f), k in np.ndenumerate(ids):
             if k != -1:
@@ -128,6 +133,15 @@ def _numpy_lazy_adam(table, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
         for (b, f), k in np.ndenumerate(ids):
             if k != -1:
                 grads[int(k)] = grads.get(int(k), 0.0) + 2.0 * err[b] / B * w[f]
+        yield step, rows, grads, losses
+
+
+def _numpy_lazy_adam(table, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
+    m, v = {}, {}
+    for step, rows, grads, losses in _numpy_steps(table):
+        for k in grads:
+            m.setdefault(k, np.zeros(D))
+            v.setdefault(k, np.zeros(D))
         t = step + 1
         step_size = lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
         for k, g in grads.items():  # lazy: only keys in this batch
@@ -137,9 +151,36 @@ def _numpy_lazy_adam(table, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
     return np.array(losses), rows
 
 
+def _numpy_ftrl_t(table, alpha, beta, lambda1, lambda2, epsilon, grad_factor):
+    """FTRL-T as its documentation states it (mx_rec.optimizers.ftrl_t), one key at a time."""
+    slots = {}
+    for _, rows, grads, losses in _numpy_steps(table):
+        for k, grad in grads.items():
+            z, n, g, w = slots.get(k, (np.zeros(D),) * 4)
+            g = grad_factor * g + (1 - grad_factor) * grad
+            sigma = (np.sqrt(n + g * g) - np.sqrt(n)) / alpha
+            z = (1 - epsilon) * z + g - sigma * w
+            n = (1 - epsilon) * n + g * g
+            w = np.where(np.abs(z) > lambda1, (lambda1 * np.sign(z) - z) / ((beta + np.sqrt(n)) / alpha + lambda2), 0.0)
+            slots[k] = (z, n, g, w)
+            rows[k] = w
+    return np.array(losses), rows
+
+
 def test_lazy_adam_matches_numpy(graph):
     losses, rows, table = _train_mxrec(lambda: lazy_adam.create_hash_optimizer(0.01))
     _compare((losses, rows), _numpy_lazy_adam(table))
+
+
+@pytest.mark.parametrize("params", [
+    dict(alpha=0.5, beta=1.0, lambda1=0.0, lambda2=0.0, epsilon=0.0, grad_factor=0.0),
+    dict(alpha=0.3, beta=0.5, lambda1=0.002, lambda2=0.01, epsilon=0.01, grad_factor=0.3),
+], ids=["plain", "regularised_decayed_smoothed"])
+def test_ftrl_t_matches_numpy(graph, params):
+    losses, rows, table = _train_mxrec(lambda: ftrl_t.create_hash_optimizer(0.01, **params))
+    _compare((losses, rows), _numpy_ftrl_t(table, **params))
+    if params["lambda1"]:  # the L1 term really zeroes coordinates
+        assert sum(int((np.abs(r) == 0).sum()) for r in rows.values()) > 0
 
 
 def test_lazy_adam_leaves_unlooked_rows_and_their_slots_alone(graph):

@@ -1,14 +1,53 @@
-"""Shared behaviour of the hash optimizers (a mixin over TF1 optimizers).
+"""``CustomizedOptimizer``: the base of every hash optimizer, ours and users' own (Rec SDK's name).
 
-A hash optimizer only updates table variables, only with sparse gradients, and registers
-each slot it creates with the table so that storage tiers can move slots with their rows.
-Duplicate indices (several lookups of one table) are summed by TF's base class first.
+A hash optimizer is a ``tf.compat.v1.train.Optimizer`` that updates table variables only, with the
+IndexedSlices gradients lookups produce, touching only the rows looked up, and whose slots live row
+for row beside the table (so DDR/SSD tiers move them with the rows). Subclass it as Rec SDK's
+examples do, the TF optimizer first or second in the bases:
+
+    class SGDWithDecay(tf.compat.v1.train.GradientDescentOptimizer, CustomizedOptimizer):
+        def __init__(self, learning_rate, weight_decay, name="SGDWithDecay"):
+            self.weight_decay = weight_decay
+            super()._get_name(name=name)
+            super().__init__(learning_rate=learning_rate, use_locking=False, name=self.unique_name)
+
+        def _apply_sparse_duplicate_indices(self, grad, var):  # grad: IndexedSlices of looked-up rows
+            rows = tf.gather(var, grad.indices)
+            delta = (grad.values + self.weight_decay * rows) * self._learning_rate_tensor
+            return tf.compat.v1.scatter_nd_add(var, grad.indices[:, None], -delta)
+
+        def initialize_slots(self, var, table_instance): return []   # Rec SDK's slot protocol (optional)
+        def get_slot_init_values(self): return []
+
+When such a class is defined, the hash-table steps are put around what it implements: in
+``__init__`` (registration, so DDR tables made later get its slots), ``compute_gradients``
+(multi-lookup merging), ``_create_slots`` (slots registered with the table, growable under dynamic
+expansion) and ``_resource_apply_sparse_duplicate_indices`` (slot growth, the gradient strategy,
+DDR placement beside the update), which runs whichever sparse update the class implements (see
+``mx_rec.optimizers.sparse_apply``). A dense gradient on a table is refused with a clear error.
 """
+import functools
+import numbers
+from collections import defaultdict
+from typing import Callable, Dict, List
 
 import tensorflow as tf
+from tensorflow.python.training.optimizer import _var_key
 
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.lookup.merge import build_pending_lookups
+from mx_rec.optimizers import slots
+from mx_rec.optimizers.sparse_apply import is_framework, sparse_update
+from mx_rec.util.log import logger
+
+_logged_once = set()
+
+
+def log_once(message: str) -> None:
+    """Log ``message`` at INFO the first time only (NPU-only settings that do nothing here)."""
+    if message not in _logged_once:
+        _logged_once.add(message)
+        logger.info(message)
 
 
 def table_of(var) -> "EmbeddingTable":  # noqa: F821
@@ -21,101 +60,159 @@ def table_of(var) -> "EmbeddingTable":  # noqa: F821
                     "one (use a dense optimizer for it, see get_dense_and_sparse_variable())")
 
 
-def _indices_are_unique(table) -> bool:
-    """A table with one built lookup (one call, or several merged by multi-lookup), without send_count
-    padding, gets a gradient on distinct rows only (the lookup already summed duplicate ids), so TF's
-    extra unique + segment-sum pass can be skipped."""
-    return table.built_lookups == 1 and not ConfigInitializer.get_instance().use_static
+def check_learning_rate(learning_rate, name: str, what: str = "learning_rate") -> None:
+    """A float in [0, 10], or a tensor, variable or callable (TF evaluates those when applying).
+
+    Raises:
+        ValueError / TypeError naming the optimizer and the value.
+    """
+    if isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool):
+        if not 0.0 <= float(learning_rate) <= 10.0:
+            raise ValueError(f"{name}: {what}={learning_rate} is outside [0.0, 10.0]")
+    elif not (isinstance(learning_rate, (tf.Tensor, tf.Variable)) or callable(learning_rate)):
+        raise TypeError(f"{name}: {what} must be a float, a tensor, a variable or a callable, got {learning_rate!r}")
 
 
-def check_learning_rate(learning_rate, name: str) -> None:
-    if isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool):
-        if not 0.0 <= learning_rate <= 10.0:
-            raise ValueError(f"{name}: learning_rate={learning_rate} is outside [0.0, 10.0]")
-    elif not isinstance(learning_rate, (tf.Tensor, tf.Variable)):
-        raise TypeError(f"{name}: learning_rate must be a float or a tensor, got {learning_rate!r}")
+def check_name(name, default: str) -> None:
+    """Optimizer names are strings of 1 to 200 characters (Rec SDK's rule)."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 200:
+        raise ValueError(f"{default}: name must be a string of 1 to 200 characters, got {name!r}")
 
 
-class HashOptimizerMixin:
-    """Put first in the bases: ``class X(HashOptimizerMixin, tf.compat.v1.train.SomeOptimizer)``."""
+# --- the steps put around a subclass's own methods -------------------------------------------------
 
-    slot_init_values: dict = {}
+def _init(self, inner, *args, **kwargs):
+    inner(*args, **kwargs)
+    if ConfigInitializer.is_initialized():
+        registered = ConfigInitializer.get_instance().hash_optimizers
+        if not any(o is self for o in registered):
+            registered.append(self)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if ConfigInitializer.is_initialized():
-            ConfigInitializer.get_instance().hash_optimizers.append(self)
 
-    def compute_gradients(self, loss, var_list=None, **kwargs):
-        build_pending_lookups()  # multi-lookup: the merged lookups must exist before gradients flow to them
-        return super().compute_gradients(loss, var_list=var_list, **kwargs)
+def _compute_gradients(self, inner, *args, **kwargs):
+    build_pending_lookups()  # multi-lookup: the merged lookups must exist before gradients flow to them
+    return inner(*args, **kwargs)
 
-    def _create_slots(self, var_list):
-        for var in var_list:
-            if table_of(var).expandable:
-                self._make_growable_slots(var)
-        super()._create_slots(var_list)
-        for var in var_list:
-            table = table_of(var)
-            if table.frozen_slots is not None:
-                added = {(self.get_name(), n) for n in self.get_slot_names() if self.get_slot(var, n) is not None}
-                if not added <= table.frozen_slots:
-                    raise ValueError(f"table '{table.table_name}' is in DDR mode: create every hash optimizer "
-                                     f"before create_table (slots {sorted(added - table.frozen_slots)} came later)")
-        for var in var_list:
-            table = table_of(var)
-            for slot_name in self.get_slot_names():
-                slot = self.get_slot(var, slot_name)
-                if slot is not None:
-                    table.register_slot(self.get_name(), slot_name, slot, self.slot_init_values.get(slot_name, 0.0))
 
-    def _make_growable_slots(self, var) -> None:
-        """Slots with an open leading dimension (they grow with an expandable table), made before TF's
-        own ``_create_slots`` runs, which then finds and keeps them."""
-        for slot_name, init in self.slot_init_values.items():
-            value = tf.fill(tf.shape(var.initial_value), tf.cast(init, var.dtype.base_dtype))
-            value = tf.compat.v1.placeholder_with_default(value, shape=[None, var.shape[1]])
-            self._get_or_make_slot(var, value, slot_name, self._name)
+def _create_slots(self, inner, var_list):
+    tables = [table_of(var) for var in var_list]
+    initialized = self.__dict__.setdefault("_mxrec_slots_initialized", set())
+    for var, table in zip(var_list, tables):
+        if table.expandable:
+            slots.make_growable_slots(self, var)
+        if _var_key(var) not in initialized and _overrides(self, "initialize_slots"):
+            for info in self.initialize_slots(var, table) or []:  # Rec SDK's protocol: made here, kept by TF
+                self.insert_slot(info["slot"], info["named_slot_key"], info["slot_name"])
+        initialized.add(_var_key(var))
+    inner(var_list)
+    for var, table in zip(var_list, tables):
+        slots.register_slots(self, var, table)
 
-    def _grow_slots(self, var, grad):
-        """Ops that extend this optimizer's slots of ``var`` to the variable's row count once ``grad``
-        exists (the gradient comes after the lookups, which may have grown the variable)."""
-        with tf.control_dependencies([grad]):
-            rows = tf.raw_ops.VariableShape(input=var.handle, out_type=tf.int64)[0]
-        ops = []
-        for slot_name, init in self.slot_init_values.items():
-            slot = self.get_slot(var, slot_name)
-            current = tf.raw_ops.VariableShape(input=slot.handle, out_type=tf.int64)[0]
 
-            def grow(slot=slot, current=current, init=init):
-                extra = tf.fill(tf.stack([rows - current, var.shape[1]]), tf.cast(init, slot.dtype.base_dtype))
-                return tf.group(slot.assign(tf.concat([slot.read_value(), extra], 0), read_value=False))
+def _resource_apply_sparse_duplicate_indices(self, inner, grad, handle, indices):
+    table = table_of(handle)
+    deps = slots.grow_slots(self, handle, grad, table) if table.expandable else []
+    with tf.control_dependencies(deps):
+        update = sparse_update(self, inner, grad, handle, indices, table)
+    if table.lookahead_ops:  # DDR/SSD: the next batch is placed beside the update, not before it
+        return tf.group(update, *table.lookahead_ops)
+    return update
 
-            ops.append(tf.cond(current < rows, grow, tf.no_op))
-        return ops
 
-    def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices):
-        table = table_of(handle)
-        deps = self._grow_slots(handle, grad) if table.expandable else []
-        with tf.control_dependencies(deps):
-            if _indices_are_unique(table) and self._has_own_sparse_update():
-                update = self._resource_apply_sparse(grad, handle, indices)
-            else:
-                update = super()._resource_apply_sparse_duplicate_indices(grad, handle, indices)
-        if table.lookahead_ops:  # DDR/SSD: the next batch is placed beside the update, not before it
-            return tf.group(update, *table.lookahead_ops)
-        return update
+def _resource_apply_dense(self, grad, handle):
+    raise TypeError(f"{self.get_name()}: table variable {handle.name} got a dense gradient; hash optimizers "
+                    "need the IndexedSlices gradient that sparse_lookup produces")
 
-    def _has_own_sparse_update(self) -> bool:
-        # TF's GradientDescent only implements the duplicate-indices path (a scatter-add needs no dedup)
-        return type(self)._resource_apply_sparse is not tf.compat.v1.train.Optimizer._resource_apply_sparse
 
-    def _resource_apply_dense(self, grad, handle):
-        raise TypeError(f"{self.get_name()}: table variable {handle.name} got a dense gradient; hash optimizers "
-                        "need the IndexedSlices gradient that sparse_lookup produces")
+def _apply_dense(self, grad, var):
+    return _resource_apply_dense(self, grad, var)
 
-    def _apply_dense(self, grad, var):
-        return self._resource_apply_dense(grad, var)
 
-    def _valid_dtypes(self):
-        return {tf.float32, tf.float64}
+def _valid_dtypes(self):
+    return {tf.float32, tf.float64}
+
+
+_AROUND: Dict[str, Callable] = {"__init__": _init, "compute_gradients": _compute_gradients,
+                                "_create_slots": _create_slots,
+                                "_resource_apply_sparse_duplicate_indices": _resource_apply_sparse_duplicate_indices}
+_DEFAULTS: Dict[str, Callable] = {"_resource_apply_dense": _resource_apply_dense, "_apply_dense": _apply_dense,
+                                  "_valid_dtypes": _valid_dtypes}
+
+
+def _around(name: str, fn: Callable) -> Callable:
+    """``fn`` with our steps around it; a nested call (a subclass's method calling ``super()``) runs
+    ``fn`` alone, so the steps run once, around the outermost call."""
+    steps = _AROUND[name]
+
+    @functools.wraps(fn)
+    def hook(self, *args, **kwargs):
+        active = self.__dict__.setdefault("_mxrec_active_hooks", set())
+        if name in active:
+            return fn(self, *args, **kwargs)
+        active.add(name)
+        try:
+            return steps(self, functools.partial(fn, self), *args, **kwargs)
+        finally:
+            active.discard(name)
+
+    hook._mxrec_hooked = True
+    hook._mxrec_inner = fn
+    return hook
+
+
+def _overrides(optimizer, name: str) -> bool:
+    return getattr(type(optimizer), name) is not getattr(CustomizedOptimizer, name)
+
+
+class CustomizedOptimizer:
+    """Base class of hash optimizers; combine it with a ``tf.compat.v1.train`` optimizer class.
+
+    Attributes:
+        slot_init_values: optional dict slot name -> float, the value a new row of each slot starts
+            from (else Rec SDK's ``get_slot_init_values()`` or the slot's constant initial value).
+        unique_name / base_name: set by ``_get_name``, as in Rec SDK.
+    """
+
+    name_counter = defaultdict(int)
+    slot_init_values: Dict[str, float] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _AROUND:  # the class's own method, or the framework's it inherits, gets our steps
+            if name in cls.__dict__ and not getattr(cls.__dict__[name], "_mxrec_hooked", False):
+                setattr(cls, name, _around(name, cls.__dict__[name]))
+            elif not getattr(getattr(cls, name), "_mxrec_hooked", False):
+                setattr(cls, name, _around(name, getattr(cls, name)))
+        for name, default in _DEFAULTS.items():
+            if name not in cls.__dict__ and is_framework(getattr(cls, name)):
+                setattr(cls, name, default)
+
+    def _get_name(self, name: str = "CustomizedOptimizer") -> None:
+        """Rec SDK's naming: ``unique_name`` is ``name`` with a per-name counter (``name_0``, ``name_1``, ...)."""
+        counter = type(self).name_counter
+        if name in counter:
+            counter[name] += 1
+        count = counter[name]
+        self.unique_name = f"{name}_{count}"
+        self.base_name = name
+
+    __get_name__ = _get_name  # the spelling some Rec SDK optimizers call
+
+    def initialize_slots(self, var, table_instance) -> List[dict]:
+        """Rec SDK's slot protocol: make slots of ``var`` now, as dicts {slot, named_slot_key, slot_name};
+        each is then handed to ``insert_slot``. Here slots may as well come from ``_create_slots``."""
+        return []
+
+    def insert_slot(self, slot, named_slots_key, slot_name: str) -> None:
+        """Keep ``slot`` as this optimizer's ``slot_name`` slot of the variable ``named_slots_key`` names."""
+        named_slots = self._slot_dict(slot_name)
+        if named_slots_key in named_slots and named_slots[named_slots_key] is not slot:
+            raise ValueError(f"{self.get_name()}: a {slot_name!r} slot of {named_slots_key[-1]!r} exists already")
+        named_slots[named_slots_key] = slot
+
+    def get_slot_init_values(self) -> List[float]:
+        """Initial values of the slots, in creation order (Rec SDK's protocol)."""
+        return list((self.slot_init_values or {}).values())
+
+
+HashOptimizerMixin = CustomizedOptimizer  # the former name, for code written against it

@@ -2,9 +2,11 @@
 
 With ``init(use_dynamic_expansion=True)`` each training lookup adds its gathered rows [G, dim] to
 ``ASCEND_SPARSE_LOOKUP_LOCAL_EMB`` and their device rows ("addresses") [G] to
-``ASCEND_SPARSE_LOOKUP_ID_OFFSET``. A script takes ``tf.gradients(loss, local_embs)`` and hands
-``zip(grads, addresses)`` to a ``*_by_addr`` optimizer, which turns each table's pairs into one
-IndexedSlices on the table variable and applies the wrapped hash optimizer's lazy update.
+``ASCEND_SPARSE_LOOKUP_ID_OFFSET``. A script takes ``tf.gradients(loss, local_embs)`` (or the
+optimizer's own ``compute_gradients(loss, local_embs)``) and hands ``zip(grads, addresses)`` to a
+``*_by_addr`` optimizer. Each one is a real hash optimizer (a ``tf.compat.v1.train.Optimizer``,
+so loss-scale wrappers take it) whose ``apply_gradients`` turns each table's pairs into one
+IndexedSlices on the table variable, then applies its usual lazy update.
 """
 from typing import Iterable, Tuple
 
@@ -17,45 +19,29 @@ def _owner(address: tf.Tensor):
     for table in ConfigInitializer.get_instance().tables.values():
         if any(address is a for a in table.address_tensors):
             return table
-    raise TypeError(f"{address.name} is not an address from ASCEND_SPARSE_LOOKUP_ID_OFFSET (dynamic expansion "
-                    "lookups add them); by-address optimizers take (gradient, address) pairs")
+    raise TypeError(f"{getattr(address, 'name', address)} is not an address from ASCEND_SPARSE_LOOKUP_ID_OFFSET "
+                    "(dynamic expansion lookups add them); by-address optimizers take (gradient, address) pairs")
 
 
-class ByAddressOptimizer:
-    """Applies (dense gradient [G, dim], address int64 [G]) pairs with a wrapped hash optimizer.
-
-    Args:
-        optimizer: a hash optimizer (lazy Adam, Adagrad, SGD) that does the per-row update.
-        weight_decay: added to each row's summed gradient as ``weight_decay * row`` (SGD by address).
-    """
-
-    def __init__(self, optimizer, weight_decay: float = 0.0) -> None:
-        self.optimizer = optimizer
-        self.weight_decay = float(weight_decay)
-
-    def get_name(self) -> str:
-        return self.optimizer.get_name()
-
-    def get_slot(self, var, name):
-        return self.optimizer.get_slot(var, name)
+class ByAddressMixin:
+    """Put first: ``class X(ByAddressMixin, SomeHashOptimizer)``."""
 
     def apply_gradients(self, grads_and_vars: Iterable[Tuple[tf.Tensor, tf.Tensor]], global_step=None, name=None):
-        """One update op for every table named by the addresses."""
-        by_table = {}
-        for grad, address in grads_and_vars:
+        """(dense gradient [G, dim], address int64 [G]) pairs -> one update op for every table named.
+        A pair whose second item is a table variable (an IndexedSlices gradient) passes through."""
+        by_table, passed = {}, []
+        for grad, target in grads_and_vars:
+            if isinstance(target, tf.Variable):
+                passed.append((grad, target))
+                continue
             if grad is None:
                 continue
-            by_table.setdefault(id(_owner(address)), (_owner(address), []))[1].append((grad, address))
-        updates = []
+            table = _owner(target)
+            by_table.setdefault(table.table_name, (table, []))[1].append((grad, target))
+        updates = list(passed)
         for table, pairs in by_table.values():
-            values = tf.concat([g for g, _ in pairs], axis=0)
+            values = tf.concat([tf.convert_to_tensor(g) for g, _ in pairs], axis=0)
             indices = tf.concat([a for _, a in pairs], axis=0)
-            if self.weight_decay:
-                indices, position = tf.unique(indices)
-                values = tf.math.unsorted_segment_sum(values, position, tf.shape(indices)[0])
-                with tf.control_dependencies([values]):  # read rows after the lookups wrote them
-                    rows = tf.gather(table.variable, indices)
-                values += self.weight_decay * rows
             shape = tf.raw_ops.VariableShape(input=table.variable.handle, out_type=tf.int64)
             updates.append((tf.IndexedSlices(values, indices, dense_shape=shape), table.variable))
-        return self.optimizer.apply_gradients(updates, global_step=global_step, name=name)
+        return super().apply_gradients(updates, global_step=global_step, name=name)

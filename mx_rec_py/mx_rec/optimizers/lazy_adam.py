@@ -9,10 +9,10 @@ former LazyAdamOptimizer did, and equal to the global step when it runs once per
 """
 import tensorflow as tf
 
-from mx_rec.optimizers.base import HashOptimizerMixin, check_learning_rate
+from mx_rec.optimizers.base import CustomizedOptimizer, check_learning_rate, check_name, log_once
 
 
-class CustomizedLazyAdam(HashOptimizerMixin, tf.compat.v1.train.AdamOptimizer):
+class CustomizedLazyAdam(tf.compat.v1.train.AdamOptimizer, CustomizedOptimizer):
     """Adam whose sparse update touches only the rows in the gradient (slots ``m`` and ``v``)."""
 
     slot_init_values = {"m": 0.0, "v": 0.0}
@@ -37,13 +37,29 @@ class CustomizedLazyAdam(HashOptimizerMixin, tf.compat.v1.train.AdamOptimizer):
 
 
 def create_hash_optimizer(learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
-                          name: str = "LazyAdam"):
-    """Hash lazy Adam (Rec SDK signature); beta1 in (0, 1), beta2 in [0, 1], epsilon in (0, 1]."""
+                          name: str = "LazyAdam", use_fusion_optim: bool = False) -> CustomizedLazyAdam:
+    """Hash lazy Adam (Rec SDK signature); beta1 in (0, 1), beta2 in [0, 1], epsilon in (0, 1].
+
+    learning_rate: float in [0, 10], or a tensor / variable / callable. use_fusion_optim: an NPU
+    fused kernel; accepted, no effect here.
+
+    Example:
+        >>> from mx_rec.optimizers.lazy_adam import create_hash_optimizer
+        >>> sparse_optimizer = create_hash_optimizer(0.001)
+    """
+    check_arguments(learning_rate, beta1, beta2, epsilon, name)
+    if use_fusion_optim:
+        log_once(f"{name}: use_fusion_optim selects an NPU fused kernel; it has no effect here")
+    return CustomizedLazyAdam(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, name=name)
+
+
+def check_arguments(learning_rate, beta1: float, beta2: float, epsilon: float, name: str) -> None:
+    """Rec SDK's ranges; ValueError / TypeError naming the optimizer and the argument."""
     check_learning_rate(learning_rate, name)
+    check_name(name, "LazyAdam")
     if not 0.0 < beta1 < 1.0:
         raise ValueError(f"{name}: beta1={beta1} is outside (0.0, 1.0)")
     if not 0.0 <= beta2 <= 1.0:
         raise ValueError(f"{name}: beta2={beta2} is outside [0.0, 1.0]")
     if not 0.0 < epsilon <= 1.0:
         raise ValueError(f"{name}: epsilon={epsilon} is outside (0.0, 1.0]")
-    return CustomizedLazyAdam(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, name=name)

@@ -1,0 +1,94 @@
+"""Hash FTRL-T: a time-decayed, smoothed-gradient FTRL-proximal update on the looked-up rows.
+
+Slots z, n, g, w (all start at 0), per looked-up row with gradient ``grad``:
+
+    g'    = grad_factor * g + (1 - grad_factor) * grad              smoothed gradient
+    sigma = (sqrt(n + g'^2) - sqrt(n)) / alpha
+    z'    = (1 - epsilon) * z + g' - sigma * w
+    n'    = (1 - epsilon) * n + g'^2
+    w'    = (lambda1 * sign(z') - z') / ((beta + sqrt(n')) / alpha + lambda2)   if |z'| > lambda1, else 0
+    row   = w'                                                      (the row is replaced, slot w keeps it)
+
+``alpha`` is the step size; ``learning_rate`` is accepted (Rec SDK's signature) but the update
+does not use it. ``epsilon`` decays the accumulated z and n each time a row is updated.
+"""
+import numbers
+
+import tensorflow as tf
+
+from mx_rec.optimizers.base import CustomizedOptimizer, check_learning_rate, check_name
+
+_DEFAULTS = {"alpha": 0.06, "beta": 1.0, "lambda1": 0.0, "lambda2": 0.0, "epsilon": 0.0, "grad_factor": 0.0}
+_NAMES = ("z_name", "n_name", "g_name")
+
+
+class CustomizedFtrlT(tf.compat.v1.train.Optimizer, CustomizedOptimizer):
+    """FTRL-T (see the module docstring) on table rows; slots ``z``, ``n``, ``g``, ``w``."""
+
+    slot_init_values = {"z": 0.0, "n": 0.0, "g": 0.0, "w": 0.0}
+
+    def __init__(self, learning_rate, use_locking: bool = False, name: str = "Ftrl_t", **kwargs):
+        super().__init__(use_locking, name)
+        self._learning_rate = learning_rate
+        self._params = {key: kwargs.get(key, default) for key, default in _DEFAULTS.items()}
+        self._slot_suffixes = {key[0]: kwargs.get(key) for key in _NAMES}
+        self._tensors = {}
+
+    def _prepare(self):
+        self._learning_rate_tensor = tf.convert_to_tensor(self._call_if_callable(self._learning_rate),
+                                                          name="learning_rate")
+        self._tensors = {key: tf.convert_to_tensor(self._call_if_callable(value), name=key)
+                         for key, value in self._params.items()}
+
+    def _create_slots(self, var_list):
+        for var in var_list:
+            for slot in ("z", "n", "g", "w"):
+                self._zeros_slot(var, slot, f"{self._name}/{self._slot_suffixes.get(slot) or slot}")
+
+    def _resource_apply_sparse(self, grad, handle, indices):
+        dtype = handle.dtype.base_dtype
+        p = {key: tf.cast(value, dtype) for key, value in self._tensors.items()}
+        z, n, g, w = (self.get_slot(handle, s) for s in ("z", "n", "g", "w"))
+        z_old, n_old, g_old, w_old = (tf.gather(s, indices) for s in (z, n, g, w))
+        g_new = p["grad_factor"] * g_old + (1.0 - p["grad_factor"]) * grad
+        sigma = (tf.sqrt(n_old + tf.square(g_new)) - tf.sqrt(n_old)) / p["alpha"]
+        z_new = (1.0 - p["epsilon"]) * z_old + g_new - sigma * w_old
+        n_new = (1.0 - p["epsilon"]) * n_old + tf.square(g_new)
+        denominator = (p["beta"] + tf.sqrt(n_new)) / p["alpha"] + p["lambda2"]
+        w_new = tf.where(tf.abs(z_new) > p["lambda1"], (p["lambda1"] * tf.sign(z_new) - z_new) / denominator,
+                         tf.zeros_like(z_new))
+        return tf.group(*[tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=indices, updates=u)
+                          for v, u in ((g, g_new), (z, z_new), (n, n_new), (w, w_new), (handle, w_new))])
+
+
+def create_hash_optimizer(learning_rate, use_locking: bool = False, name: str = "Ftrl_t",
+                          **kwargs) -> CustomizedFtrlT:
+    """Hash FTRL-T (Rec SDK's ``mx_rec.optimizers.ftrl_t`` signature).
+
+    Args:
+        learning_rate: float in [0, 10], or a tensor / variable / callable (not used by the update).
+        kwargs: alpha (> 0, default 0.06), beta (>= 0, 1.0), lambda1 (>= 0, 0.0), lambda2 (>= 0, 0.0),
+            epsilon (decay in [0, 1), 0.0), grad_factor (smoothing in [0, 1), 0.0); z_name / n_name /
+            g_name: suffixes of the slot variables' names.
+
+    Example:
+        >>> from mx_rec.optimizers.ftrl_t import create_hash_optimizer
+        >>> sparse_optimizer = create_hash_optimizer(0.01, alpha=0.1, lambda1=0.001)
+    """
+    check_learning_rate(learning_rate, name)
+    check_name(name, "Ftrl_t")
+    unknown = sorted(set(kwargs) - set(_DEFAULTS) - set(_NAMES))
+    if unknown:
+        raise TypeError(f"{name}: unknown keyword(s) {unknown}; accepted: {sorted(_DEFAULTS) + list(_NAMES)}")
+    limits = {"alpha": (0.0, None, False), "beta": (0.0, None, True), "lambda1": (0.0, None, True),
+              "lambda2": (0.0, None, True), "epsilon": (0.0, 1.0, True), "grad_factor": (0.0, 1.0, True)}
+    for key, (low, high, closed) in limits.items():
+        value = kwargs.get(key, _DEFAULTS[key])
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            if isinstance(value, (tf.Tensor, tf.Variable)):
+                continue
+            raise TypeError(f"{name}: {key} must be a float or a tensor, got {value!r}")
+        if value < low or (value == low and not closed) or (high is not None and value >= high):
+            raise ValueError(f"{name}: {key}={value} is outside {'[' if closed else '('}{low}, "
+                             f"{high if high is not None else 'inf'})")
+    return CustomizedFtrlT(learning_rate, use_locking, name, **kwargs)
