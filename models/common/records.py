@@ -23,10 +23,15 @@ Example:
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+# TensorFlow is imported where a record is written or a dtype asked for, not at import: a converter
+# that stops at a bad input line says so in a fraction of a second instead of after TF's import.
 
 META_FILE = "meta.json"
 FORMAT = "mx_rec-model-zoo-tfrecord-v1"
@@ -42,7 +47,8 @@ class Field:
     width: int
 
     @property
-    def tf_dtype(self) -> tf.DType:
+    def tf_dtype(self) -> "tf.DType":
+        import tensorflow as tf
         return tf.int64 if self.dtype == "int64" else tf.float32
 
     @property
@@ -97,7 +103,7 @@ class SplitWriter:
         self.line_per_sample = line_per_sample
         self.samples_per_file = max(samples_per_file, line_per_sample)
         self.stats = SplitStats()
-        self._writer: Optional[tf.io.TFRecordWriter] = None
+        self._writer: Optional["tf.io.TFRecordWriter"] = None
         self._in_file = 0
         self._pending: Dict[str, List[np.ndarray]] = {f.name: [] for f in schema}
         self._pending_rows = 0
@@ -135,6 +141,7 @@ class SplitWriter:
         self._pending_rows -= whole
 
     def _write_record(self, record: Mapping[str, np.ndarray]) -> None:
+        import tensorflow as tf
         if self._writer is None or self._in_file >= self.samples_per_file:
             if self._writer is not None:
                 self._writer.close()

@@ -12,6 +12,7 @@ and malformed lines that are either a clear error or, when asked, skipped and co
 import gzip
 import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
@@ -31,8 +32,20 @@ class Where:
         return f"{self.path}:{self.line}"
 
 
-class MalformedLineError(ValueError):
+class InputError(ValueError):
+    """An input file that cannot be converted; the message names the file (and the line)."""
+
+
+class MalformedLineError(InputError):
     """A line that cannot be converted; the message starts with ``file:line:``."""
+
+
+class DamagedFileError(InputError):
+    """A gzip file that ends early or does not decompress; the message names the file and the last
+    line read whole (``--skip_malformed`` does not skip it: the rest of the file is unknown)."""
+
+
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 def parse_finite(raw: str, column: str) -> float:
@@ -55,16 +68,45 @@ def open_text(path: str) -> IO[str]:
     return open(path, "r", encoding="utf-8", errors="surrogateescape")
 
 
+def _damaged(path: str, last_line: int, err: Exception) -> DamagedFileError:
+    what = "ends before its end-of-stream marker (truncated?)" if isinstance(err, EOFError) else f"is damaged ({err})"
+    last = f"line {last_line}" if last_line else "no line"
+    return DamagedFileError(f"{path}: the gzip stream {what}; the last line read whole is {last}")
+
+
+def _whole_lines(path: str, handle: IO[str]) -> Iterator[str]:
+    """The lines of an open file; a gzip stream cut short raises DamagedFileError naming the last
+    whole line instead of handing on a partial one (a last line without a line break must be
+    followed by the stream's proper end)."""
+    number = 0
+    lines = iter(handle)
+    while True:
+        try:
+            text = next(lines)
+            if not text.endswith("\n"):
+                next(lines, None)  # the end of the file, unless the stream was cut inside this line
+        except StopIteration:
+            return
+        except _GZIP_ERRORS as err:
+            raise _damaged(path, number, err) from None
+        number += 1
+        yield text
+
+
 def read_lines(paths: Sequence[str], label: str) -> Iterator[Tuple[Where, str]]:
     """Every line of ``paths`` in order, without its line break, with a progress bar over the bytes
-    of the files on disk (a gzip file advances by its compressed position)."""
+    of the files on disk (a gzip file advances by its compressed position).
+
+    Raises:
+        DamagedFileError: a gzip file is truncated or damaged (naming it and its last whole line).
+    """
     total = sum(os.path.getsize(p) for p in paths)
     with tqdm(total=total, unit="B", unit_scale=True, desc=label, mininterval=0.5, leave=False) as bar:
         for path in paths:
             size, done, pending = os.path.getsize(path), 0, 0
             with open_text(path) as handle:
                 compressed = getattr(getattr(handle, "buffer", None), "fileobj", None)  # gzip's raw file
-                for number, text in enumerate(handle, start=1):
+                for number, text in enumerate(_whole_lines(path, handle), start=1):
                     yield Where(path, number), text.rstrip("\r\n")
                     pending += len(text)
                     if number % 4096 == 0:

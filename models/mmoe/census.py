@@ -21,7 +21,11 @@ label columns are dropped; ``instance_weight`` stays as a continuous column.
 A malformed line (wrong column count, a non-numeric continuous value, an income other than
 "- 50000." / "50000+.") or, with ``--feature_map`` from an earlier run, a category the map does
 not know, stops the conversion with its file and line number; ``--skip_malformed`` skips and
-counts such lines instead. Empty lines are counted and reported.
+counts such lines instead. Empty lines are counted and reported. A truncated or damaged gzip input
+stops the conversion naming the file and its last whole line.
+
+The output folder is replaced whole at the end (``models/common/output_folder.py``): a run that
+fails or is killed leaves the previous output exactly as it was.
 """
 import argparse
 import json
@@ -36,8 +40,9 @@ import numpy as np
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # models/: the shared ``common`` package
 
-from common.records import CENSUS_SCHEMA, SplitWriter, write_meta  # noqa: E402
-from common.text_input import (MalformedLineError, MalformedLines, Where, parse_finite, read_lines,  # noqa: E402
+from common.output_folder import OutputFolderError, replace_folder  # noqa: E402
+from common.records import CENSUS_SCHEMA, SplitStats, SplitWriter, write_meta  # noqa: E402
+from common.text_input import (InputError, MalformedLines, Where, parse_finite, read_lines,  # noqa: E402
                                require_files)
 
 COLUMNS = (
@@ -197,17 +202,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     output = Path(args.output_path)
     malformed = MalformedLines(skip=args.skip_malformed)
     try:
-        splits = {"train": read_split(args.train_data_path, "train", malformed),
-                  "test": read_split(args.test_data_path, "test", malformed)}
-        if args.feature_map:
-            feature_map = json.loads(Path(args.feature_map).read_text(encoding="utf-8"))
-        else:
-            feature_map = build_feature_map(list(splits.values()))
-        arrays = {name: encode(split, feature_map, malformed) for name, split in splits.items()}
-    except MalformedLineError as err:
+        with replace_folder(output) as staging:
+            splits = {"train": read_split(args.train_data_path, "train", malformed),
+                      "test": read_split(args.test_data_path, "test", malformed)}
+            if args.feature_map:
+                feature_map = json.loads(Path(args.feature_map).read_text(encoding="utf-8"))
+            else:
+                feature_map = build_feature_map(list(splits.values()))
+            arrays = {name: encode(split, feature_map, malformed) for name, split in splits.items()}
+            stats, positives = _write(staging, arrays, feature_map, args, malformed)
+    except InputError as err:
+        print(f"census.py: error: {err} ({output} is unchanged)", file=sys.stderr)
+        return 2
+    except OutputFolderError as err:
         print(f"census.py: error: {err}", file=sys.stderr)
         return 2
-    output.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "test"):
+        income, marital = positives[name]
+        print(f"{name}: {stats[name].samples} rows; income 50000+: {income}, never married: {marital}; "
+              f"{len(stats[name].files)} file(s)")
+    print(f"vocabulary: {feature_map['vocab_size']} ids over {len(SPARSE_COLUMNS)} categorical columns; "
+          f"{len(DENSE_COLUMNS)} continuous columns; feature map {output / FEATURE_MAP}")
+    print(malformed.summary())
+    print(f"wrote {output} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _write(output: Path, arrays: Dict[str, Dict[str, np.ndarray]], feature_map: Dict, args: argparse.Namespace,
+           malformed: MalformedLines) -> Tuple[Dict[str, SplitStats], Dict[str, List[int]]]:
+    """Both splits, ``feature_map.json`` and ``meta.json`` into ``output``; returns (stats, positives) per split."""
     stats, positives = {}, {}
     for name, values in arrays.items():
         writer = SplitWriter(output / name, CENSUS_SCHEMA, 1, args.samples_per_file)
@@ -219,15 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                tasks=list(TASKS), vocab_size=feature_map["vocab_size"], feature_map=FEATURE_MAP,
                train_files=[args.train_data_path], test_files=[args.test_data_path],
                malformed_skipped=malformed.count, blank_lines=malformed.blank)
-    for name in ("train", "test"):
-        income, marital = positives[name]
-        print(f"{name}: {stats[name].samples} rows; income 50000+: {income}, never married: {marital}; "
-              f"{len(stats[name].files)} file(s)")
-    print(f"vocabulary: {feature_map['vocab_size']} ids over {len(SPARSE_COLUMNS)} categorical columns; "
-          f"{len(DENSE_COLUMNS)} continuous columns; feature map {output / FEATURE_MAP}")
-    print(malformed.summary())
-    print(f"wrote {output} in {time.perf_counter() - start:.1f} s")
-    return 0
+    return stats, positives
 
 
 if __name__ == "__main__":

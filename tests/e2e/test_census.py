@@ -1,8 +1,10 @@
 """``models/mmoe/census.py`` on the shared census samples: shapes, label counts, the feature map,
-both input layouts (DeepCTR's sample with a row index; UCI's 42 columns, gzip), malformed lines."""
+both input layouts (DeepCTR's sample with a row index; UCI's 42 columns, gzip), malformed lines, and
+failed runs (a bad line, a truncated gzip) that leave the previous output as it was."""
 import gzip
 import json
 import subprocess
+import zlib
 from pathlib import Path
 from typing import Dict, List
 
@@ -126,3 +128,32 @@ def test_unknown_category_under_a_given_feature_map_is_named(converted, tmp_path
     proc = run_census(novel, SAMPLE, tmp_path / "out", "--feature_map", str(out / "feature_map.json"))
     assert proc.returncode == 2
     assert f"{novel}:4: column country_mother: value 'Atlantis' is not in the feature map" in proc.stderr
+
+
+def _snapshot(folder: Path) -> Dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_failed_runs_leave_the_previous_output_as_it_was(tmp_path):
+    out = tmp_path / "out"
+    first = run_census(SAMPLE, SAMPLE, out)
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(out)
+    assert {"meta.json", "feature_map.json", "train/part-00000.tfrecord"} <= set(before)
+    lines = sample_lines()
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\n".join(lines[:150] + [lines[150].replace(", 50000+.", ", maybe.").replace(", - 50000.",
+                                                                                               ", maybe.")]) + "\n")
+    proc = run_census(bad, SAMPLE, out)
+    assert proc.returncode == 2 and f"{bad}:151: column income_50k" in proc.stderr
+    assert f"{out} is unchanged" in proc.stderr
+    cut = tmp_path / "cut.gz"
+    data = gzip.compress(SAMPLE.read_bytes())
+    cut.write_bytes(data[:len(data) // 2])
+    whole = zlib.decompressobj(wbits=31).decompress(data[:len(data) // 2]).count(b"\n")
+    proc = run_census(SAMPLE, cut, out, "--skip_malformed")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{cut}: the gzip stream ends before its end-of-stream marker (truncated?); the last line read whole " \
+           f"is line {whole}" in proc.stderr
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "cut.gz", "out"]  # no staging folder left

@@ -1,8 +1,13 @@
 """``tools/criteo/convert.py`` on the shared Wide-ResDNN Criteo sample and ``tools/criteo/synthetic.py``:
-counts, shapes, the id layout, ``line_per_sample`` packing, malformed lines, the oracle AUC."""
+counts, shapes, the id layout, ``line_per_sample`` packing, malformed lines, the oracle AUC; failed,
+killed and damaged-input runs that leave the previous output as it was; 64-bit hashed values."""
+import gzip
 import json
 import math
+import signal
 import subprocess
+import time
+import zlib
 from pathlib import Path
 from typing import Dict, List
 
@@ -132,3 +137,117 @@ def test_synthetic_is_seeded_and_reports_its_oracle_auc(tmp_path):
     assert again.returncode == 0, again.stderr
     for part in ("train/part-00000.tfrecord", "test/part-00000.tfrecord"):
         assert (tmp_path / "a" / part).read_bytes() == (tmp_path / "b" / part).read_bytes(), part
+
+
+def snapshot(folder: Path) -> Dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(folder: Path) -> List[str]:
+    """Staging or set-aside folders of ``folder`` beside it (``.<name>.partial-*``, ``.<name>.previous-*``)."""
+    return sorted(p.name for p in folder.parent.glob(f".{folder.name}.*"))
+
+
+def truncated_gzip(source: Path, target: Path, keep: float) -> int:
+    """``source`` gzipped into ``target`` and cut to ``keep`` of its bytes; returns the number of whole
+    lines the cut stream still holds (what any reader can decompress from it)."""
+    data = gzip.compress(source.read_bytes())
+    cut = data[:int(len(data) * keep)]
+    target.write_bytes(cut)
+    return zlib.decompressobj(wbits=31).decompress(cut).count(b"\n")
+
+
+def convert(train: Path, output: Path, *extra: object) -> subprocess.CompletedProcess:
+    return run_tool(CONVERT, "--train_data_path", train, "--test_data_path", CRITEO / "test.csv",
+                    "--output_path", output, *extra)
+
+
+def test_failed_conversions_leave_the_previous_output_as_it_was(tmp_path):
+    require_shared(CRITEO / "dev.csv", CRITEO / "test.csv")
+    out = tmp_path / "out"
+    assert convert(CRITEO / "dev.csv", out).returncode == 0
+    before = snapshot(out)
+    assert {"meta.json", "train/part-00000.tfrecord", "test/part-00000.tfrecord"} <= set(before)
+
+    lines = (CRITEO / "dev.csv").read_text().splitlines()
+    fields = lines[300].split("\t")
+    fields[14] = "1" + "0" * 16  # 2**64: not an unsigned 64-bit value, even hashed
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\n".join(lines[:300] + ["\t".join(fields)]) + "\n")
+    proc = convert(bad, out, "--hash_buckets", 1000)
+    assert proc.returncode == 2 and f"{bad}:301: C1='{fields[14]}' is not an unsigned 64-bit value" in proc.stderr
+    assert f"{out} is unchanged" in proc.stderr
+    assert snapshot(out) == before and leftovers(out) == []
+
+    cut = tmp_path / "cut.txt.gz"
+    whole = truncated_gzip(CRITEO / "dev.csv", cut, 0.6)
+    assert 0 < whole < 409
+    proc = convert(cut, out, "--skip_malformed")  # a damaged file is not a malformed line: never skipped
+    assert proc.returncode == 2, proc.stderr
+    assert (f"{cut}: the gzip stream ends before its end-of-stream marker (truncated?); the last line read whole "
+            f"is line {whole}") in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(out) == before and leftovers(out) == []
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    proc = convert(CRITEO / "dev.csv", notes)
+    assert proc.returncode == 2 and f"output path {notes} is not empty and holds no meta.json" in proc.stderr
+    (out / "mine.txt").write_text("keep me too")
+    proc = convert(CRITEO / "dev.csv", out)
+    assert proc.returncode == 2 and "holds entries a converter does not write: mine.txt" in proc.stderr
+    assert snapshot(notes) == {"mine.txt": b"keep me"} and snapshot(out) == {**before, "mine.txt": b"keep me too"}
+
+
+def _kill_once_staging(command: List[str], output: Path) -> int:
+    """Start ``command``, SIGKILL it as soon as its staging folder beside ``output`` exists; returns its status."""
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None and not list(output.parent.glob(f".{output.name}.partial-*")):
+            time.sleep(0.005)  # polling only; nothing is timed
+        proc.send_signal(signal.SIGKILL)
+        return proc.wait(timeout=60)
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("tool", ["convert", "synthetic"])
+def test_a_killed_run_leaves_the_previous_output_and_the_next_run_cleans_up(tmp_path, tool):
+    out = tmp_path / "out"
+    if tool == "convert":
+        require_shared(CRITEO / "train.csv", CRITEO / "dev.csv", CRITEO / "test.csv")
+        first = [CONVERT, "--train_data_path", CRITEO / "dev.csv", "--test_data_path", CRITEO / "test.csv"]
+        second = [CONVERT, "--train_data_path", CRITEO / "train.csv", "--test_data_path", CRITEO / "test.csv"]
+    else:
+        first = [SYNTHETIC, "--rows", 2000, "--max_cardinality", 500]
+        second = [SYNTHETIC, "--rows", 20_000, "--max_cardinality", 500]
+    done = run_tool(*first, "--output_path", out)
+    assert done.returncode == 0, done.stderr
+    before = snapshot(out)
+    status = _kill_once_staging([PYTHON, *map(str, second), "--output_path", str(out)], out)
+    assert status == -signal.SIGKILL
+    assert snapshot(out) == before
+    assert [name.split("-")[0] for name in leftovers(out)] == [".out.partial"]  # what the kill left beside it
+    if tool == "synthetic":
+        return  # the clean-up is the shared helper's, run once below
+    again = run_tool(*second, "--output_path", out)
+    assert again.returncode == 0, again.stderr
+    assert leftovers(out) == [] and snapshot(out) != before
+    assert json.loads((out / "meta.json").read_text())["splits"]["train"]["samples"] == 7200
+
+
+def test_hash_buckets_read_values_as_unsigned_64_bit(tmp_path):
+    require_shared(CRITEO / "dev.csv", CRITEO / "test.csv")
+    fields = (CRITEO / "dev.csv").read_text().split("\n", 1)[0].split("\t")
+    values = ["ffffffffffffffff", "8000000000000001", "7fffffffffffffff", "00000000deadbeef"]
+    fields[14:18] = values
+    big = tmp_path / "big.txt"
+    big.write_text("\t".join(fields) + "\n")
+    buckets = 1_000_003
+    proc = convert(big, tmp_path / "hashed", "--hash_buckets", buckets)
+    assert proc.returncode == 0, proc.stderr
+    ids = read_samples(tmp_path / "hashed" / "train")["sparse_feature"][0]
+    for f, raw in enumerate(values):
+        assert ids[f] == f * (buckets + 1) + int(raw, 16) % buckets, raw

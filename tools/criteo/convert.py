@@ -7,7 +7,15 @@ Writes ``<output_path>/train/part-*.tfrecord``, ``<output_path>/test/part-*.tfre
 ``meta.json`` (counts, distinct keys, the id layout), with a progress bar per split and a summary.
 A malformed line (wrong field count, a label other than 0/1, a non-numeric integer field, a
 categorical field that is not hex) stops the conversion with its file and line number; with
-``--skip_malformed`` such lines are skipped and counted instead. Empty lines are counted.
+``--skip_malformed`` such lines are skipped and counted instead. Empty lines are counted. A
+truncated or damaged gzip input stops the conversion naming the file and its last whole line.
+
+Categorical values are unsigned 64-bit numbers (at most 16 hex digits). Exact ids (``--hash_buckets
+0``) need them below 2**32; with ``--hash_buckets N`` a value v becomes ``v mod N`` (v read as an
+unsigned 64-bit integer, so values at or above 2**63 hash like any other).
+
+The output folder is replaced whole at the end (``models/common/output_folder.py``): a run that
+fails or is killed leaves the previous output exactly as it was.
 """
 import argparse
 import math
@@ -20,12 +28,14 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 import layout  # noqa: E402  (puts models/ on sys.path)
+from common.output_folder import OutputFolderError, replace_folder  # noqa: E402
 from common.records import CRITEO_SCHEMA, SplitStats, SplitWriter, write_meta  # noqa: E402
-from common.text_input import (MalformedLineError, MalformedLines, parse_finite, read_lines,  # noqa: E402
-                               require_files)
+from common.text_input import InputError, MalformedLines, parse_finite, read_lines, require_files  # noqa: E402
 
 CHUNK = 8192
 MAX_EXACT = 2**32
+MAX_VALUE = 2**64  # categorical values are unsigned 64-bit
+INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -46,6 +56,9 @@ class _Chunk:
 
 def parse_line(text: str, delimiter: str, hash_buckets: int) -> Tuple[int, List[float], List[int]]:
     """One line -> (label, 13 integer values with NaN for missing, 26 categorical values with -1 for missing).
+
+    With ``hash_buckets`` N > 0 the categorical values are already reduced mod N (exactly, on the
+    unsigned 64-bit value), so they fit int64 whatever their size.
 
     Raises:
         ValueError: saying what is wrong with the line.
@@ -68,7 +81,11 @@ def parse_line(text: str, delimiter: str, hash_buckets: int) -> Tuple[int, List[
             value = int(raw, 16)
         except ValueError:
             raise ValueError(f"C{i} is not a hex string: {raw!r}") from None
-        if value < 0 or (hash_buckets == 0 and value >= MAX_EXACT):
+        if value < 0 or value >= MAX_VALUE:
+            raise ValueError(f"C{i}={raw!r} is not an unsigned 64-bit value (at most 16 hex digits)")
+        if hash_buckets:
+            value %= hash_buckets
+        elif value >= MAX_EXACT:
             raise ValueError(f"C{i}={raw!r} is outside 32 bits; pass --hash_buckets N to hash such values")
         sparse.append(value)
     return int(parts[0]), dense, sparse
@@ -127,7 +144,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--output_path", required=True, help="folder for train/, test/ and meta.json")
     parser.add_argument("--line_per_sample", type=int, default=1, help="samples packed into one record")
     parser.add_argument("--hash_buckets", type=int, default=0,
-                        help="0: exact ids (field * 2**33 + value); N: value mod N per field")
+                        help="0: exact ids (field * 2**33 + value); N: value mod N per field "
+                             "(the value read as an unsigned 64-bit integer)")
     parser.add_argument("--samples_per_file", type=int, default=1_000_000, help="samples per part file")
     parser.add_argument("--delimiter", default="\t", help="field separator (default: tab)")
     parser.add_argument("--header", action="store_true", help="skip the first line of every file")
@@ -138,6 +156,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--line_per_sample must be >= 1, got {args.line_per_sample}")
     if args.hash_buckets < 0:
         parser.error(f"--hash_buckets must be >= 0, got {args.hash_buckets}")
+    if (args.hash_buckets + 1) * layout.N_SPARSE > INT64_MAX:
+        parser.error(f"--hash_buckets {args.hash_buckets} is too large: the ids of {layout.N_SPARSE} fields "
+                     f"(field * (N + 1) + bucket) must fit int64")
     require_files(parser, args.train_data_path + args.test_data_path)
     return args
 
@@ -146,24 +167,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     output = Path(args.output_path)
-    output.mkdir(parents=True, exist_ok=True)
     malformed = MalformedLines(skip=args.skip_malformed)
     try:
-        train = convert_split(args.train_data_path, "train", output, args, malformed)
-        test = convert_split(args.test_data_path, "test", output, args, malformed)
-    except MalformedLineError as err:
+        with replace_folder(output) as staging:
+            train, test, unseen, layout_text = _convert(args, staging, malformed)
+    except InputError as err:
+        print(f"convert.py: error: {err} ({output} is unchanged)", file=sys.stderr)
+        return 2
+    except OutputFolderError as err:
         print(f"convert.py: error: {err}", file=sys.stderr)
         return 2
-    unseen = int(np.setdiff1d(test.keys, train.keys, assume_unique=True).size)
-    layout_text = ("field * 2**33 + int(hex, 16); missing: field * 2**33 + 2**32" if args.hash_buckets == 0 else
-                   f"field * {args.hash_buckets + 1} + int(hex, 16) % {args.hash_buckets}; "
-                   f"missing: field * {args.hash_buckets + 1} + {args.hash_buckets}")
-    write_meta(output, CRITEO_SCHEMA, args.line_per_sample, {"train": train.stats, "test": test.stats},
-               positives={"train": [train.positives], "test": [test.positives]},
-               source="criteo text", train_files=list(args.train_data_path), test_files=list(args.test_data_path),
-               hash_buckets=args.hash_buckets, id_layout=layout_text,
-               train_distinct_keys=int(train.keys.size), test_distinct_keys=int(test.keys.size),
-               test_keys_not_in_train=unseen, malformed_skipped=malformed.count, blank_lines=malformed.blank)
     for name, result in (("train", train), ("test", test)):
         print(f"{name}: {result.stats.samples} rows (label 1: {result.positives}), "
               f"{result.keys.size} distinct keys, {result.stats.records} records in {len(result.stats.files)} file(s)")
@@ -171,6 +184,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(malformed.summary())
     print(f"wrote {output} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _convert(args: argparse.Namespace, output: Path, malformed: MalformedLines
+             ) -> Tuple[SplitResult, SplitResult, int, str]:
+    """Both splits and ``meta.json`` into ``output``; returns (train, test, test keys not in train, id layout)."""
+    train = convert_split(args.train_data_path, "train", output, args, malformed)
+    test = convert_split(args.test_data_path, "test", output, args, malformed)
+    unseen = int(np.setdiff1d(test.keys, train.keys, assume_unique=True).size)
+    layout_text = ("field * 2**33 + int(hex, 16); missing: field * 2**33 + 2**32" if args.hash_buckets == 0 else
+                   f"field * {args.hash_buckets + 1} + uint64(hex) % {args.hash_buckets}; "
+                   f"missing: field * {args.hash_buckets + 1} + {args.hash_buckets}")
+    write_meta(output, CRITEO_SCHEMA, args.line_per_sample, {"train": train.stats, "test": test.stats},
+               positives={"train": [train.positives], "test": [test.positives]},
+               source="criteo text", train_files=list(args.train_data_path), test_files=list(args.test_data_path),
+               hash_buckets=args.hash_buckets, id_layout=layout_text,
+               train_distinct_keys=int(train.keys.size), test_distinct_keys=int(test.keys.size),
+               test_keys_not_in_train=unseen, malformed_skipped=malformed.count, blank_lines=malformed.blank)
+    return train, test, unseen, layout_text
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ In the TFRecords (``models/common/records.py``, ``CRITEO_SCHEMA``):
     sparse_feature int64 [26]  one id space over all fields:
                                exact ids (``hash_buckets`` 0): field * 2**33 + value, missing: field * 2**33 + 2**32
                                hashed (``hash_buckets`` N):    field * (N + 1) + value % N, missing: field * (N + 1) + N
+                               (value: the hex string as an unsigned 64-bit integer)
 """
 import sys
 from pathlib import Path

@@ -17,6 +17,9 @@ Each sample has the Criteo shape (``layout.py``: label, 13 dense, 26 sparse ids,
 
 The generator prints (and stores in ``meta.json``) the oracle AUC of each split: the AUC of the
 planted probabilities against the sampled labels, the most any model can reach on that split.
+
+The output folder is replaced whole at the end (``models/common/output_folder.py``): a run that
+fails or is killed leaves the previous output exactly as it was.
 """
 import argparse
 import sys
@@ -31,6 +34,7 @@ from tqdm import tqdm
 
 import layout  # noqa: E402  (puts models/ on sys.path)
 from common.zipf import zipf_cdf  # noqa: E402
+from common.output_folder import OutputFolderError, replace_folder  # noqa: E402
 from common.records import CRITEO_SCHEMA, SplitWriter, write_meta  # noqa: E402
 
 CHUNK = 100_000
@@ -123,10 +127,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    start = time.perf_counter()
-    output = Path(args.output_path)
+def _generate(args: argparse.Namespace, output: Path):
+    """Both splits and ``meta.json`` into ``output``; returns (rows per split, and per split: stats,
+    positives, oracle AUC, distinct keys)."""
     world = make_world(args)
     rng = np.random.default_rng(args.seed + 2)
     test_rows = max(1, int(round(args.rows * args.test_fraction)))
@@ -154,6 +157,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                oracle_auc=oracle, cardinality=[int(n) for n in world.cardinality],
                train_distinct_keys=int(distinct["train"].size), test_distinct_keys=int(distinct["test"].size),
                test_keys_not_in_train=int(np.setdiff1d(distinct["test"], distinct["train"], True).size))
+    return sizes, stats, positives, oracle, distinct
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    output = Path(args.output_path)
+    try:
+        with replace_folder(output) as staging:
+            sizes, stats, positives, oracle, distinct = _generate(args, staging)
+    except OutputFolderError as err:
+        print(f"synthetic.py: error: {err}", file=sys.stderr)
+        return 2
     for name in sizes:
         print(f"{name}: {stats[name].samples} rows (label 1: {positives[name][0]}), {distinct[name].size} distinct "
               f"keys, {stats[name].records} records; oracle auc {oracle[name]:.4f}")

@@ -3,9 +3,11 @@
 Writes happen in a background thread (RocksDB releases the GIL), overlapping the training step;
 reads wait for them. Large reads are split over the caller and that thread.
 
-Each rank keeps one database per path of ``ssd_data_path`` (``<path>/mxrec_<table>_rank<r>``), and
-paths fill in the order given, each up to its share of ``ssd_vocabulary_size``. The databases are
-a cache of the live table: they start empty (checkpoints are what persists).
+Each rank keeps one database per path of ``ssd_data_path``, and paths fill in the order given, each
+up to its share of ``ssd_vocabulary_size``. The databases are a cache of the live table: each
+process starts with empty ones in fresh folders, removed when it ends (checkpoints are what
+persists; ``ssd_folder.py`` has the folders' layout, ``MXREC_KEEP_SSD_DATA`` and the clean-up of
+folders that killed processes left).
 """
 import math
 import os
@@ -17,6 +19,7 @@ import numpy as np
 from rocksdict import DBCompressionType, Options, Rdict, WriteBatch, WriteOptions
 
 from mx_rec.key_process.hash_index import HashIndex
+from mx_rec.storage import ssd_folder
 
 PARALLEL_READ = 512  # rows of one read worth splitting over two threads
 
@@ -61,6 +64,16 @@ def _write_options() -> WriteOptions:
     return options
 
 
+def _closer(dbs: List[Rdict]):
+    """Closes ``dbs`` (flushing them first when their files are kept); holds no reference to the store."""
+    def close(keep: bool) -> None:
+        for db in dbs:
+            if keep:
+                db.flush()
+            db.close()
+    return close
+
+
 class SsdStore:
     """Keys -> full-width rows on SSD, up to ``capacity`` keys over ``paths``.
 
@@ -76,13 +89,14 @@ class SsdStore:
         self.share = math.ceil(self.capacity / len(paths))
         self.width = width
         self.dtype = np.dtype(dtype)
-        self.paths = [os.path.join(p, f"mxrec_{table_name}_rank{rank}") for p in paths]
+        self.folders = ssd_folder.create_folders(table_name, paths, rank)
+        self.paths = [os.path.join(folder, ssd_folder.DB) for folder in self.folders]
         self.dbs = []
         for path in self.paths:
-            Rdict.destroy(path)  # a cache of the live table: start empty
             db = Rdict(path, _options())
             db.set_write_options(_write_options())
             self.dbs.append(db)
+        ssd_folder.release_on_exit(self, self.folders, _closer(self.dbs))
         self.where = HashIndex(self.capacity, initial_slots=1024)
         self.db_of_slot = np.zeros(min(self.capacity, 4096), dtype=np.int8)
         self.held = np.zeros(len(paths), dtype=np.int64)
