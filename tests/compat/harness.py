@@ -4,7 +4,8 @@ SO_PATH PKG_PATH HCCL_JSON DATA_PATH``, on 1 or 2 ranks, with run.sh's feature s
 The repository's own ``run.sh`` starts ``models/<MODEL>/main_mxrec.py``. A compat script is not a
 model of the zoo, so :func:`launch` builds a small launch folder per run that looks like a
 checkout to ``run.sh`` (``run.sh``, ``mx_rec_py`` and ``.venv`` linked from this repository,
-``models/<name>/main_mxrec.py`` linked to the script) and runs that ``run.sh`` unchanged.
+``models/<name>/main_mxrec.py`` linked to the script, ``data_layout.txt`` to
+``scripts/<name>.data_layout.txt`` when there is one) and runs that ``run.sh`` unchanged.
 
 Every script writes its numbers to the JSON file named by ``COMPAT_RESULT`` (rank 0; the
 other ranks write ``<file>.rank<N>``): ``{"losses": [per step], "eval": {metric: value}, ...}``.
@@ -67,6 +68,9 @@ def _launch_folder(script: str, folder: Path) -> Path:
     main = model / "main_mxrec.py"
     if not main.exists():
         main.symlink_to(SCRIPTS / f"{script}.py")
+    layout = SCRIPTS / f"{script}.data_layout.txt"  # what run.sh checks DATA_PATH for (default: train/, test/)
+    if layout.is_file() and not (model / "data_layout.txt").exists():
+        (model / "data_layout.txt").symlink_to(layout)
     return folder / "run.sh"
 
 
