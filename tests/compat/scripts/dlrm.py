@@ -149,10 +149,9 @@ def dlrm(emb, dense, label):
     with tf.variable_scope("dlrm", reuse=tf.AUTO_REUSE):
         bottom = mlp(tf.math.log1p(tf.nn.relu(dense)), (16, EMB_DIM), "bottom")
         vectors = tf.concat([tf.expand_dims(bottom, 1), emb], axis=1)                 # [B, 27, dim]
-        dots = tf.matmul(vectors, vectors, transpose_b=True)                            # [B, 27, 27]
-        upper = tf.linalg.band_part(tf.ones([27, 27]), 0, -1) - tf.eye(27)
-        pairs = tf.boolean_mask(tf.transpose(dots, [1, 2, 0]), tf.cast(upper, tf.bool))  # [351, B]
-        x = tf.concat([bottom, tf.transpose(pairs)], axis=1)
+        dots = tf.reshape(tf.matmul(vectors, vectors, transpose_b=True), [-1, 27 * 27])  # [B, 27 * 27]
+        upper = [i * 27 + j for i in range(27) for j in range(i + 1, 27)]
+        x = tf.concat([bottom, tf.gather(dots, upper, axis=1)], axis=1)                # [B, dim + 351]
         logit = tf.squeeze(mlp(x, (32, 1), "top", last_activation=None), -1)
         target = tf.cast(tf.reshape(label, [-1]), tf.float32)
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logit))
