@@ -18,6 +18,7 @@ Example:
 """
 import json
 import os
+import resource
 import subprocess
 from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Sequence
@@ -93,14 +94,24 @@ def launch(script: str, ranks: int, switches: Mapping[str, str], data_path: Path
                       "COMPAT_RESULT": str(result_path), "HOROVODRUN_ARGS": "--start-timeout 120",
                       **(extra_env or {})}, drop=CLEARED)
     command = ["bash", str(run_sh), str(so_path), str(PKG_PATH), str(rank_table(ranks, work)), str(data_path)]
+    cpu_before = _children_cpu_s()
     proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+    cpu_s = _children_cpu_s() - cpu_before
     label = f"{script} on {ranks} rank(s) with {dict(switches)}"
     output = _job_output(proc)
     assert proc.returncode == 0, f"{label}: exit {proc.returncode}\n{output}"
     assert result_path.is_file(), f"{label}: no result file {result_path}\n{output}"
     result = json.loads(result_path.read_text())
     per_rank = [result] + [json.loads(Path(f"{result_path}.rank{r}").read_text()) for r in range(1, ranks)]
-    return combine_ranks(per_rank, label)
+    combined = combine_ranks(per_rank, label)
+    combined["cpu_s"] = cpu_s
+    return combined
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's finished children: a job's cost on CI's cores."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _job_output(proc: subprocess.CompletedProcess) -> str:
