@@ -7,9 +7,8 @@ missing or different, so a gap shows up as one failing row. Calls that are cheap
 (``CALLS``): the documented example, with the documented result.
 """
 import inspect
-import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 import tensorflow as tf
