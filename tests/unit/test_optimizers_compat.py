@@ -15,6 +15,7 @@ from mx_rec.core.embedding import create_table, sparse_lookup
 from mx_rec.optimizers import (adagrad, adagrad_by_addr, ftrl, ftrl_t, gradient_descent, gradient_descent_by_addr,
                                lazy_adam, lazy_adam_by_addr, momentum)
 from mx_rec.optimizers.base import CustomizedOptimizer
+from mx_rec.saver.table_state import collect
 from tests.graphs import fresh_graph
 
 B, F, D, STEPS, KEYS = 16, 3, 4, 24, 120
@@ -47,7 +48,6 @@ def _train(make_optimizer, steps=STEPS, host_rows=0, device_rows=KEYS, apply=Non
         sess.run(tf.compat.v1.global_variables_initializer())
         losses = [sess.run([loss, train], {ids: ids_all[s], y: labels[s]})[0] for s in range(steps)]
         if table.tiered:
-            from mx_rec.saver.table_state import collect
             state = collect(table, sess)
             rows = dict(zip(state.keys.tolist(), state.embeddings))
         else:
@@ -185,8 +185,8 @@ def test_user_subclass_trains_like_numpy_in_hbm_and_in_ddr(name):
     _assert_rows(hbm[:2], ddr[:2])
     table = ddr[2]
     assert table.telemetry()["swapped_out"] > 0
-    expected_slots = {"dlrm_sgd_with_decay": {}, "heavy_ball_slot": {"velocity": 0.5}, "sdk_slot_protocol": {"sum": 0.0}}
-    assert {slot: init for (_, slot), (_, init) in table.slots.items()} == expected_slots[name]
+    expected = {"dlrm_sgd_with_decay": {}, "heavy_ball_slot": {"velocity": 0.5}, "sdk_slot_protocol": {"sum": 0.0}}
+    assert {slot: init for (_, slot), (_, init) in table.slots.items()} == expected[name]  # new rows' slot values
 
 
 def test_user_subclass_is_checked_like_ours(graph):
