@@ -12,6 +12,7 @@ and the train / evaluate loop.
     job.py        one function that runs a model from its config
     layers.py     seeded dense layers and MLPs shared between the train and eval graphs
     text_input.py raw text for the converters: gzip or plain, progress bar, malformed lines
+    output_folder.py  a converter's output folder, replaced whole at the end or left as it was
 
 A model folder puts ``models/`` on ``sys.path`` and imports ``common.<module>``.
 """

@@ -85,6 +85,7 @@ def test_lower_tiers_on_two_ranks_train_like_hbm_on_one(tmp_path, tier):
     if tier == "ssd":
         on_ssd = [int(n) for n in re.findall(r"'keys_ssd': (\d+)", proc.stdout)]
         assert len(on_ssd) == 2 and min(on_ssd) > 0, proc.stdout
+        assert list(ssd.iterdir()) == []  # each rank removed its RocksDB folder when it ended
     a, b = merged_state(one), merged_state(two)
     np.testing.assert_allclose(b["losses"], a["losses"], atol=1e-5, rtol=0)
     assert_same_tables(a, b, atol=1e-5)

@@ -45,17 +45,25 @@ class ReferenceStore(TieredStore):
         new = absent & ~in_host & ~in_ssd & allowed
         incoming = in_host | in_ssd | new
         n_in = int(incoming.sum())
+        training = ahead or isinstance(insert, np.ndarray) or bool(insert)
         self._unpin(lookup_id, 1 if ahead else 0)
         free = self.rows - len(self.device)
         victims = np.empty(0, np.int64)
         if n_in > free:
             victims = self._choose_victims(n_in - free, rows[~absent])
+            if victims is None and self._release_other_kind(training):  # the other kind's steps are done
+                victims = self._choose_victims(n_in - free, rows[~absent])
             if victims is None:
                 batch = int((~absent).sum()) + n_in
+                pinned = self.pin_count > 0
+                pinned[rows[~absent]] = False
+                kind = "training" if training else "evaluation"
                 raise RuntimeError(
-                    f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this batch's {batch} "
-                    f"distinct keys beside the rows other lookups still use; set device_vocabulary_size to at least "
-                    f"2 batches of distinct keys (>= {2 * batch} per rank)")
+                    f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this {kind} batch's "
+                    f"{batch} distinct keys beside the {int(pinned.sum())} other rows that {kind} lookups of the "
+                    f"table still use (each keeps its latest batch until its next step; one that places its next "
+                    f"batch ahead keeps two); that needs {batch + int(pinned.sum())} rows: set "
+                    f"device_vocabulary_size to at least {batch + int(pinned.sum())} per rank")
         victim_keys = self.row_key[victims]
         host_after = len(self.host) - int(in_host.sum()) + victims.shape[0]
         overflow = max(0, host_after - self.host.capacity)
@@ -91,6 +99,7 @@ class ReferenceStore(TieredStore):
         self.last_used[rows[placed]] = self.clock
         self.pins.setdefault(lookup_id, []).append(rows[placed])
         self.pin_count[rows[placed]] += 1
+        self.training[lookup_id] = training
         self._outgoing = victim_keys
         self._outgoing_slot = np.full(victim_keys.shape[0], -1, np.int64)  # the reference never lends host slots
         c = self.counters
@@ -155,6 +164,8 @@ def test_locate_matches_the_reference(tmp_path, seed, device_rows, host_rows, ss
         keys = rng.permutation(keys)
         insert = (rng.random(keys.shape[0]) < 0.8) if rng.random() < 0.3 else bool(rng.random() < 0.95)
         lookup_id = int(rng.integers(0, 2))  # two lookups pin their latest batches
+        if insert is False:
+            lookup_id = 2  # an evaluation lookup: it may take the rows training pins, and training its
         ahead = bool(rng.random() < 0.3)  # lookahead: the lookup's current batch stays pinned too
         a, b = _step(new, keys, insert, lookup_id, ahead), _step(ref, keys, insert, lookup_id, ahead)
         assert len(a) == len(b)

@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import ASCEND_TIMESTAMP
 from mx_rec.core.embedding import create_table, sparse_lookup
 from mx_rec.core.feature_process import EvictHook
+from mx_rec.graph.modifier import modify_graph_and_start_emb_cache
 from mx_rec.optimizers import lazy_adam
 from mx_rec.saver.table_state import collect
 from tests.graphs import fresh_graph
@@ -172,3 +174,116 @@ def test_telemetry_is_logged_and_written_as_tensorboard_scalars(tmp_path):
     assert {s for s, _ in written} == {2, 4}
     assert written[(4, "mx_rec/tele/swapped_out")] == counters["swapped_out"]
     assert (4, "mx_rec/tele/device_hit_rate") in written and (4, "mx_rec/tele/admission_rejections") in written
+
+
+# The little demo's shape, scaled down: a device cache of 0.4 of the vocabulary, three training
+# lookups of one table and three evaluation lookups. "separate": the training lookups are separate
+# lookups fed by placeholders (~0.3 of the vocabulary a step together); "merged_ahead": they merge
+# (multi-lookup) into one lookup fed by a rebuilt pipeline (modify_graph), which places the next
+# batch while one trains (two batches of ~0.15 of the vocabulary pinned), as the demo does.
+VOCAB, LOOKUPS = 5000, 3
+
+
+def _train_and_evaluate(shape, device_rows, host_rows=0, ssd_rows=0, ssd_paths=None):
+    """Train 8 steps, evaluate 3, train 4 more, evaluate 3 again; returns (training losses, evaluation
+    predictions, final keys, final rows) and the table."""
+    n_ids = 600 if shape == "separate" else 400
+    rng = np.random.default_rng(3)
+    train_ids = rng.integers(0, VOCAB, (12, n_ids, LOOKUPS)) * 7 + 1
+    eval_ids = rng.integers(0, VOCAB, (6, n_ids, LOOKUPS)) * 7 + 1
+    labels = rng.normal(size=(12, n_ids)).astype(np.float32)
+    opt = lazy_adam.create_hash_optimizer(0.05)
+    table = create_table(tf.int64, D, "demo_shape", INIT, device_vocabulary_size=device_rows,
+                         host_vocabulary_size=host_rows, ssd_vocabulary_size=ssd_rows, ssd_data_path=ssd_paths)
+    w = tf.constant(np.random.default_rng(4).normal(size=(LOOKUPS, D)), tf.float32)
+
+    def predict(ids, is_train, modify_graph=False):
+        emb = tf.stack([sparse_lookup(table, ids[:, f], is_train=is_train, modify_graph=modify_graph)
+                        for f in range(LOOKUPS)], axis=1)
+        return tf.reduce_sum(emb * w, axis=[1, 2])
+
+    start = tf.compat.v1.placeholder(tf.int64, [])
+    if shape == "separate":
+        ids = tf.compat.v1.placeholder(tf.int64, [n_ids, LOOKUPS])
+        y = tf.compat.v1.placeholder(tf.float32, [n_ids])
+        feeds = [{ids: train_ids[s], y: labels[s]} for s in range(12)]
+    else:
+        iterator = tf.compat.v1.data.make_initializable_iterator(
+            tf.data.Dataset.from_tensor_slices((train_ids, labels)).skip(start))
+        ids, y = iterator.get_next()
+        feeds = [None] * 12
+    loss = tf.reduce_mean(tf.square(predict(ids, True, shape != "separate") - y))
+    train = opt.minimize(loss, var_list=[table.variable])
+    eval_in = tf.compat.v1.placeholder(tf.int64, [n_ids, LOOKUPS])
+    evaluation = predict(eval_in, False)
+    if shape != "separate":
+        modify_graph_and_start_emb_cache()
+    losses, preds = [], []
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        if shape != "separate":
+            sess.run(ConfigInitializer.get_instance().train_params_config.get_initializer(True), {start: 0})
+        for begin, end, first_eval in ((0, 8, 0), (8, 12, 3)):
+            losses += [sess.run([loss, train], feeds[s])[0] for s in range(begin, end)]
+            preds += [sess.run(evaluation, {eval_in: eval_ids[s]}) for s in range(first_eval, first_eval + 3)]
+        state = collect(table, sess)
+    order = np.argsort(state.keys)
+    return (np.array(losses), np.array(preds), state.keys[order], state.embeddings[order]), table
+
+
+@pytest.mark.parametrize("shape", ["separate", "merged_ahead"])
+def test_ddr_and_ssd_train_and_evaluate_like_hbm_with_a_cache_of_0_4_of_the_vocabulary(tmp_path, shape):
+    settings = {"use_multi_lookup": shape != "separate"}
+    with fresh_graph(**settings):
+        hbm, _ = _train_and_evaluate(shape, device_rows=VOCAB + 10)
+    with fresh_graph(**settings):
+        ddr, table = _train_and_evaluate(shape, device_rows=2 * VOCAB // 5, host_rows=VOCAB)
+        assert table.telemetry()["swapped_out"] > 0
+        assert (table.telemetry()["placed_ahead"] > 0) == (shape != "separate")
+    with fresh_graph(**settings):
+        ssd, table = _train_and_evaluate(shape, device_rows=2 * VOCAB // 5, host_rows=VOCAB // 5, ssd_rows=VOCAB,
+                                         ssd_paths=[str(tmp_path)])
+        assert table.telemetry()["ssd_reads"] > 0
+    for tier in (ddr, ssd):
+        np.testing.assert_array_equal(tier[2], hbm[2])
+        for got, want, name in zip(tier, hbm, ("losses", "evaluation", "keys", "rows")):
+            np.testing.assert_allclose(got, want, atol=1e-6, rtol=0, err_msg=name)
+
+
+def _place(store, keys, insert, lookup_id):
+    """One lookup's placement, with the swap-out the graph would run (rows read back as zeros)."""
+    placement = store.locate(np.asarray(keys, np.int64), insert, lookup_id)
+    out = placement.swap_out_rows.shape[0]
+    store.accept_swapped_out([np.zeros((out, 2), np.float32)])
+    return placement
+
+
+def _store(rows=10):
+    from mx_rec.storage.tiered import TieredStore
+    return TieredStore("t", rows, 100, 2, lambda keys: np.zeros((keys.shape[0], 2), np.float32), 2)
+
+
+def test_the_no_room_error_counts_the_rows_its_check_needs():
+    store = _store()
+    _place(store, range(6), True, 0)
+    _place(store, [4, 5, 100, 101, 102, 103], True, 1)  # 6 keys beside 4 other pinned rows: exactly 10
+    with pytest.raises(RuntimeError, match=r"table 't': the device cache \(10 rows\) cannot hold this training "
+                                           r"batch's 8 distinct keys beside the 4 other rows .* that needs 12 rows: "
+                                           r"set device_vocabulary_size to at least 12 per rank"):
+        # lookup 0 releases its own last batch; lookup 1 still pins 6 rows, 2 of them (4, 5) in this batch
+        _place(store, [3, 4, 5, 200, 201, 202, 203, 204], True, 0)
+    assert len(store.device) == 10 and store.counters.lookups == 2  # nothing changed
+
+
+def test_evaluation_takes_the_rows_training_pins_and_training_takes_them_back():
+    store = _store()
+    _place(store, range(6), True, 0)
+    _place(store, range(10, 16), True, 0)  # 0..5 released; two of them go to the host
+    on_host = [k for k in range(6) if store.host.contains(np.array([k]))[0]]
+    assert len(on_host) == 2
+    placement = _place(store, range(6), False, 1)  # 4 hits, 2 from the host: needs training's rows
+    assert (placement.rows >= 0).all() and store.counters.host_hits == 2
+    placement = _place(store, range(20, 26), True, 0)  # evaluation's rows go back to training
+    assert (placement.rows >= 0).all()
+    with pytest.raises(RuntimeError, match="evaluation batch's 11 distinct keys beside the 0 other rows .*needs 11"):
+        _place(store, list(range(6)) + list(range(10, 14)) + [20], False, 2)

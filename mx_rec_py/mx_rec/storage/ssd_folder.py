@@ -123,9 +123,11 @@ def release_on_exit(owner: object, folders: Sequence[str], close: Callable[[bool
 def _release(folders: List[str], close: Callable[[bool], None], keep: bool) -> None:
     try:
         close(keep)
-    finally:
-        for folder in folders:
-            if keep:
-                _write_marker(folder, KEPT)
-            else:
-                shutil.rmtree(folder, ignore_errors=True)
+    except Exception as err:  # at exit: say so, and still remove the folders
+        logger.warning("closing the SSD databases in %s failed: %s", ", ".join(folders), err)
+        keep = False
+    for folder in folders:
+        if keep and os.path.isdir(folder):
+            _write_marker(folder, KEPT)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)

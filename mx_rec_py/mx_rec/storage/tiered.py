@@ -7,6 +7,11 @@ Per lookup (the table's lookups run one at a time, inside its CriticalSection):
   lookup is still using (each lookup pins the rows of its latest batch until its next one) are
   swapped out, 10% of the cache at a time: the graph reads them (and their slots) from the device
   and hands them to :meth:`accept_swapped_out` before the swap-ins overwrite them.
+- training and evaluation lookups of a table take turns (their steps are separate ``session.run``
+  calls, as in Rec SDK, where the two modes take turns on the device): when a lookup of one kind
+  finds no room, the rows that lookups of the other kind still pin are released (and batches placed
+  ahead for training are forgotten: their steps place them again). Evaluation therefore needs no
+  rows beside the ones training keeps, and training none beside evaluation's.
 Optimizer slots travel with their rows: host rows are full width (embedding, then each slot).
 With an SSD tier, the host's least frequently used rows move down to RocksDB when the host is full,
 and come back to the device on use.
@@ -79,6 +84,7 @@ class TieredStore:
         self.pins: Dict[int, List[np.ndarray]] = {}  # per lookup: rows of its batches in flight (1, or 2 ahead)
         self.pin_count = np.zeros(device_rows, dtype=np.int32)  # pinned batches using each row
         self.prepared: Dict[int, Tuple[int, np.ndarray, np.ndarray]] = {}  # lookup -> (seq, keys, rows)
+        self.training: Dict[int, bool] = {}  # per lookup: a training (True) or evaluation (False) lookup
         self._warned_ahead = False
         self.clock = 0  # lookups so far
         self.counters = TierCounters()
@@ -102,6 +108,30 @@ class TieredStore:
         held = self.pins.get(lookup_id, [])
         while len(held) > keep:
             kernels.unpin(self.pin_count, held.pop(0))
+
+    def _release_other_kind(self, training: bool) -> bool:
+        """Release every row pinned by lookups of the other kind (training vs evaluation; see the
+        module docstring); returns whether any was."""
+        released = False
+        for lookup_id, held in self.pins.items():
+            if self.training.get(lookup_id, True) != training and held:
+                self._unpin(lookup_id, 0)
+                self.prepared.pop(lookup_id, None)
+                released = True
+        return released
+
+    def _no_room(self, batch: int, rows: np.ndarray, source: np.ndarray, training: bool) -> RuntimeError:
+        """The error of a batch of ``batch`` distinct keys that does not fit: it names the rows the
+        check needs, the batch's plus those other lookups pin (not in the batch)."""
+        hit_rows = rows[source == kernels.HIT]
+        pinned = int(np.count_nonzero(self.pin_count > 0)) - int(np.count_nonzero(self.pin_count[hit_rows] > 0))
+        needed = batch + pinned
+        kind = "training" if training else "evaluation"
+        return RuntimeError(
+            f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this {kind} batch's {batch} "
+            f"distinct keys beside the {pinned} other rows that {kind} lookups of the table still use (each keeps "
+            f"its latest batch until its next step; one that places its next batch ahead keeps two); that needs "
+            f"{needed} rows: set device_vocabulary_size to at least {needed} per rank")
 
     def take_prepared(self, lookup_id: int, seq: int, keys: np.ndarray) -> Optional[np.ndarray]:
         """Device rows int64 [U] (-1 for keys not held before) of distinct keys int64 [U] that a
@@ -194,17 +224,16 @@ class TieredStore:
             n_ssd = kernels.mark_ssd(source, self.ssd.contains(keys[elsewhere]), elsewhere)
         n_new = int(np.count_nonzero(source == kernels.NEW)) if hits + n_host + n_ssd < n_keys else 0
         n_in = n_host + n_ssd + n_new
+        training = ahead or isinstance(insert, np.ndarray) or bool(insert)
         self._unpin(lookup_id, 1 if ahead else 0)
         free = self.rows - len(self.device)
         victims = np.empty(0, np.int64)
         if n_in > free:
             victims = self._choose_victims(n_in - free, rows)
+            if victims is None and self._release_other_kind(training):
+                victims = self._choose_victims(n_in - free, rows)
             if victims is None:
-                batch = hits + n_in
-                raise RuntimeError(
-                    f"table '{self.table_name}': the device cache ({self.rows} rows) cannot hold this batch's {batch} "
-                    f"distinct keys beside the rows other lookups still use; set device_vocabulary_size to at least "
-                    f"2 batches of distinct keys (>= {2 * batch} per rank)")
+                raise self._no_room(hits + n_in, rows, source, training)
         victim_keys = self.row_key[victims]
         host_after = len(self.host) - n_host + victims.shape[0]
         overflow = max(0, host_after - self.host.capacity)
@@ -244,6 +273,7 @@ class TieredStore:
         placed = kernels.settle(rows, source, new_rows, incoming_keys, freq, self.row_key, self.freq,
                                 self.last_used, self.pin_count, self.clock, pins)
         self.pins.setdefault(lookup_id, []).append(pins[:placed])
+        self.training[lookup_id] = training
         self._outgoing = victim_keys
         c = self.counters
         c.lookups += 1
