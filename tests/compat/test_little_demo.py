@@ -34,6 +34,10 @@ def test_set_threshold_op_opens_admission(runs, no_data):
     # admission starts at 1000 sightings: only the hottest keys get rows before the op lowers it to 1
     assert sizes[HALF - 1] * 10 < sizes[-1], sizes
     assert_loss_falls(faae)
+    # before admission every lookup returns serving_default_value (tf.ones(dim) * 2, summed over the
+    # ids): logits far from 0, a first loss far above the one of rows initialised near zero
+    base = runs(SCRIPT, 1, no_data, **MULTI)
+    assert faae["losses"][0] > 3 * base["losses"][0], (faae["losses"][0], base["losses"][0])
 
 
 def test_two_ranks_in_ddr_match_one_rank(runs, no_data):
