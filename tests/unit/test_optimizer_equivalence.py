@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from mx_rec.core.embedding import create_table, sparse_lookup
-from mx_rec.optimizers import adagrad, ftrl, ftrl_t, gradient_descent, lazy_adam, momentum
+from mx_rec.optimizers import adagrad, ftrl, ftrl_t, ftrl_t_dense, gradient_descent, lazy_adam, momentum
 from mx_rec.util.variable import get_dense_and_sparse_variable
 
 B, F, D, STEPS = 32, 4, 8, 50
@@ -181,6 +181,31 @@ def test_ftrl_t_matches_numpy(graph, params):
     _compare((losses, rows), _numpy_ftrl_t(table, **params))
     if params["lambda1"]:  # the L1 term really zeroes coordinates
         assert sum(int((np.abs(r) == 0).sum()) for r in rows.values()) > 0
+
+
+def test_dense_ftrl_t_matches_the_same_formula_on_every_element():
+    params = dict(alpha=0.3, beta=0.5, lambda1=0.002, lambda2=0.01, epsilon=0.01, grad_factor=0.3)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(32, 6)).astype(np.float32), rng.normal(size=(32, 2)).astype(np.float32)
+    with tf.Graph().as_default():
+        var = tf.compat.v1.Variable(np.zeros((6, 2), np.float32), use_resource=True)
+        loss = tf.reduce_mean(tf.square(tf.matmul(x, var) - y))
+        train = ftrl_t_dense.create_ftrl_dense_optimizer(0.01, **params).minimize(loss, var_list=[var])
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for _ in range(10):
+                sess.run(train)
+            ours = sess.run(var)
+    w, z, n, g = (np.zeros((6, 2)) for _ in range(4))
+    for _ in range(10):
+        grad = 2.0 * x.T.astype(np.float64) @ (x @ w - y) / y.size
+        g = params["grad_factor"] * g + (1 - params["grad_factor"]) * grad
+        z = (1 - params["epsilon"]) * z + g - (np.sqrt(n + g * g) - np.sqrt(n)) / params["alpha"] * w
+        n = (1 - params["epsilon"]) * n + g * g
+        w = np.where(np.abs(z) > params["lambda1"], (params["lambda1"] * np.sign(z) - z)
+                     / ((params["beta"] + np.sqrt(n)) / params["alpha"] + params["lambda2"]), 0.0)
+    np.testing.assert_allclose(ours, w, atol=1e-6, rtol=0)
+    assert np.abs(w).sum() > 0.1
 
 
 def test_lazy_adam_leaves_unlooked_rows_and_their_slots_alone(graph):

@@ -15,6 +15,7 @@ from mx_rec.core.embedding import create_table, sparse_lookup
 from mx_rec.optimizers import (adagrad, adagrad_by_addr, ftrl, ftrl_t, gradient_descent, gradient_descent_by_addr,
                                lazy_adam, lazy_adam_by_addr, momentum)
 from mx_rec.optimizers.base import CustomizedOptimizer
+from mx_rec.optimizers.strategy import apply_in_rounds, occurrence
 from mx_rec.saver.table_state import collect
 from tests.graphs import fresh_graph
 
@@ -375,3 +376,24 @@ def test_apply_gradients_strategy_values_and_errors(monkeypatch):
     monkeypatch.setenv("APPLY_GRADIENTS_STRATEGY", "sum")
     with fresh_graph(), pytest.raises(ValueError, match="APPLY_GRADIENTS_STRATEGY='sum' is not one of"):
         _two_lookups(lambda: adagrad.create_hash_optimizer(0.3, 0.1), steps=1)
+
+
+def test_direct_apply_without_lookup_parts_applies_each_index_in_occurrence_order(graph):
+    indices = tf.constant([5, 3, 5, 5, 3, 9], tf.int64)
+    values = tf.constant([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])
+    var = tf.compat.v1.Variable(tf.zeros([10, 1]), use_resource=True)
+    seen = []
+
+    def apply(v, i):  # row = 10 * row + value: the order of a row's updates shows in its digits
+        seen.append(i)
+        rows = tf.gather(var, i) * 10.0 + v
+        return tf.raw_ops.ResourceScatterUpdate(resource=var.handle, indices=i, updates=rows)
+
+    update = apply_in_rounds(apply, tf.identity(values), tf.identity(indices), rounds=3)
+    with tf.compat.v1.Session() as sess:
+        sess.run(var.initializer)
+        assert sess.run(occurrence(indices)).tolist() == [0, 0, 1, 2, 1, 0]
+        assert sess.run(occurrence(tf.zeros([0], tf.int64))).tolist() == []
+        sess.run(update)
+        assert sess.run(var)[[3, 5, 9], 0].tolist() == [25.0, 134.0, 6.0]
+    assert len(seen) == 3

@@ -22,10 +22,9 @@ _DEFAULTS = {"alpha": 0.06, "beta": 1.0, "lambda1": 0.0, "lambda2": 0.0, "epsilo
 _NAMES = ("z_name", "n_name", "g_name")
 
 
-class CustomizedFtrlT(tf.compat.v1.train.Optimizer, CustomizedOptimizer):
-    """FTRL-T (see the module docstring) on table rows; slots ``z``, ``n``, ``g``, ``w``."""
-
-    slot_init_values = {"z": 0.0, "n": 0.0, "g": 0.0, "w": 0.0}
+class FtrlTBase(tf.compat.v1.train.Optimizer):
+    """FTRL-T's parameters, slots ``z``, ``n``, ``g``, ``w`` and sparse row update, for table rows
+    (``CustomizedFtrlT``) or plain variables (``mx_rec.optimizers.ftrl_t_dense``)."""
 
     def __init__(self, learning_rate, use_locking: bool = False, name: str = "Ftrl_t", **kwargs):
         super().__init__(use_locking, name)
@@ -45,20 +44,32 @@ class CustomizedFtrlT(tf.compat.v1.train.Optimizer, CustomizedOptimizer):
             for slot in ("z", "n", "g", "w"):
                 self._zeros_slot(var, slot, f"{self._name}/{self._slot_suffixes.get(slot) or slot}")
 
+    def _params_for(self, var) -> dict:
+        return {key: tf.cast(value, var.dtype.base_dtype) for key, value in self._tensors.items()}
+
     def _resource_apply_sparse(self, grad, handle, indices):
-        dtype = handle.dtype.base_dtype
-        p = {key: tf.cast(value, dtype) for key, value in self._tensors.items()}
-        z, n, g, w = (self.get_slot(handle, s) for s in ("z", "n", "g", "w"))
-        z_old, n_old, g_old, w_old = (tf.gather(s, indices) for s in (z, n, g, w))
-        g_new = p["grad_factor"] * g_old + (1.0 - p["grad_factor"]) * grad
-        sigma = (tf.sqrt(n_old + tf.square(g_new)) - tf.sqrt(n_old)) / p["alpha"]
-        z_new = (1.0 - p["epsilon"]) * z_old + g_new - sigma * w_old
-        n_new = (1.0 - p["epsilon"]) * n_old + tf.square(g_new)
-        denominator = (p["beta"] + tf.sqrt(n_new)) / p["alpha"] + p["lambda2"]
-        w_new = tf.where(tf.abs(z_new) > p["lambda1"], (p["lambda1"] * tf.sign(z_new) - z_new) / denominator,
-                         tf.zeros_like(z_new))
+        states = [self.get_slot(handle, s) for s in ("z", "n", "g", "w")]
+        new = ftrl_t_step(self._params_for(handle), *(tf.gather(s, indices) for s in states), grad)
         return tf.group(*[tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=indices, updates=u)
-                          for v, u in ((g, g_new), (z, z_new), (n, n_new), (w, w_new), (handle, w_new))])
+                          for v, u in zip(states + [handle], new + [new[-1]])])
+
+
+def ftrl_t_step(params: dict, z, n, g, w, grad) -> list:
+    """One FTRL-T step on rows (any shape, all alike): the new [z, n, g, w] (see the module docstring)."""
+    g_new = params["grad_factor"] * g + (1.0 - params["grad_factor"]) * grad
+    sigma = (tf.sqrt(n + tf.square(g_new)) - tf.sqrt(n)) / params["alpha"]
+    z_new = (1.0 - params["epsilon"]) * z + g_new - sigma * w
+    n_new = (1.0 - params["epsilon"]) * n + tf.square(g_new)
+    denominator = (params["beta"] + tf.sqrt(n_new)) / params["alpha"] + params["lambda2"]
+    w_new = tf.where(tf.abs(z_new) > params["lambda1"], (params["lambda1"] * tf.sign(z_new) - z_new) / denominator,
+                     tf.zeros_like(z_new))
+    return [z_new, n_new, g_new, w_new]
+
+
+class CustomizedFtrlT(FtrlTBase, CustomizedOptimizer):
+    """Hash FTRL-T (see the module docstring) on table rows."""
+
+    slot_init_values = {"z": 0.0, "n": 0.0, "g": 0.0, "w": 0.0}
 
 
 def create_hash_optimizer(learning_rate, use_locking: bool = False, name: str = "Ftrl_t",
@@ -77,6 +88,12 @@ def create_hash_optimizer(learning_rate, use_locking: bool = False, name: str = 
     """
     check_learning_rate(learning_rate, name)
     check_name(name, "Ftrl_t")
+    check_kwargs(name, kwargs)
+    return CustomizedFtrlT(learning_rate, use_locking, name, **kwargs)
+
+
+def check_kwargs(name: str, kwargs: dict) -> None:
+    """FTRL-T's keywords and their ranges; TypeError / ValueError naming the optimizer and the keyword."""
     unknown = sorted(set(kwargs) - set(_DEFAULTS) - set(_NAMES))
     if unknown:
         raise TypeError(f"{name}: unknown keyword(s) {unknown}; accepted: {sorted(_DEFAULTS) + list(_NAMES)}")
@@ -91,4 +108,3 @@ def create_hash_optimizer(learning_rate, use_locking: bool = False, name: str = 
         if value < low or (value == low and not closed) or (high is not None and value >= high):
             raise ValueError(f"{name}: {key}={value} is outside {'[' if closed else '('}{low}, "
                              f"{high if high is not None else 'inf'})")
-    return CustomizedFtrlT(learning_rate, use_locking, name, **kwargs)

@@ -41,12 +41,12 @@ def current_strategy() -> ApplyGradientsStrategy:
 
 def occurrence(indices: tf.Tensor) -> tf.Tensor:
     """For indices int [N]: int32 [N], how many earlier entries hold the same index (0 for a first)."""
-    _, group = tf.unique(indices, out_idx=tf.int32)
+    unique, group = tf.unique(indices, out_idx=tf.int32)
     n = tf.size(indices, out_type=tf.int32)
     order = tf.argsort(group, stable=True)  # entries of a group together, in their original order
     sorted_group = tf.gather(group, order)
     positions = tf.range(n)
-    starts = tf.math.unsorted_segment_min(positions, sorted_group, tf.reduce_max(group) + 1)
+    starts = tf.math.unsorted_segment_min(positions, sorted_group, tf.size(unique))
     return tf.scatter_nd(order[:, None], positions - tf.gather(starts, sorted_group), [n])
 
 
@@ -67,13 +67,19 @@ def _built_at(tensor: tf.Tensor) -> int:
 def lookup_parts(values: tf.Tensor, indices: tf.Tensor) -> Optional[List[Tuple[tf.Tensor, tf.Tensor]]]:
     """Each lookup's (values, indices), in the order the lookups were built, when the gradient is the
     concatenation TF (or a by-address optimizer) made of several lookups' gradients; else None."""
-    if values.op.type != "ConcatV2" or indices.op.type != "ConcatV2":
+    def flat(v: tf.Tensor, i: tf.Tensor) -> Optional[list]:
+        if v.op.type != "ConcatV2" or i.op.type != "ConcatV2":
+            return [(v, i)]
+        vs, js = list(v.op.inputs[:-1]), list(i.op.inputs[:-1])
+        if len(vs) != len(js):
+            return None
+        parts = [flat(a, b) for a, b in zip(vs, js)]
+        return None if any(p is None for p in parts) else [x for p in parts for x in p]
+
+    parts = flat(values, indices)
+    if parts is None or len(parts) < 2:
         return None
-    parts_values, parts_indices = list(values.op.inputs[:-1]), list(indices.op.inputs[:-1])
-    if len(parts_values) != len(parts_indices):
-        return None
-    order = sorted(range(len(parts_indices)), key=lambda k: _built_at(parts_indices[k]))
-    return [(parts_values[k], parts_indices[k]) for k in order]
+    return sorted(parts, key=lambda part: _built_at(part[1]))
 
 
 def apply_in_rounds(apply_unique, values: tf.Tensor, indices: tf.Tensor, rounds: int) -> tf.Operation:
