@@ -146,3 +146,27 @@ def test_prediction_from_an_unregistered_iterator_names_the_op(graph, tmp_path):
         prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "model"))
     with pytest.raises(ExportError, match=r"IteratorGetNext.*set_prediction"):
         export_local(prefix, str(tmp_path / "local"))
+
+
+def test_a_damaged_shard_byte_is_refused_by_the_export(trained, tmp_path):
+    prefix, _, _ = trained
+    shard = os.path.join(prefix + "-mxrec-sparse", "users", "shard-00000-of-00001.npz")
+    with open(shard, "r+b") as f:  # a byte inside the rows: the npz still parses
+        f.seek(os.path.getsize(shard) // 2)
+        byte = f.read(1)
+        f.seek(os.path.getsize(shard) // 2)
+        f.write(bytes([byte[0] ^ 0x40]))
+    with pytest.raises(CheckpointError, match=f"checkpoint shard {shard} is damaged"):
+        export_local(os.path.dirname(prefix), str(tmp_path / "local"))
+    assert not (tmp_path / "local").exists()
+
+
+def test_a_damaged_exported_model_is_refused_by_load(trained, tmp_path):
+    prefix, _, _ = trained
+    export_local(os.path.dirname(prefix), str(tmp_path / "local"))
+    rows = tmp_path / "local" / "tables" / "items" / "rows.npy"
+    data = bytearray(rows.read_bytes())
+    data[-3] ^= 0x40
+    rows.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"exported model file {rows} is damaged"):
+        load_inference_model(str(tmp_path / "local"))

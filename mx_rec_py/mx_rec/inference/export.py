@@ -1,10 +1,14 @@
 """Merge an N-rank checkpoint into a single-node inference model (``tools/export_local.py``).
 
     <output>/model.pb            frozen GraphDef: input placeholders -> prediction (``freeze.py``)
-    <output>/model.json          format, source checkpoint, inputs, lookups, tables (see :func:`export_local`)
+    <output>/model.json          format, source checkpoint, inputs, lookups, tables, each file's size and
+                                 SHA-256 (see :func:`export_local`; ``load_inference_model`` checks them)
     <output>/tables/<t>/keys.npy int64 [K] sorted; rows.npy value dtype [K, dim] (``table_merge.py``)
 
-The output directory is written under a temporary name and renamed into place. Nothing in it
+The checkpoint is verified first as restore verifies it (``mx_rec.saver.unit.verify``: every
+file's checksum, the save id that ties them, the manifest's key counts), so an export never reads a
+damaged byte or parts of two saves. The output directory is written under a temporary name and
+renamed into place. Nothing in it
 needs Horovod or mx_rec's training code: ``load_inference_model`` reads it with TF and numpy.
 """
 import json
@@ -18,8 +22,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from mx_rec.inference.freeze import ExportError, freeze
-from mx_rec.inference.table_merge import MergeStats, ShardError, merge_shards
-from mx_rec.saver import layout
+from mx_rec.inference.table_merge import MergeStats, ShardError, merge_shards, npz_member
+from mx_rec.saver import layout, unit
 
 FORMAT = "mx_rec-local-model-v1"
 GRAPH_FILE = "model.pb"
@@ -47,13 +51,13 @@ def resolve_checkpoint(path: str) -> str:
     Raises:
         ExportError: neither, naming the path.
     """
-    if os.path.isdir(path) and not os.path.isdir(layout.sparse_dir(path)):
+    if os.path.isdir(path) and not os.path.isdir(layout.unit_dir(path)):
         state = tf.train.get_checkpoint_state(path)
         if state is None or not state.model_checkpoint_path:
             raise ExportError(f"{path} holds no TF checkpoint (no 'checkpoint' file naming one)")
         # the 'checkpoint' file may hold absolute paths: a copied or moved folder must read its own files
         return os.path.join(path, os.path.basename(state.model_checkpoint_path))
-    if os.path.isfile(path + ".index") or os.path.isdir(layout.sparse_dir(path)):
+    if os.path.isfile(path + ".index") or os.path.isdir(layout.unit_dir(path)):
         return path
     raise ExportError(f"{path} is neither a checkpoint folder nor a checkpoint prefix (no {path}.index)")
 
@@ -96,17 +100,23 @@ def export_local(checkpoint: str, output: str, meta_graph: Optional[str] = None,
 
     Returns:
         what was written. ``model.json`` holds ``{"format", "checkpoint", "step", "saved_by_ranks",
-        "prediction", "inputs", "lookups", "tables": {name: {"dim", "keys", "value_dtype"}}}``.
+        "prediction", "inputs", "lookups", "tables": {name: {"dim", "keys", "value_dtype"}},
+        "files": {relative path: {"bytes", "sha256"}}}``.
 
     Raises:
-        ExportError: no usable graph or signature; CheckpointError (ShardError): a missing or bad shard,
-        naming the file.
+        ExportError: no usable graph or signature; CheckpointError (ShardError): a missing, damaged or
+        mixed checkpoint file, or key counts other than the manifest's, naming the file.
     """
     prefix = resolve_checkpoint(checkpoint)
-    manifest = layout.read_manifest(prefix)
+    checked = unit.verify(prefix, need_meta=meta_graph is None)
+    manifest = checked.manifest
     tables = sorted(manifest["tables"])
     paths = {name: shard_paths(prefix, manifest, name) for name in tables}
-    graph_def, spec = freeze(read_meta_graph(meta_graph or prefix + ".meta"), prefix)
+    for name in tables:
+        for path, record in zip(paths[name], unit.shard_records(manifest, name)):
+            unit.check_counts(path, name, record, int(npz_member(path, "keys").shape[0]))
+    meta_path = meta_graph or checked.meta or prefix + ".meta"
+    graph_def, spec = freeze(read_meta_graph(meta_path), checked.dense_prefix)
     unknown = sorted({lk["table"] for lk in spec["lookups"]} - set(tables))
     if unknown:
         raise ExportError(f"the prediction looks up table(s) {unknown} that checkpoint {prefix} does not hold "
@@ -127,6 +137,7 @@ def export_local(checkpoint: str, output: str, meta_graph: Optional[str] = None,
                        "tables": {n: {"dim": s.dim, "keys": s.keys,
                                       "value_dtype": manifest["tables"][n].get("value_dtype", "float32")}
                                   for n, s in report.tables.items()}}
+        description["files"] = {os.path.relpath(p, tmp): unit.file_digest(p) for p in _files_under(tmp)}
         with open(os.path.join(tmp, SPEC_FILE), "w", encoding="utf-8") as f:
             json.dump(description, f, indent=1)
         if os.path.exists(output):
@@ -135,3 +146,7 @@ def export_local(checkpoint: str, output: str, meta_graph: Optional[str] = None,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
+
+
+def _files_under(root: str) -> List[str]:
+    return sorted(os.path.join(d, n) for d, _, names in os.walk(root) for n in names)

@@ -14,6 +14,8 @@ from tensorflow.core.framework import graph_pb2
 
 from mx_rec.inference.export import FORMAT, GRAPH_FILE, SPEC_FILE, TABLES_DIR, default_memory_budget
 from mx_rec.inference.merged_table import MergedTable
+from mx_rec.saver.layout import CheckpointError
+from mx_rec.saver.unit import check_file
 
 DEFAULT_CHUNK = 4096
 
@@ -33,10 +35,17 @@ class InferenceModel:
 
     def __init__(self, directory: str, mmap: Optional[bool] = None,
                  memory_budget_bytes: Optional[int] = None) -> None:
-        with open(os.path.join(directory, SPEC_FILE), encoding="utf-8") as f:
-            self.spec = json.load(f)
-        if self.spec.get("format") != FORMAT:
-            raise ValueError(f"{directory}/{SPEC_FILE}: format {self.spec.get('format')!r}, expected {FORMAT!r}")
+        spec_path = os.path.join(directory, SPEC_FILE)
+        try:
+            with open(spec_path, encoding="utf-8") as f:
+                self.spec = json.load(f)
+        except ValueError as err:
+            raise CheckpointError(f"exported model file {spec_path} is damaged: {err}") from None
+        if not isinstance(self.spec, dict) or self.spec.get("format") != FORMAT:
+            found = self.spec.get("format") if isinstance(self.spec, dict) else None
+            raise ValueError(f"{directory}/{SPEC_FILE}: format {found!r}, expected {FORMAT!r}")
+        for relative, expected in sorted(self.spec.get("files", {}).items()):  # absent before checksums
+            check_file(os.path.join(directory, relative), expected, "exported model file")
         graph_def = graph_pb2.GraphDef()
         with open(os.path.join(directory, GRAPH_FILE), "rb") as f:
             graph_def.ParseFromString(f.read())
@@ -52,6 +61,10 @@ class InferenceModel:
             folder = os.path.join(directory, TABLES_DIR, name)
             big = os.path.getsize(os.path.join(folder, "rows.npy")) > budget
             self.tables[name] = MergedTable(folder, mmap=big if mmap is None else mmap)
+            recorded = self.spec.get("tables", {}).get(name, {}).get("keys")
+            if recorded is not None and self.tables[name].keys.shape[0] != recorded:
+                raise CheckpointError(f"exported model file {folder}/keys.npy holds {self.tables[name].keys.shape[0]} "
+                                      f"keys, {spec_path} records {recorded}")
         leading = {(e["shape"] or [None])[0] for e in self.inputs.values()}
         self.batch_size: Optional[int] = leading.pop() if len(leading) == 1 else None
         self._prediction = self.graph.get_tensor_by_name(self.spec["prediction"])
@@ -110,5 +123,12 @@ class InferenceModel:
 
 
 def load_inference_model(directory: str, mmap: Optional[bool] = None) -> InferenceModel:
-    """The model exported to ``directory`` by ``export_local`` (see :class:`InferenceModel`)."""
+    """The model exported to ``directory`` by ``export_local`` (see :class:`InferenceModel`).
+
+    Every file is checked against the size and SHA-256 that ``model.json`` records, and each table's
+    key count against its record, before anything is used.
+
+    Raises:
+        CheckpointError: a file is missing, damaged or of other size, naming it.
+    """
     return InferenceModel(directory, mmap=mmap)

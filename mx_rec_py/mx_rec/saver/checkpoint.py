@@ -1,12 +1,16 @@
-"""Save and restore every ``is_save`` table beside a TF checkpoint prefix.
+"""Save and restore every ``is_save`` table beside a TF checkpoint prefix, as one unit with TF's files.
 
-Saving writes the whole sparse directory under a temporary name and renames it into place, so an
-exception or a kill mid-save leaves earlier checkpoints untouched (and TF's ``checkpoint`` file,
-written last by TF's Saver, still names the previous one). Restoring reads and checks every file
-before it changes anything in the session.
+A save writes every rank's shards into a temporary directory, then (rank 0) lets TF write its
+files, links them into the unit (``unit.py``), writes the manifest that ties all of it to one save
+id, and renames the directory into place: that rename completes the unit. Until then the previous
+unit under the same name (its shards, its manifest and its own links to TF's previous files)
+stays whole, so an exception or a kill at any point leaves it restorable. TF's ``checkpoint``
+file is written after the rename (``tf_saver.py``). Restoring verifies every file before it
+changes anything in the session.
 """
 import json
 import os
+import re
 import shutil
 import uuid
 import zipfile
@@ -15,11 +19,13 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.saver import layout
+from mx_rec.saver import layout, unit
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.table_state import TableState, apply, collect
 from mx_rec.tables.table import EmbeddingTable
 from mx_rec.util.log import logger
+
+OWNER = "owner"  # in a temporary directory: "<pid of rank 0> <save id>"
 
 
 def saved_tables() -> List[EmbeddingTable]:
@@ -34,38 +40,66 @@ def _write_shard(path: str, state: TableState) -> None:
         np.savez(f, **state.arrays())
 
 
-def _table_entry(table: EmbeddingTable, state: TableState) -> dict:
+def _table_entry(table: EmbeddingTable, state: TableState, shard: dict) -> dict:
     return {"dim": table.dim, "is_dp": table.config.is_dp, "key_dtype": table.key_dtype.name,
-            "value_dtype": table.value_dtype.name,
-            "slots": sorted(state.slots), "key_count": int(state.keys.shape[0]),
-            "stat_key_count": int(state.stat_keys.shape[0])}
+            "value_dtype": table.value_dtype.name, "slots": sorted(state.slots),
+            "shard": {**shard, "key_count": int(state.keys.shape[0]), "stat_key_count": int(state.stat_keys.shape[0])}}
 
 
-def _manifest(tmp: str, rank_size: int, step: Optional[int]) -> dict:
-    """Merge the ranks' entries (``rank-<r>.json`` in ``tmp``) into the manifest."""
+def _manifest(tmp: str, rank_size: int, step: Optional[int], save_id: str) -> dict:
+    """Merge the ranks' entries (``rank-<r>.json`` in ``tmp``) into the manifest (without its dense part)."""
     tables: Dict[str, dict] = {}
     for rank in range(rank_size):
         path = os.path.join(tmp, f"rank-{rank}.json")
         with open(path, encoding="utf-8") as f:
-            for name, entry in json.load(f).items():
-                merged = tables.setdefault(name, {**entry, "key_counts": [], "stat_key_counts": []})
-                merged["key_counts"].append(entry["key_count"])
-                merged["stat_key_counts"].append(entry["stat_key_count"])
+            ranked = json.load(f)
+        if ranked.pop("save_id") != save_id:
+            raise CheckpointError(f"{path} was written by another save than {save_id}")
+        for name, entry in ranked.items():
+            shard = entry.pop("shard")
+            merged = tables.setdefault(name, {**entry, "key_counts": [], "stat_key_counts": [], "shards": []})
+            merged["key_counts"].append(shard["key_count"])
+            merged["stat_key_counts"].append(shard["stat_key_count"])
+            merged["shards"].append(shard)
         os.remove(path)
-    for entry in tables.values():
-        entry.pop("key_count")
-        entry.pop("stat_key_count")
-    return {"format_version": layout.FORMAT_VERSION, "rank_size": rank_size, "step": step, "tables": tables}
+    return {"format_version": layout.FORMAT_VERSION, "save_id": save_id, "rank_size": rank_size, "step": step,
+            "tables": tables}
 
 
-def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Callable[[], None] = lambda: None
-                ) -> str:
-    """Write the sparse part of the checkpoint ``prefix`` (every rank its own shards); returns its directory.
+def _state_bytes(state: TableState) -> int:
+    return sum(int(np.asarray(a).nbytes) for a in state.arrays().values())
+
+
+def _restore_dense(prefix: str, before: Dict[str, int], previous: str) -> None:
+    """After a failed save: TF's files of ``prefix`` back as they were (from the previous unit's links),
+    and the ones this save added removed."""
+    copies = os.path.join(previous, unit.DENSE_DIR)
+    for path in unit.dense_files(prefix):
+        if path not in before:
+            os.remove(path)
+    for path, inode in before.items():
+        copy = os.path.join(copies, os.path.basename(path))
+        if os.path.isfile(copy) and (not os.path.exists(path) or os.stat(path).st_ino != inode):
+            os.link(copy, path + ".mxrec-back")
+            os.replace(path + ".mxrec-back", path)
+
+
+def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Callable[[], None] = lambda: None,
+                write_dense: Optional[Callable[[], None]] = None, dense_bytes: int = 0) -> str:
+    """Write the checkpoint ``prefix`` as one unit (every rank its own shards); returns its sparse directory.
 
     With several ranks all of them call this; ``barrier`` waits for all. They write into one
-    temporary directory, then rank 0 writes the manifest and renames the directory into place.
+    temporary directory; then rank 0 calls ``write_dense`` (TF's save of the dense variables),
+    records TF's files, writes the manifest and renames the directory into place.
+
+    Args:
+        session: the session holding the tables. prefix: TF checkpoint prefix. step: recorded in the manifest.
+        barrier: waits for every rank. write_dense: writes TF's files of ``prefix`` (rank 0).
+        dense_bytes: about how many bytes ``write_dense`` writes (for the disk-full message).
 
     Raises:
+        DiskFullError (an OSError): the filesystem is full, naming the path and about how many bytes
+            the save needs; nothing of earlier checkpoints changes.
         OSError: the directory cannot be written; nothing of earlier checkpoints changes.
     """
     config = ConfigInitializer.get_instance()
@@ -74,38 +108,76 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
     # several ranks share one temporary directory, so its name must not depend on the process
     tmp = f"{final}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}" if single else f"{final}.tmp-{config.rank_size}ranks"
     tables = saved_tables()
+    written = 0
+    before: Dict[str, int] = {}
+    dense_started = False
+    where = tmp  # what is being written, for the disk-full message
     try:
         if config.rank_id == 0:
+            remove_leftovers(os.path.dirname(os.path.abspath(prefix)))
             shutil.rmtree(tmp, ignore_errors=True)  # left by a job that died mid-save
             os.makedirs(tmp)
+            with open(os.path.join(tmp, OWNER), "w", encoding="utf-8") as f:
+                f.write(f"{os.getpid()} {uuid.uuid4().hex}")
         barrier()
-        entries = {}
-        for table in tables:
+        with open(os.path.join(tmp, OWNER), encoding="utf-8") as f:
+            save_id = f.read().split()[1]
+        entries: Dict[str, object] = {"save_id": save_id}
+        for i, table in enumerate(tables):
             state = collect(table, session)
-            _write_shard(layout.shard_path(tmp, table.table_name, config.rank_id, config.rank_size), state)
-            entries[table.table_name] = _table_entry(table, state)
-        with open(os.path.join(tmp, f"rank-{config.rank_id}.json"), "w", encoding="utf-8") as f:
+            state.save_id = save_id
+            path = layout.shard_path(tmp, table.table_name, config.rank_id, config.rank_size)
+            try:
+                _write_shard(path, state)
+            except OSError as err:
+                if not unit.is_disk_full(err):
+                    raise
+                rest = sum(_state_bytes(collect(t, session)) for t in tables[i + 1:])
+                raise unit.disk_full(path, written + _state_bytes(state) + rest + dense_bytes, err) from None
+            digest = unit.file_digest(path)
+            written += int(digest["bytes"])
+            entries[table.table_name] = _table_entry(table, state, {"file": os.path.relpath(path, tmp), **digest})
+        where = os.path.join(tmp, f"rank-{config.rank_id}.json")
+        with open(where, "w", encoding="utf-8") as f:
             json.dump(entries, f)
         barrier()
         if config.rank_id == 0:
-            layout.write_manifest(tmp, _manifest(tmp, config.rank_size, step))
+            manifest = _manifest(tmp, config.rank_size, step, save_id)
+            if write_dense is not None:
+                before = {p: os.stat(p).st_ino for p in unit.dense_files(prefix)}
+                dense_started, where = True, prefix
+                write_dense()
+            where = os.path.join(tmp, unit.DENSE_DIR)
+            manifest["dense"] = unit.record_dense(prefix, tmp)
+            manifest["digest"] = unit.manifest_digest(manifest)
+            where = os.path.join(tmp, layout.MANIFEST)
+            layout.write_manifest(tmp, manifest)
             old = None
             if os.path.exists(final):
                 old = f"{final}.old-{uuid.uuid4().hex[:8]}"
                 os.rename(final, old)
-            os.rename(tmp, final)
+            os.rename(tmp, final)  # the new unit is complete
             if old:
                 shutil.rmtree(old, ignore_errors=True)
         barrier()
-    except BaseException:
+    except BaseException as err:
         if config.rank_id == 0:
+            if dense_started and os.path.isdir(tmp):  # TF may have replaced files of the previous unit
+                try:
+                    _restore_dense(prefix, before, final)
+                except OSError as undo:
+                    logger.error("could not put back TF's files of %s after the failed save: %s (restore still "
+                                 "reads the previous unit's copies in %s)", prefix, undo, final)
             shutil.rmtree(tmp, ignore_errors=True)
+        if unit.is_disk_full(err) and not isinstance(err, unit.DiskFullError):
+            where = getattr(err, "filename", None) or where
+            raise unit.disk_full(where, written + dense_bytes, err) from None
         raise
     logger.info("saved %d sparse table(s) to %s", len(tables), final)
     return final
 
 
-def _load_shard(path: str, table_name: str, dim: int) -> TableState:
+def _load_shard(path: str, table_name: str, dim: int, record: dict, save_id: Optional[str]) -> TableState:
     if not os.path.isfile(path):
         raise CheckpointError(f"table '{table_name}': checkpoint shard {path} is missing")
     try:
@@ -114,25 +186,37 @@ def _load_shard(path: str, table_name: str, dim: int) -> TableState:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise CheckpointError(f"table '{table_name}': checkpoint shard {path} is truncated or unreadable "
                               f"({type(err).__name__}: {err})") from None
+    if save_id is not None and state.save_id != save_id:
+        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} belongs to save {state.save_id!r}, "
+                              f"the manifest to save {save_id}")
     k = state.keys.shape[0]
     if state.embeddings.shape != (k, dim) or any(v.shape != (k, dim) for v in state.slots.values()):
         raise CheckpointError(f"table '{table_name}': checkpoint shard {path} holds arrays of inconsistent shapes")
+    s = state.stat_keys.shape[0]
+    if state.counts.shape != (s,) or state.last_seen.shape != (s,):
+        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} holds admission counts of "
+                              "inconsistent shapes")
+    unit.check_counts(path, table_name, record, k, s)
     return state
 
 
-def load_sparse(prefix: str) -> Dict[str, TableState]:
+def load_sparse(prefix: str, checked: Optional[unit.Unit] = None) -> Dict[str, TableState]:
     """Read and check the sparse part of ``prefix`` against the live tables; changes nothing.
 
     A checkpoint saved by N ranks loads on M: every shard is read and this rank keeps the keys
     it owns (``key mod M == rank``), with their rows, slots and admission counts.
 
+    Args:
+        prefix: TF checkpoint prefix. checked: its :func:`unit.verify` result (verified here when None).
+
     Raises:
-        CheckpointError: missing/unreadable files, another table set, another dim or too many keys;
-            the message names the file or the table.
+        CheckpointError: missing, damaged or mixed files, another table set, another dim, key counts
+            other than the manifest's, or too many keys; the message names the file or the table.
     """
     config = ConfigInitializer.get_instance()
-    manifest = layout.read_manifest(prefix)
-    root = layout.sparse_dir(prefix)
+    checked = checked or unit.verify(prefix)
+    manifest = checked.manifest
+    root = layout.unit_dir(prefix)
     tables = {t.table_name: t for t in saved_tables()}
     saved = manifest["tables"]
     if set(saved) != set(tables):
@@ -145,7 +229,9 @@ def load_sparse(prefix: str) -> Dict[str, TableState]:
         if entry["dim"] != table.dim:
             raise CheckpointError(f"table '{name}': checkpoint {root} has dim {entry['dim']}, the session's "
                                   f"table has dim {table.dim}")
-        shards = [_load_shard(path, name, table.dim) for path in layout.table_shard_paths(prefix, manifest, name)]
+        records = unit.shard_records(manifest, name)
+        shards = [_load_shard(path, name, table.dim, record, manifest.get("save_id"))
+                  for path, record in zip(checked.shards[name], records)]
         state = shards[0] if len(shards) == 1 else _merge(shards)
         if config.rank_size > 1 and not table.config.is_dp:
             state = state.owned_by(config.rank_id, config.rank_size)
@@ -187,6 +273,50 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _dead_tmp(path: str) -> bool:
+    """True for a temporary sparse directory whose saving process (rank 0) is gone."""
+    try:
+        with open(os.path.join(path, OWNER), encoding="utf-8") as f:
+            pid = f.read().split()[0]
+    except (OSError, IndexError):
+        pid = path.rsplit(".tmp-", 1)[1].split("-")[0]  # killed before it wrote its owner file
+    return not pid.isdigit() or not _pid_alive(int(pid))
+
+
+# TF's temporaries: BundleWriter's "<file>.tempstate<n>", sharded saves' "<prefix>_temp[_<uuid>]/part-*"
+# folders, and atomic writes' "<file>.tmp<32 hex>"
+_TF_TEMP_FILE = re.compile(r".*(\.tempstate\d+|\.tmp[0-9a-f]{32})$")
+_TF_TEMP_DIR = re.compile(r".*_temp(_[0-9a-f]{32})?$")
+
+
+def remove_leftovers(directory: str) -> None:
+    """Delete, in ``directory``, what saves that died left: TF's temporary files and folders, mx_rec's
+    temporary sparse directories (and the TF files of their prefix when that prefix has no complete
+    unit), and replaced units not yet deleted (or puts one back where its successor is not in place).
+    Called by rank 0 at the start of every save."""
+    if not os.path.isdir(directory):
+        return
+    for entry in sorted(os.listdir(directory)):  # a save killed between its two renames: put the unit back
+        final = os.path.join(directory, entry.split(layout.SUFFIX + ".old-")[0] + layout.SUFFIX)
+        if layout.SUFFIX + ".old-" in entry and not os.path.exists(final):
+            os.rename(os.path.join(directory, entry), final)
+    for entry in os.listdir(directory):
+        path = os.path.join(directory, entry)
+        if os.path.isdir(path) and _TF_TEMP_DIR.fullmatch(entry) and any(
+                p.startswith("part-") for p in os.listdir(path)):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.isfile(path) and _TF_TEMP_FILE.fullmatch(entry):
+            os.remove(path)
+        elif layout.SUFFIX + ".tmp-" in entry and _dead_tmp(path):
+            shutil.rmtree(path, ignore_errors=True)
+            prefix = path.split(layout.SUFFIX + ".tmp-")[0]
+            if not os.path.isdir(layout.sparse_dir(prefix)):
+                for leftover in unit.dense_files(prefix):
+                    os.remove(leftover)
+        elif layout.SUFFIX + ".old-" in entry:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def remove_orphans(directory: str, keep: str) -> None:
     """Delete, in ``directory``: sparse directories whose TF checkpoint is gone (max_to_keep), except
     ``keep``, and temporary directories of saves whose process died."""
@@ -197,7 +327,5 @@ def remove_orphans(directory: str, keep: str) -> None:
         if entry.endswith(layout.SUFFIX) and path != keep:
             if not os.path.exists(path[:-len(layout.SUFFIX)] + ".index"):
                 shutil.rmtree(path, ignore_errors=True)
-        elif layout.SUFFIX + ".tmp-" in entry:
-            pid = entry.rsplit(".tmp-", 1)[1].split("-")[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                shutil.rmtree(path, ignore_errors=True)
+        elif layout.SUFFIX + ".tmp-" in entry and _dead_tmp(path):
+            shutil.rmtree(path, ignore_errors=True)

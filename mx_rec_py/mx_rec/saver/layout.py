@@ -1,17 +1,21 @@
 """Where a checkpoint's sparse part lives on disk, and its manifest.
 
     <prefix>-mxrec-sparse/
-        manifest.json                         tables, dims, slots, key counts, rank count, step
-        <table>/shard-00000-of-00001.npz      keys, embeddings, slots, admission counts, last-seen times
+        manifest.json                         save id, tables, dims, slots, per shard: key counts, bytes,
+                                              SHA-256; TF's files: bytes, SHA-256; rank count, step, digest
+        <table>/shard-00000-of-00001.npz      keys, embeddings, slots, admission counts, last-seen times, save id
+        dense/<basename>.index, .data-*, .meta   hard links to TF's files of this save (``unit.py``)
 
 ``<prefix>`` is the TF checkpoint prefix (``model.ckpt-100``); the directory is written under a
 temporary name and renamed into place, so it either exists whole or not at all.
 """
+import glob
 import json
 import os
 from typing import Any, Dict, List
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before save ids and checksums, read unverified
 SUFFIX = "-mxrec-sparse"
 MANIFEST = "manifest.json"
 
@@ -24,6 +28,17 @@ def sparse_dir(prefix: str) -> str:
     return prefix + SUFFIX
 
 
+def unit_dir(prefix: str) -> str:
+    """The directory a reader takes as the sparse part of ``prefix``: ``sparse_dir(prefix)``, or while a
+    save to the same prefix is between its two renames (previous unit moved aside, new one not yet in
+    place), the previous unit, still whole under ``<sparse_dir>.old-<id>``."""
+    final = sparse_dir(prefix)
+    if os.path.isdir(final):
+        return final
+    aside = [p for p in glob.glob(glob.escape(final) + ".old-*") if os.path.isfile(os.path.join(p, MANIFEST))]
+    return max(aside, key=os.path.getmtime) if aside else final
+
+
 def shard_path(root: str, table_name: str, rank: int, rank_size: int) -> str:
     return os.path.join(root, table_name, f"shard-{rank:05d}-of-{rank_size:05d}.npz")
 
@@ -33,10 +48,11 @@ def table_shard_paths(prefix: str, manifest: Dict[str, Any], table_name: str) ->
     replicated (``is_dp``) table, whose shards are identical copies."""
     rank_size = manifest["rank_size"]
     ranks = [0] if manifest["tables"][table_name].get("is_dp") else range(rank_size)
-    return [shard_path(sparse_dir(prefix), table_name, r, rank_size) for r in ranks]
+    return [shard_path(unit_dir(prefix), table_name, r, rank_size) for r in ranks]
 
 
 def write_manifest(root: str, manifest: Dict[str, Any]) -> None:
+    """Write ``root/manifest.json``; the caller has put its ``digest`` in."""
     with open(os.path.join(root, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
 
@@ -47,16 +63,17 @@ def read_manifest(prefix: str) -> Dict[str, Any]:
     Raises:
         CheckpointError: the sparse directory or its manifest is missing or unreadable.
     """
-    path = os.path.join(sparse_dir(prefix), MANIFEST)
+    path = os.path.join(unit_dir(prefix), MANIFEST)
     if not os.path.isfile(path):
         raise CheckpointError(f"sparse checkpoint manifest {path} does not exist (was the checkpoint saved "
                               "after mx_rec's init()?)")
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError) as err:  # ValueError: also a damaged byte that is not UTF-8
         raise CheckpointError(f"sparse checkpoint manifest {path} is unreadable: {err}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {manifest.get('format_version')!r}, "
-                              f"this mx_rec reads {FORMAT_VERSION}")
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise CheckpointError(f"sparse checkpoint manifest {path}: format version {version!r}, "
+                              f"this mx_rec reads {READABLE_VERSIONS}")
     return manifest

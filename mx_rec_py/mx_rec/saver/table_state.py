@@ -16,6 +16,7 @@ class TableState:
         keys: int64 [K]. embeddings: float [K, dim]. slots: "optimizer/slot" -> float [K, dim].
         stat_keys / counts / last_seen: int64 [S] (every key seen in training, admitted or not).
         newest: the newest batch timestamp (int64 seconds, or NO_TIMESTAMP).
+        save_id: the save a checkpoint shard belongs to ("" when not read from or written to one).
     """
 
     keys: np.ndarray
@@ -26,12 +27,15 @@ class TableState:
     last_seen: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     newest: int = NO_TIMESTAMP
     access_threshold: Optional[int] = None
+    save_id: str = ""
 
     def arrays(self) -> Dict[str, np.ndarray]:
         """Flat name -> array mapping for an ``.npz`` file."""
         out = {"keys": self.keys, "embeddings": self.embeddings, "stat_keys": self.stat_keys,
                "counts": self.counts, "last_seen": self.last_seen, "newest": np.int64(self.newest)}
         out.update({f"slot:{name}": value for name, value in self.slots.items()})
+        if self.save_id:
+            out["save_id"] = np.array(self.save_id)
         return out
 
     def owned_by(self, rank: int, rank_size: int) -> "TableState":
@@ -46,7 +50,8 @@ class TableState:
     def from_arrays(cls, arrays: Dict[str, np.ndarray]) -> "TableState":
         slots = {name[5:]: arrays[name] for name in arrays if name.startswith("slot:")}
         return cls(keys=arrays["keys"], embeddings=arrays["embeddings"], slots=slots, stat_keys=arrays["stat_keys"],
-                   counts=arrays["counts"], last_seen=arrays["last_seen"], newest=int(arrays["newest"]))
+                   counts=arrays["counts"], last_seen=arrays["last_seen"], newest=int(arrays["newest"]),
+                   save_id=str(arrays["save_id"]) if "save_id" in arrays else "")
 
 
 def slot_key(optimizer_name: str, slot_name: str) -> str:

@@ -4,20 +4,21 @@ While installed:
 - a Saver's variables leave out table variables and their optimizer slots (their rows only make
   sense with the host key index, so they are saved in mx_rec's own layout instead, and restore on
   any rank count or tier);
-- ``save`` first writes the sparse part beside the prefix TF is about to write (every rank its
-  shard; call it on every rank), then lets TF write its files and the ``checkpoint`` state file
-  (on rank 0 only: dense variables are equal on every rank);
-- ``restore`` reads and checks the sparse part, lets TF restore the dense variables, then loads
-  the tables.
+- ``save`` writes one unit (``checkpoint.py``): every rank its shards (call it on every rank), then
+  rank 0 lets TF write its files (dense variables are equal on every rank), completes the unit,
+  and only then writes TF's ``checkpoint`` state file and deletes checkpoints past max_to_keep;
+- ``restore`` verifies every file of the unit (``unit.verify``), lets TF restore the dense
+  variables of that unit, then loads the tables.
 """
 import os
 
 import tensorflow as tf
+from tensorflow.python.checkpoint import checkpoint_management
 from tensorflow.python.training import training_util
 
 from mx_rec.communication import collectives
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.saver import layout
+from mx_rec.saver import layout, unit
 from mx_rec.saver.checkpoint import load_sparse, remove_orphans, restore_sparse, save_sparse, saved_tables
 
 _Saver = tf.compat.v1.train.Saver
@@ -55,17 +56,54 @@ def _prefix(self, sess, save_path, global_step):
     return (f"{save_path}-{step:08d}" if self._pad_step_number else f"{save_path}-{step}"), int(step)
 
 
-def _save(self, sess, save_path, global_step=None, *args, **kwargs):
+def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_graph_suffix="meta",
+          write_meta_graph=True, write_state=True, *args, **kwargs):
     if not ConfigInitializer.is_initialized():
-        return _original["save"](self, sess, save_path, global_step, *args, **kwargs)
+        return _original["save"](self, sess, save_path, global_step, latest_filename, meta_graph_suffix,
+                                 write_meta_graph, write_state, *args, **kwargs)
     prefix, step = _prefix(self, sess, save_path, global_step)
     barrier = _barrier(self, sess)
-    written = save_sparse(sess, prefix, step, barrier)
+    result = []
+
+    def write_dense():  # TF's files; its 'checkpoint' file only once the unit is complete
+        result.append(_original["save"](self, sess, save_path, global_step, latest_filename, meta_graph_suffix,
+                                        write_meta_graph, False, *args, **kwargs))
+
+    written = save_sparse(sess, prefix, step, barrier, write_dense, _dense_bytes(self))
     if ConfigInitializer.get_instance().rank_id != 0:
         return prefix  # dense variables are equal on every rank: rank 0 writes TF's files
-    result = _original["save"](self, sess, save_path, global_step, *args, **kwargs)
+    if write_state and result[0] is not None:
+        try:
+            _write_state(self, save_path, result[0], latest_filename, meta_graph_suffix)
+        except (OSError, tf.errors.OpError) as err:
+            if not unit.is_disk_full(err):
+                raise
+            raise unit.disk_full(os.path.join(os.path.dirname(save_path), latest_filename or "checkpoint"), 4096, err,
+                                 f"checkpoint {prefix} is complete, but TF's 'checkpoint' file still names the "
+                                 "previous one") from None
     remove_orphans(os.path.dirname(os.path.abspath(prefix)), keep=os.path.abspath(written))
-    return prefix if result is None else result
+    return prefix if result[0] is None else result[0]
+
+
+def _write_state(self, save_path, path, latest_filename, meta_graph_suffix):
+    """What TF's Saver.save does with write_state=True, after the unit is complete."""
+    self._RecordLastCheckpoint(path)
+    checkpoint_management.update_checkpoint_state_internal(
+        save_dir=os.path.dirname(save_path), model_checkpoint_path=path, all_model_checkpoint_paths=self.last_checkpoints,
+        latest_filename=latest_filename, save_relative_paths=self._save_relative_paths)
+    self._MaybeDeleteOldCheckpoints(meta_graph_suffix=meta_graph_suffix)
+
+
+def _dense_bytes(self) -> int:
+    """About how many bytes TF writes for this Saver's variables."""
+    variables = self._var_list.values() if isinstance(self._var_list, dict) else (self._var_list or [])
+    total = 0
+    for v in variables:
+        try:
+            total += v.shape.num_elements() * v.dtype.size
+        except (AttributeError, TypeError, ValueError):
+            pass
+    return total
 
 
 def _barrier(self, sess):
@@ -78,9 +116,12 @@ def _barrier(self, sess):
 def _restore(self, sess, save_path):
     if not ConfigInitializer.is_initialized():
         return _original["restore"](self, sess, save_path)
-    has_sparse = os.path.isdir(layout.sparse_dir(save_path))
-    states = load_sparse(save_path) if (saved_tables() or has_sparse) else {}
-    _original["restore"](self, sess, save_path)
+    has_sparse = os.path.isdir(layout.unit_dir(save_path))
+    states, dense_prefix = {}, save_path
+    if saved_tables() or has_sparse:
+        checked = unit.verify(save_path)
+        states, dense_prefix = load_sparse(save_path, checked), checked.dense_prefix
+    _original["restore"](self, sess, dense_prefix)
     restore_sparse(sess, states)
     return None
 
