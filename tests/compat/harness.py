@@ -17,7 +17,6 @@ Example:
     >>> assert_loss_falls(result)                                             # doctest: +SKIP
 """
 import json
-import os
 import resource
 import subprocess
 from pathlib import Path
