@@ -66,6 +66,7 @@ def _launch_repo(tmp: Path) -> Path:
         if (REPO / name).exists():
             os.symlink(REPO / name, root / name)
     os.symlink(SCRIPT, root / "models" / "estimator_demo" / "main_mxrec.py")
+    (root / "models" / "estimator_demo" / "data_layout.txt").write_text("# the demo makes its own data\n")
     for folder in ("so", "data/train", "data/test"):
         (tmp / folder).mkdir(parents=True, exist_ok=True)
     return root
