@@ -218,10 +218,10 @@ class _Lines(logging.Handler):
 @pytest.fixture
 def log_lines():
     from mx_rec.util.log import logger
-    from mx_rec.config import params
+    from mx_rec.system import log as system_log
     handler = _Lines()
     logger.addHandler(handler)
-    params._logged.clear()
+    system_log._logged.clear()
     yield handler.lines
     logger.removeHandler(handler)
 

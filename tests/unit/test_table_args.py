@@ -9,7 +9,7 @@ from mx_rec.inference.merged_table import MergedTable
 from mx_rec.lookup.registry import recorded_lookups
 from mx_rec.optimizers import lazy_adam
 from mx_rec.saver.table_state import collect
-from mx_rec.tables import extra_args
+from mx_rec.system import log as system_log
 from tests.graphs import fresh_graph
 
 B, F, D, STEPS = 16, 4, 4, 6
@@ -69,7 +69,7 @@ def test_masked_padding_keys_read_zeros_own_no_row_and_train_exactly_like_minus_
 
 @pytest.mark.parametrize("ddr", [False, True], ids=["hbm", "ddr"])
 def test_unmasked_padding_keys_are_ordinary_keys_that_train(ddr, monkeypatch):
-    monkeypatch.setattr(extra_args, "_logged", set())
+    monkeypatch.setattr(system_log, "_logged", set())
     ids_all = _batches()[0]
     with fresh_graph():
         unmasked = _train(ddr, ids_all, padding_keys=PADS, padding_keys_mask=False, padding_keys_len=B * F)
@@ -135,9 +135,9 @@ def test_bad_arguments_name_the_table(graph, kwargs, error, match):
 
 
 def test_npu_only_switches_are_accepted_and_logged_once(graph, monkeypatch):
-    monkeypatch.setattr(extra_args, "_logged", set())
+    monkeypatch.setattr(system_log, "_logged", set())
     lines = []
-    monkeypatch.setattr(extra_args.logger, "info", lines.append)
+    monkeypatch.setattr(system_log.logger, "info", lines.append)
     npu = dict(enable_merge=True, shard_num=4, fusion_optimizer_var=False, hashtable_threshold=1000, optimizer_list=[])
     for name in ("npu_a", "npu_b"):
         table = create_table(tf.int64, D, name, INIT, device_vocabulary_size=10, **npu)

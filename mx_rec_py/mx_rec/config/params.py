@@ -7,10 +7,10 @@ restore by ``restore_model_version``) raises ``NotImplementedError`` naming the 
 those are not built yet.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, Set
+from typing import Any, Dict
 
 from mx_rec.constants.constants import MAX_INT32
-from mx_rec.util.log import logger
+from mx_rec.system.log import log_once
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,6 @@ NPU_ONLY: Dict[str, str] = {
     "use_mpi": "MPI as the host-side launcher (horovodrun --gloo starts the ranks here)",
 }
 _INCREMENTAL_ONLY = ("save_checkpoint_due_time", "save_delta_checkpoints_secs", "recent_key_count_threshold")
-_logged: Set[str] = set()
 
 
 def _check_value(name: str, spec: _Param, value: Any) -> None:
@@ -120,12 +119,10 @@ def check_not_built(values: Dict[str, Any]) -> None:
 def _log_no_effect(values: Dict[str, Any]) -> None:
     """One log line per keyword (per process) that was set but changes nothing here."""
     for name, what in NPU_ONLY.items():
-        if values[name] != INIT_PARAMS[name].default and name not in _logged:
-            _logged.add(name)
-            logger.info("init(%s=%r): %s is NPU-only; it has no effect here", name, values[name], what)
+        if values[name] != INIT_PARAMS[name].default:
+            log_once(f"init:{name}", "init(%s=%r): %s is NPU-only; it has no effect here", name, values[name], what)
     for name in _INCREMENTAL_ONLY:
-        if values[name] not in (None, INIT_PARAMS[name].default) and name not in _logged:
-            _logged.add(name)
-            logger.info("init(%s=%r): only used with is_incremental_checkpoint=True; it has no effect here",
-                        name, values[name])
+        if values[name] not in (None, INIT_PARAMS[name].default):
+            log_once(f"init:{name}", "init(%s=%r): only used with is_incremental_checkpoint=True; it has no effect "
+                     "here", name, values[name])
 

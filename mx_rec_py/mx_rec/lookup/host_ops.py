@@ -15,27 +15,16 @@ each name gets the same :class:`HostPipelineOps`, whose ops do the CPU/GPU equiv
 ``tf.data`` datasets by ``init()`` (:func:`install`), not at import.
 """
 import os
-import threading
-from typing import Any, Iterable, List, Optional, Sequence, Set, Union
+from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import (ASCEND_TIMESTAMP, EVAL_CHANNEL_ID, LIBASC_OPS_SO, OP_LIBRARY_NAMES,
                                         TRAIN_CHANNEL_ID)
-from mx_rec.util.log import logger
+from mx_rec.system.log import log_once, logger
 
 _CHANNELS = (TRAIN_CHANNEL_ID, EVAL_CHANNEL_ID)
-_logged: Set[str] = set()
-_log_lock = threading.Lock()
-
-
-def _log_once(key: str, message: str, *args: Any) -> None:
-    with _log_lock:
-        if key in _logged:
-            return
-        _logged.add(key)
-    logger.info(message, *args)
 
 
 def return_timestamp(timestamp: tf.Tensor) -> tf.Tensor:
@@ -102,7 +91,7 @@ def set_threshold_op(threshold: Any, emb_name: Union[str, Sequence[str], None] =
     def _apply(raw) -> Any:
         new = int(raw)
         if new == 0:
-            _log_once("set_threshold_0", "set_threshold(0) on %s: thresholds kept (Rec SDK's non-accumulating "
+            log_once("set_threshold_0", "set_threshold(0) on %s: thresholds kept (Rec SDK's non-accumulating "
                       "mode is not built; counts still accumulate here)", names)
             return raw
         for table_name in names:
@@ -137,7 +126,7 @@ def check_channel(channel_id: Any, what: str) -> int:
 def clear_channel(channel_id: int) -> tf.Operation:
     """Rec SDK empties a host-to-device data channel; here nothing is queued on a device: a no-op op."""
     channel = check_channel(channel_id, "clear_channel")
-    _log_once("clear_channel", "clear_channel: mx_rec queues no batches on a device; it has no effect here")
+    log_once("clear_channel", "clear_channel: mx_rec queues no batches on a device; it has no effect here")
     return tf.no_op(name=f"clear_channel_{channel}")
 
 
@@ -171,7 +160,7 @@ def import_host_pipeline_ops(so_pkg_name: str = LIBASC_OPS_SO) -> HostPipelineOp
     if os.path.basename(so_pkg_name) not in OP_LIBRARY_NAMES:
         raise RuntimeError(f"import_host_pipeline_ops: unknown op library {so_pkg_name!r}; "
                            f"mx_rec provides {', '.join(OP_LIBRARY_NAMES)}")
-    _log_once(f"so:{so_pkg_name}", "import_host_pipeline_ops(%r): no native library is loaded here; "
+    log_once(f"so:{so_pkg_name}", "import_host_pipeline_ops(%r): no native library is loaded here; "
               "the ops are mx_rec's TF ops", so_pkg_name)
     return HostPipelineOps(so_pkg_name)
 
@@ -193,7 +182,7 @@ def eos_map(dataset: tf.data.Dataset, librec: Any, channel_id: int, max_train_st
             raise ValueError(f"eos_map: {name} must be -1 (no limit) or a positive int, got {value!r}")
     if not isinstance(librec, HostPipelineOps):
         logger.warning("eos_map: librec is %r, not the object import_host_pipeline_ops returns", librec)
-    _log_once("eos_map", "eos_map: end-of-sequence marking is NPU-only; here it only applies the step limits")
+    log_once("eos_map", "eos_map: end-of-sequence marking is NPU-only; here it only applies the step limits")
     limit = max_train_steps if channel == TRAIN_CHANNEL_ID else max_eval_steps
     return dataset.take(limit) if limit > 0 else dataset
 

@@ -23,7 +23,7 @@ from mx_rec.graph.trace import iterator_source
 from mx_rec.lookup.merge import PendingLookup, defer
 from mx_rec.lookup.owner import expand_rows
 from mx_rec.lookup.registry import record_lookup
-from mx_rec.tables.extra_args import log_once
+from mx_rec.system.log import log_once
 from mx_rec.tables.table import EmbeddingTable
 
 MAX_LOOKUPS_PER_TABLE = 128

@@ -38,16 +38,7 @@ from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.lookup.merge import build_pending_lookups
 from mx_rec.optimizers import slots
 from mx_rec.optimizers.sparse_apply import is_framework, sparse_update
-from mx_rec.util.log import logger
 
-_logged_once = set()
-
-
-def log_once(message: str) -> None:
-    """Log ``message`` at INFO the first time only (NPU-only settings that do nothing here)."""
-    if message not in _logged_once:
-        _logged_once.add(message)
-        logger.info(message)
 
 
 def table_of(var) -> "EmbeddingTable":  # noqa: F821

@@ -3,7 +3,8 @@ from typing import Optional
 
 import tensorflow as tf
 
-from mx_rec.optimizers.base import CustomizedOptimizer, check_learning_rate, check_name, log_once
+from mx_rec.optimizers.base import CustomizedOptimizer, check_learning_rate, check_name
+from mx_rec.system.log import log_once
 
 
 class CustomizedGradientDescent(tf.compat.v1.train.GradientDescentOptimizer, CustomizedOptimizer):
@@ -41,5 +42,5 @@ def create_hash_optimizer(learning_rate, use_locking: bool = False, name: str = 
     if weight_decay is not None and not 1e-5 <= weight_decay <= 1e-2:
         raise ValueError(f"{name}: weight_decay={weight_decay} is outside [1e-5, 1e-2] (None: no decay)")
     if use_fusion_optim:
-        log_once(f"{name}: use_fusion_optim selects an NPU fused kernel; it has no effect here")
+        log_once(f"{name}:use_fusion_optim", f"{name}: use_fusion_optim selects an NPU fused kernel; it has no effect here")
     return CustomizedGradientDescent(learning_rate, use_locking, name, weight_decay)

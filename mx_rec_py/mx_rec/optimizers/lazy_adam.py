@@ -9,7 +9,8 @@ former LazyAdamOptimizer did, and equal to the global step when it runs once per
 """
 import tensorflow as tf
 
-from mx_rec.optimizers.base import CustomizedOptimizer, check_learning_rate, check_name, log_once
+from mx_rec.optimizers.base import CustomizedOptimizer, check_learning_rate, check_name
+from mx_rec.system.log import log_once
 
 
 class CustomizedLazyAdam(tf.compat.v1.train.AdamOptimizer, CustomizedOptimizer):
@@ -49,7 +50,7 @@ def create_hash_optimizer(learning_rate=0.001, beta1: float = 0.9, beta2: float 
     """
     check_arguments(learning_rate, beta1, beta2, epsilon, name)
     if use_fusion_optim:
-        log_once(f"{name}: use_fusion_optim selects an NPU fused kernel; it has no effect here")
+        log_once(f"{name}:use_fusion_optim", f"{name}: use_fusion_optim selects an NPU fused kernel; it has no effect here")
     return CustomizedLazyAdam(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, name=name)
 
 

@@ -21,12 +21,11 @@ slots in one device buffer), ``hashtable_threshold`` (linear vs hash table on th
 ``enable_merge`` (merging same-shaped tables into one to save host threads and device channels;
 each table here already shares the process's threads, so there is nothing to merge).
 """
-import threading
 from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from mx_rec.util.log import logger
+from mx_rec.system.log import log_once
 
 MAX_PADDING_KEYS = 2**31 - 1
 MAX_SHARD_NUM = 8192
@@ -38,17 +37,6 @@ _NO_EFFECT_WHY = {
     "fusion_optimizer_var": "it fuses optimizer slots into one NPU buffer; slots here are separate variables",
     "hashtable_threshold": "it picks an NPU linear or hash table; keys here always go through the host index",
 }
-_logged = set()
-_lock = threading.Lock()
-
-
-def log_once(key: str, message: str) -> None:
-    """Log ``message`` at INFO the first time ``key`` is seen in this process."""
-    with _lock:
-        if key in _logged:
-            return
-        _logged.add(key)
-    logger.info(message)
 
 
 def _plain_int(value: Any) -> bool:

@@ -17,15 +17,10 @@ from typing import Any, List, Optional, Tuple
 import tensorflow as tf
 
 from mx_rec.util.communication import hccl_ops  # noqa: F401
-from mx_rec.util.log import logger
-
-_logged = set()
-
+from mx_rec.system.log import log_once
 
 def _log_once(name: str) -> None:
-    if name not in _logged:
-        _logged.add(name)
-        logger.info("npu_ops.%s is NPU-only; it has no effect here", name)
+    log_once(f"npu_ops.{name}", "npu_ops.%s is NPU-only; it has no effect here", name)
 
 
 def _initialize_system(*args: Any, **kwargs: Any) -> tf.Operation:

@@ -1,7 +1,7 @@
 """Door kept for Rec SDK scripts: ``FeatureSpec`` and ``get_asc_insert_func``."""
 from mx_rec.lookup.feature_spec import FeatureSpec  # noqa: F401
 from mx_rec.lookup.input_pipeline import make_insert_func
-from mx_rec.tables.extra_args import log_once
+from mx_rec.system.log import log_once
 
 
 def get_asc_insert_func(tgt_key_specs=None, args_index_list=None, table_names=None, **kwargs):
