@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
+from tests.faults.fault_job import damage
 from tests.paths import PYTHON, REPO, launch_env
 
 JOB = Path(__file__).with_name("fault_job.py")
@@ -122,16 +123,6 @@ def copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _flip(path: Path, fraction: float) -> None:
-    size = path.stat().st_size
-    offset = min(size - 1, int(size * fraction))
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)
-        f.seek(offset)
-        f.write(bytes([byte[0] ^ 0xFF]))
-
-
 def _kill_cases(root: Path, ranks: int, mode: str, base: Path, count_dir: Path, count_logs: Dict[int, Path],
                 per_rank: Dict[int, int]) -> Tuple[List[Job], List[dict]]:
     jobs, cases = [], []
@@ -175,7 +166,7 @@ def _damage_cases(root: Path, base: Path) -> List[dict]:
             name = f"damage-{kind}-at{fraction}"
             case_dir = copy(base, root / name)
             target = case_dir / files[kind].relative_to(base)
-            _flip(target, fraction)
+            damage(target, fraction)
             names = [str(target), str(case_dir / "model-6-mxrec-sparse" / "dense" / target.name)]
             cases.append({"name": name, "kind": f"damage-{kind}", "dir": str(case_dir), "allowed": ["P1step"],
                           "must_name": names})
