@@ -11,7 +11,7 @@ from mx_rec.communication import collectives
 from mx_rec.config.params import validate_init_kwargs
 from mx_rec.constants.constants import (ASCEND_GLOBAL_HASHTABLE_COLLECTION, EVAL_CHANNEL_ID,
                                         HASHTABLE_COLLECTION_NAME_LENGTH, TRAIN_CHANNEL_ID)
-from mx_rec.util.log import logger
+from mx_rec.system.log import logger
 
 
 class TrainParamsConfig:

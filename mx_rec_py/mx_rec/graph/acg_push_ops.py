@@ -21,7 +21,7 @@ import tensorflow as tf
 from mx_rec.graph.hooks import lookup_iterators
 from mx_rec.graph.push import push_to_pipeline
 from mx_rec.graph.trace import GET_NEXT_TYPES, iterator_source
-from mx_rec.util.log import logger
+from mx_rec.system.log import logger
 
 PUSHED_TYPES = ("StringSplit", "StringSplitV2", "StringToNumber")
 PUSHED_NAME_MARK = "ACG_PUSH_NODE"

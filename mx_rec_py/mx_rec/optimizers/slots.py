@@ -12,7 +12,7 @@ from typing import List, Optional
 import tensorflow as tf
 from tensorflow.python.training.optimizer import _var_key
 
-from mx_rec.util.log import logger
+from mx_rec.system.log import logger
 
 
 def slot_names_of(optimizer, var) -> List[str]:

@@ -24,7 +24,7 @@ from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.table_state import TableState, apply, collect
 from mx_rec.system.processes import pid_alive
 from mx_rec.tables.table import EmbeddingTable
-from mx_rec.util.log import logger
+from mx_rec.system.log import logger
 
 OWNER = "owner"  # in a temporary directory: "<pid of rank 0> <save id>"
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 
 from mx_rec.saver import layout
 from mx_rec.saver.layout import CheckpointError
-from mx_rec.util.log import logger
+from mx_rec.system.log import logger
 
 DENSE_DIR = "dense"
 _CHUNK = 1 << 20

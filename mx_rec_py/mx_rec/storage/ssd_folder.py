@@ -26,7 +26,7 @@ import weakref
 from typing import Callable, List, Optional, Sequence
 
 from mx_rec.system.processes import pid_alive
-from mx_rec.util.log import logger
+from mx_rec.system.log import logger
 
 KEEP_ENV = "MXREC_KEEP_SSD_DATA"
 PREFIX = "mxrec_ssd_"

@@ -35,7 +35,7 @@ from mx_rec.storage import tiered_kernels as kernels
 from mx_rec.storage.base import Placement
 from mx_rec.storage.host import HostFullError, HostStore
 from mx_rec.storage.ssd import SsdStore
-from mx_rec.util.log import logger
+from mx_rec.system.log import logger
 
 
 @dataclass

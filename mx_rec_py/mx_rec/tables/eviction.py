@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.system.log import logger
 from mx_rec.tables.table import EmbeddingTable
-from mx_rec.util.log import logger
 
 
 class RowReset:

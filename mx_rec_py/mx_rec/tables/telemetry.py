@@ -6,7 +6,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.util.log import logger
+from mx_rec.system.log import logger
 
 
 def telemetry() -> Dict[str, Dict[str, float]]:
