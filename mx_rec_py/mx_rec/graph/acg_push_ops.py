@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from mx_rec.graph.hooks import lookup_iterators
 from mx_rec.graph.push import push_to_pipeline
-from mx_rec.graph.trace import GET_NEXT_TYPES, iterator_source
+from mx_rec.lookup.trace import GET_NEXT_TYPES, iterator_source
 from mx_rec.system.log import logger
 
 PUSHED_TYPES = ("StringSplit", "StringSplitV2", "StringToNumber")

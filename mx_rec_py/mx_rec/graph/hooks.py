@@ -28,9 +28,9 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow as tf
 
 from mx_rec.graph.push import push_to_pipeline
-from mx_rec.graph.trace import iterator_source, replay_ops
 from mx_rec.lookup.key_stage import KeyStage, recorded_stages
 from mx_rec.lookup.merge import build_pending_lookups
+from mx_rec.lookup.trace import iterator_source, replay_ops
 from mx_rec.system.log import logger
 
 

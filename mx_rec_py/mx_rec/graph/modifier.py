@@ -20,9 +20,9 @@ import tensorflow as tf
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.graph.pipeline import rebuild_pipeline
 from mx_rec.graph.push import mark_moved, pushed_tensors
-from mx_rec.graph.trace import iterator_source
 from mx_rec.lookup.key_stage import KeyStage, recorded_stages
 from mx_rec.lookup.merge import build_pending_lookups
+from mx_rec.lookup.trace import iterator_source
 from mx_rec.system.log import logger
 
 DUMP_DIR_ENV = "MXREC_GRAPH_DUMP_DIR"

@@ -15,8 +15,8 @@ from typing import Any, List, Sequence
 
 import tensorflow as tf
 
-from mx_rec.graph.trace import replay
 from mx_rec.lookup.key_stage import KeyStage
+from mx_rec.lookup.trace import replay
 
 PREFETCH_BATCHES = 2
 

@@ -12,7 +12,7 @@ from typing import List
 
 import tensorflow as tf
 
-from mx_rec.graph.trace import iterator_source
+from mx_rec.lookup.trace import iterator_source
 
 _pushed: "weakref.WeakKeyDictionary[tf.Graph, List[tf.Tensor]]" = weakref.WeakKeyDictionary()
 _UNPUSHABLE = (tf.variant, tf.resource)

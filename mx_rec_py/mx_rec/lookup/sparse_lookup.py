@@ -19,7 +19,7 @@ from mx_rec.lookup.build import build_rows
 from mx_rec.lookup.default_value import static_default
 from mx_rec.lookup.input_pipeline import find_feature_ids, timestamp_spec_for
 from mx_rec.lookup.keys import mask_padding_keys, signed_array, signed_ids
-from mx_rec.graph.trace import iterator_source
+from mx_rec.lookup.trace import iterator_source
 from mx_rec.lookup.merge import PendingLookup, defer
 from mx_rec.lookup.owner import expand_rows
 from mx_rec.lookup.registry import record_lookup

@@ -1,7 +1,7 @@
 """Door kept for Rec SDK scripts: ``init``, ``terminate_config_initializer``, ``ConfigInitializer``,
 and the module-level accessors older Rec SDK scripts call (``get_use_dynamic_expansion()``,
 ``set_if_load(True)``, ``get_initializer(True)``, ``clear_channel()``, ...)."""
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
@@ -34,9 +34,16 @@ def init(**kwargs: Any) -> ConfigInitializer:
     tf_saver.install()
     host_ops.install()
     if config.rank_size > 1:
-        dense_sync.install()
+        dense_sync.install(_live_sparse_variables)
     logger.info("mx_rec initialised: rank %d of %d", config.rank_id, config.rank_size)
     return config
+
+
+def _live_sparse_variables() -> Optional[List[tf.Variable]]:
+    """The live configuration's table variables and slots (what the dense broadcast leaves alone)."""
+    if not ConfigInitializer.is_initialized():
+        return None
+    return ConfigInitializer.get_instance().sparse_variables()
 
 
 def terminate_config_initializer() -> None:
