@@ -1,8 +1,10 @@
 """Rooms import only downwards (README "How it works", issue 16 item 2).
 
 A room is a package of ``mx_rec`` other than the doors; the doors ``mx_rec.util`` and ``mx_rec.core``
-are the thin Rec SDK import paths that re-export rooms (they may import rooms, never the reverse);
-``mx_rec.constants`` and ``mx_rec.system`` are the ground floor and stand on nothing. Every import is
+(and ``rec_sdk_common`` beside ``mx_rec``) are the thin Rec SDK import paths that re-export rooms
+(they may import rooms, never the reverse); ``mx_rec.constants`` and ``mx_rec.system`` are the
+ground floor and stand on no other room. A room may import any room below it, not only the next
+floor down; no two rooms may stand on each other, directly or round a loop. Every import is
 read with ``ast``, the ones inside functions and methods too, absolute and relative, plus
 ``importlib.import_module("mx_rec...")`` with a literal name and ``mx_rec.util``/``mx_rec.core``
 reached as an attribute of a bare ``import mx_rec``. Nothing is imported, so this takes well under
@@ -18,7 +20,7 @@ import pytest
 from tests.paths import REPO
 
 PACKAGE = "mx_rec"
-DOORS = frozenset({"util", "core"})
+DOORS = frozenset({"util", "core", "rec_sdk_common"})  # the last: Rec SDK's common package, beside mx_rec
 GROUND = frozenset({"constants", "system"})
 
 
@@ -83,7 +85,7 @@ def scan(root: Path) -> List[Edge]:
         tree = ast.parse(path.read_text(), filename=str(path))
         source = str(path.relative_to(root.parent))
         for line, target in _targets(tree, module, is_package):
-            if target == root.name or target.startswith(root.name + "."):
+            if target.split(".")[0] in (root.name, "rec_sdk_common"):
                 edges.append(Edge(source, line, target))
     return edges
 
@@ -96,6 +98,8 @@ def packages(root: Path) -> Set[str]:
 def _room(dotted: str) -> Optional[str]:
     """The room (or door) a module belongs to: its first package below the top; None for the top."""
     parts = dotted.split(".")
+    if parts[0] != PACKAGE:
+        return parts[0]
     return parts[1] if len(parts) > 1 else None
 
 
@@ -215,7 +219,7 @@ def test_scan_sees_every_kind_of_import(tmp_path):
         "high/__init__.py": "from . import c\n",
         "high/c.py": "import importlib\nfrom mx_rec.mid import b\nfrom mx_rec import core\n"
                      "importlib.import_module('mx_rec.low.a')\n",
-        "lone/__init__.py": "import os\n",
+        "lone/__init__.py": "import os\nimport rec_sdk_common.communication\n",
         "top/__init__.py": "import mx_rec\n\ndef g():\n    return mx_rec.util.initialize\n",
     })
     report = check(scan(root), packages(root))
@@ -225,5 +229,6 @@ def test_scan_sees_every_kind_of_import(tmp_path):
     assert "room top stands on the door util: mx_rec/top/__init__.py:4 imports mx_rec.util" in text
     assert "cycle between rooms high <-> mid:" in text
     assert "mx_rec/mid/b.py:4 imports mx_rec.high\n" in text and "mx_rec/high/c.py:2 imports mx_rec.mid\n" in text
-    assert len(report.problems) == 4, text
+    assert "room lone stands on the door rec_sdk_common: mx_rec/lone/__init__.py:2" in text
+    assert len(report.problems) == 5, text
     assert report.floors == [["constants", "lone", "top"], ["low"], ["high <-> mid"]], report.floors
