@@ -5,9 +5,9 @@ A room is a package of ``mx_rec`` other than the doors; the doors ``mx_rec.util`
 (they may import rooms, never the reverse); ``mx_rec.constants`` and ``mx_rec.system`` are the
 ground floor and stand on no other room. A room may import any room below it, not only the next
 floor down; no two rooms may stand on each other, directly or round a loop. Every import is
-read with ``ast``, the ones inside functions and methods too, absolute and relative, plus
-``importlib.import_module("mx_rec...")`` with a literal name and ``mx_rec.util``/``mx_rec.core``
-reached as an attribute of a bare ``import mx_rec``. Nothing is imported, so this takes well under
+read with ``ast``, the ones inside functions and methods too, absolute and relative, plus any string
+that is exactly a module's name (``importlib.import_module("mx_rec...")``, lazy-loader tables) and
+``mx_rec.util``/``mx_rec.core`` reached as an attribute after ``import mx_rec``. Nothing is imported, so this takes well under
 a second.
 """
 import ast
@@ -51,14 +51,15 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _targets(tree: ast.AST, module: str, is_package: bool) -> Iterator[Tuple[int, str]]:
-    """(line, dotted target) for every import of the package in ``tree``, at any depth."""
-    bare = False  # a bare ``import mx_rec`` makes ``mx_rec.util`` reachable as an attribute
+def _targets(tree: ast.AST, module: str, is_package: bool, modules: Set[str]) -> Iterator[Tuple[int, str]]:
+    """(line, dotted target) for every import in ``tree``, at any depth; a string that is exactly the
+    name of one of ``modules`` counts too (how lazy loaders name what ``importlib`` loads later)."""
+    bound = False  # ``import mx_rec`` (or ``import mx_rec.x``) makes ``mx_rec.util`` reachable as an attribute
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name
-                bare = bare or (alias.name == PACKAGE and alias.asname is None)
+                bound = bound or (alias.name.split(".")[0] == PACKAGE and alias.asname is None)
         elif isinstance(node, ast.ImportFrom):
             resolved = _resolve(module, is_package, node)
             if resolved == PACKAGE:  # ``from mx_rec import util``: the names are the packages
@@ -66,11 +67,9 @@ def _targets(tree: ast.AST, module: str, is_package: bool) -> Iterator[Tuple[int
                     yield node.lineno, f"{PACKAGE}.{alias.name}"
             else:
                 yield node.lineno, resolved
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str) and getattr(node.func, "attr", getattr(
-                    node.func, "id", None)) == "import_module":
-            yield node.lineno, node.args[0].value
-    if bare:
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in modules:
+            yield node.lineno, node.value
+    if bound:
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
                     and node.value.id == PACKAGE and node.attr in DOORS:
@@ -78,13 +77,17 @@ def _targets(tree: ast.AST, module: str, is_package: bool) -> Iterator[Tuple[int
 
 
 def scan(root: Path) -> List[Edge]:
-    """Every import of ``root``'s package (a folder such as ``mx_rec_py/mx_rec``) by its own modules."""
+    """Every import of ``root``'s package (a folder such as ``mx_rec_py/mx_rec``) or of
+    ``rec_sdk_common`` by the package's own modules."""
+    paths = sorted(root.rglob("*.py"))
+    names = {path: _module_name(root, path) for path in paths}
+    modules = {module for module, _ in names.values()} - {root.name}  # "mx_rec" alone is also the logger's name
     edges = []
-    for path in sorted(root.rglob("*.py")):
-        module, is_package = _module_name(root, path)
+    for path in paths:
+        module, is_package = names[path]
         tree = ast.parse(path.read_text(), filename=str(path))
         source = str(path.relative_to(root.parent))
-        for line, target in _targets(tree, module, is_package):
+        for line, target in _targets(tree, module, is_package, modules):
             if target.split(".")[0] in (root.name, "rec_sdk_common"):
                 edges.append(Edge(source, line, target))
     return edges
@@ -211,6 +214,7 @@ def test_scan_sees_every_kind_of_import(tmp_path):
     root = _write(tmp_path, {
         "__init__.py": "",
         "constants/__init__.py": "",
+        "core/__init__.py": "",
         "util/__init__.py": "from mx_rec.low import a\n",
         "low/__init__.py": "",
         "low/a.py": "from .. import constants\nfrom mx_rec.util import log\n",
@@ -219,7 +223,7 @@ def test_scan_sees_every_kind_of_import(tmp_path):
         "high/__init__.py": "from . import c\n",
         "high/c.py": "import importlib\nfrom mx_rec.mid import b\nfrom mx_rec import core\n"
                      "importlib.import_module('mx_rec.low.a')\n",
-        "lone/__init__.py": "import os\nimport rec_sdk_common.communication\n",
+        "lone/__init__.py": "import os\nimport rec_sdk_common.communication\n_LAZY = {'hook': 'mx_rec.core'}\n",
         "top/__init__.py": "import mx_rec\n\ndef g():\n    return mx_rec.util.initialize\n",
     })
     report = check(scan(root), packages(root))
@@ -230,5 +234,6 @@ def test_scan_sees_every_kind_of_import(tmp_path):
     assert "cycle between rooms high <-> mid:" in text
     assert "mx_rec/mid/b.py:4 imports mx_rec.high\n" in text and "mx_rec/high/c.py:2 imports mx_rec.mid\n" in text
     assert "room lone stands on the door rec_sdk_common: mx_rec/lone/__init__.py:2" in text
-    assert len(report.problems) == 5, text
+    assert "room lone stands on the door core: mx_rec/lone/__init__.py:3 imports mx_rec.core" in text
+    assert len(report.problems) == 6, text
     assert report.floors == [["constants", "lone", "top"], ["low"], ["high <-> mid"]], report.floors
