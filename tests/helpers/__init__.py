@@ -1,0 +1,1 @@
+"""Helpers several test modules share (data, rank tables); tests import them from here, never from another test module."""
