@@ -1,5 +1,6 @@
 """What the launcher's tests share: the fixture rank tables, the package path run.sh is given, a
-rank-table builder and the ``IP`` scheme's cluster variables (``tests/unit/launch`` and ``tests/e2e/test_run_sh.py``)."""
+rank-table builder and the ``IP`` scheme's cluster variables (``tests/unit/launch`` and
+``tests/e2e/test_run_sh.py``)."""
 from typing import Dict, Sequence
 
 from tests.paths import REPO

@@ -1,19 +1,14 @@
-"""Global AUC and log loss on 2 ranks equal sklearn's over the gathered predictions."""
+"""Global AUC and log loss on 2 ranks equal sklearn's over the gathered predictions (the histogram AUC
+itself, in one process: ``tests/unit/metrics``)."""
 import json
 
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
-from mx_rec.metrics.global_auc import auc_from_histograms
 from tests.parallel.harness import run_job
 from tests.paths import REPO
 
 JOB = REPO / "tests" / "jobs" / "metrics_job.py"
-
-
-def test_histogram_auc_counts_ties_half():
-    assert auc_from_histograms(np.array([0, 1]), np.array([1, 0])) == 1.0
-    assert auc_from_histograms(np.array([1, 0]), np.array([1, 0])) == 0.5
 
 
 def test_two_ranks_report_the_auc_and_log_loss_of_all_predictions(tmp_path):
