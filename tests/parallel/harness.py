@@ -2,7 +2,7 @@
 import os
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Union
 
 import numpy as np
 
@@ -11,11 +11,16 @@ from tests.paths import PYTHON, REPO
 VENV_BIN = str(Path(PYTHON).parent)
 
 
-def run_job(script: Path, args: Sequence[str], ranks: int, timeout: int = 300,
+def run_job(script: Union[Path, str], args: Sequence[str], ranks: int, timeout: int = 300,
             expect_ok: bool = True) -> subprocess.CompletedProcess:
-    """Run ``script`` with ``args`` on ``ranks`` processes; asserts exit 0 unless ``expect_ok`` is False."""
+    """Run ``script`` with ``args`` on ``ranks`` processes; asserts exit 0 unless ``expect_ok`` is False.
+
+    ``script`` is a file, or a dotted module name run with ``python -m`` from the repository root
+    (so a test module holding its own rank code can run itself: ``run_job(__name__, ...)``).
+    """
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
-    command = [PYTHON, str(script), *map(str, args)]
+    target = ["-m", script] if isinstance(script, str) else [str(script)]
+    command = [PYTHON, *target, *map(str, args)]
     if ranks > 1:
         command = [f"{VENV_BIN}/horovodrun", "--gloo", "-np", str(ranks), "-H", f"localhost:{ranks}", *command]
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)

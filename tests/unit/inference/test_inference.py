@@ -12,46 +12,10 @@ from mx_rec.inference import export_local, load_inference_model, set_prediction
 from mx_rec.inference.freeze import ExportError
 from mx_rec.inference.merged_table import MergedTable
 from mx_rec.inference.table_merge import merge_shards, npz_member
-from mx_rec.optimizers import lazy_adam
 from mx_rec.saver.layout import CheckpointError
-from mx_rec.util.variable import get_dense_and_sparse_variable
+from tests.helpers.inference_model import INIT, random_feed, two_table_model
 
-INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=1)
 RUNTIME_ONLY = ("PyFunc", "EagerPyFunc", "PyFuncStateless", "IteratorGetNext", "VarHandleOp", "VariableV2")
-
-
-def _model(register=True):
-    """Two tables; ids from two placeholders, one sliced (computed ids); a dense variable read by a gather."""
-    users = create_table(tf.int64, 4, "users", INIT, device_vocabulary_size=100)
-    items = create_table(tf.int64, 6, "items", INIT, device_vocabulary_size=100)
-    batch = {"user": tf.compat.v1.placeholder(tf.int64, [None, 2], name="user"),
-             "item": tf.compat.v1.placeholder(tf.int64, [None, 3], name="item"),
-             "slot": tf.compat.v1.placeholder(tf.int32, [None], name="slot"),
-             "label": tf.compat.v1.placeholder(tf.float32, [None], name="label")}
-    bias = tf.compat.v1.get_variable("slot_bias", [3, 1], initializer=tf.constant_initializer(0.0))
-    w = tf.compat.v1.get_variable("w", [2 * 4 + 6, 1], initializer=tf.compat.v1.glorot_uniform_initializer(seed=2))
-
-    def logits(is_train, default=None):
-        u = sparse_lookup(users, batch["user"], is_train=is_train, name=f"u_{is_train}")
-        i = sparse_lookup(items, batch["item"][:, 1], is_train=is_train, serving_default_value=default,
-                          name=f"i_{is_train}")
-        x = tf.concat([tf.reshape(u, [-1, 8]), i], axis=1)
-        return tf.squeeze(tf.matmul(x, w) + tf.nn.embedding_lookup(bias, batch["slot"]), 1)
-
-    loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=batch["label"], logits=logits(True)))
-    dense, sparse = get_dense_and_sparse_variable()
-    sparse_opt = lazy_adam.create_hash_optimizer(0.05)
-    train = tf.group(tf.compat.v1.train.AdamOptimizer(0.05).minimize(loss, var_list=dense),
-                     sparse_opt.minimize(loss, var_list=sparse))
-    probs = tf.sigmoid(logits(False, default=0.25))
-    if register:
-        set_prediction(probs, batch)
-    return batch, train, probs
-
-
-def _feed(batch, rng, n):
-    return {batch["user"]: rng.integers(0, 30, (n, 2)), batch["item"]: rng.integers(0, 20, (n, 3)),
-            batch["slot"]: rng.integers(0, 3, n), batch["label"]: (rng.random(n) < 0.4).astype(np.float32)}
 
 
 def trained_sizes(prefix):
@@ -62,14 +26,14 @@ def trained_sizes(prefix):
 @pytest.fixture
 def trained(graph, tmp_path):
     """(checkpoint prefix, test batch as numpy dict, the session's eval predictions of it)."""
-    batch, train, probs = _model()
+    batch, train, probs = two_table_model()
     rng = np.random.default_rng(0)
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         for _ in range(5):
-            sess.run(train, _feed(batch, rng, 16))
+            sess.run(train, random_feed(batch, rng, 16))
         prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "ckpt" / "model"), global_step=5)
-        test = _feed(batch, rng, 11)
+        test = random_feed(batch, rng, 11)
         test[batch["user"]][0] = [-1, 12345]  # padding and a key no table holds
         test[batch["item"]][1, 1] = 999
         expected = sess.run(probs, test)
@@ -127,7 +91,7 @@ def test_missing_shard_is_named(trained, tmp_path):
 
 
 def test_graph_without_signature_says_how_to_register(graph, tmp_path):
-    _model(register=False)
+    two_table_model(register=False)
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "model"))

@@ -14,7 +14,7 @@ from mx_rec.optimizers import lazy_adam
 from mx_rec.saver.table_state import collect
 from mx_rec.util.log import logger
 from tests.graphs import fresh_graph
-from tests.unit.test_tiers import INIT, _batches
+from tests.helpers.tier_data import INIT, zipf_batches
 
 D = 8
 
@@ -31,9 +31,9 @@ def _sizes(mode: str, distinct: int, per_batch: int) -> dict:
 
 def _train(mode: str, tmp_path, segments=((0, 50),), lookups: int = 1, evaluate: bool = False,
            restore=None, save=None, send_count=None):
-    """Train on ``_batches()`` through a modify-graph pipeline; each (start, stop) segment re-initialises
+    """Train on ``zipf_batches()`` through a modify-graph pipeline; each (start, stop) segment re-initialises
     the iterator at batch ``start``. Returns (losses, keys, {rows and slots}, telemetry, eval outputs)."""
-    ids_all, labels, w = _batches()
+    ids_all, labels, w = zipf_batches()
     distinct = np.unique(ids_all[ids_all >= 0]).shape[0]
     per_batch = max(np.unique(b[b >= 0]).shape[0] for b in ids_all)
     opt = lazy_adam.create_hash_optimizer(0.02)

@@ -1,4 +1,5 @@
-"""Bad input gets a clear error naming the table or the argument."""
+"""Bad input gets a clear error naming the table or the argument (bad optimizer input:
+``tests/unit/optimizers/test_optimizer_errors.py``)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -65,20 +66,3 @@ def test_full_table_names_table_and_size_to_set(graph):
         assert table.size() == 3
         sess.run(emb, {ids: [4, 5]})  # the failed batch lost nothing: what fits still fits
     assert table.size() == 5
-
-
-def test_hash_optimizer_refuses_dense_variables(graph):
-    from mx_rec.optimizers.lazy_adam import create_hash_optimizer
-    w = tf.compat.v1.get_variable("w", [3], initializer=tf.zeros_initializer())
-    with pytest.raises(TypeError, match="'w:0' is not one"):
-        create_hash_optimizer().minimize(tf.reduce_sum(w), var_list=[w])
-
-
-def test_optimizer_parameter_ranges():
-    from mx_rec.optimizers import adagrad, ftrl, lazy_adam
-    with pytest.raises(ValueError, match=r"learning_rate=11 is outside \[0.0, 10.0\]"):
-        lazy_adam.create_hash_optimizer(11)
-    with pytest.raises(ValueError, match="initial_accumulator_value=0.0"):
-        adagrad.create_hash_optimizer(0.1, initial_accumulator_value=0.0)
-    with pytest.raises(TypeError, match=r"unknown keyword\(s\) \['l3'\]"):
-        ftrl.create_hash_optimizer(0.1, l3=1.0)

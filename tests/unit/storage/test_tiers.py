@@ -11,23 +11,11 @@ from mx_rec.graph.modifier import modify_graph_and_start_emb_cache
 from mx_rec.optimizers import lazy_adam
 from mx_rec.saver.table_state import collect
 from tests.graphs import fresh_graph
-
-B, F, D, STEPS = 64, 4, 8, 50
-INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=21)
-
-
-def _batches():
-    """Half the ids from a hot Zipf set, half fresh: ~6,000 distinct keys over 50 steps."""
-    rng = np.random.default_rng(8)
-    hot = np.minimum(rng.zipf(1.2, (STEPS, B, F // 2)), 300) * 7 + 1
-    cold = rng.integers(10_000, 10_000_000, (STEPS, B, F // 2))
-    ids = np.concatenate([hot, cold], axis=2).astype(np.int64)
-    ids[rng.random(ids.shape) < 0.05] = -1
-    return ids, rng.normal(size=(STEPS, B)).astype(np.float32), rng.normal(size=(F, D)).astype(np.float32)
+from tests.helpers.tier_data import B, D, F, INIT, STEPS, zipf_batches
 
 
 def _train(host_rows=0, device_rows=20_000, steps=STEPS, restore=None, save=None, ssd_rows=0, ssd_paths=None):
-    ids_all, labels, w = _batches()
+    ids_all, labels, w = zipf_batches()
     opt = lazy_adam.create_hash_optimizer(0.02)
     table = create_table(tf.int64, D, "tiers", INIT, device_vocabulary_size=device_rows,
                          host_vocabulary_size=host_rows, ssd_vocabulary_size=ssd_rows,
