@@ -9,7 +9,7 @@ The gradient with respect to the variable is ``IndexedSlices(values [G, dim], in
 already summed per key. Lookups of one table are independent of each other: a row inserted by one
 lookup is written by every lookup that gathers it until a write is confirmed (see DeviceStore).
 """
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -17,7 +17,7 @@ import tensorflow as tf
 from mx_rec.constants.constants import (ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB,
                                        ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS)
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
-from mx_rec.key_process.lookahead import NextKeys
+from mx_rec.lookup.request import LookupRequest
 from mx_rec.storage.plan import PlanRequest
 from mx_rec.tables.table import EmbeddingTable
 
@@ -33,47 +33,34 @@ def expand_rows(rows: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
     return gather(rows)
 
 
-def owner_lookup(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-                 send_count: Optional[int], default_row: tf.Tensor, out_dim: int,
-                 weights: Optional[tf.Tensor] = None) -> tf.Tensor:
+def owner_lookup(table: EmbeddingTable, request: LookupRequest) -> tf.Tensor:
     """Embeddings value_dtype [K, out_dim] of keys held by this shard; see :func:`owner_rows`."""
-    return expand_rows(*owner_rows(table, keys, timestamp, insert, send_count, default_row, out_dim, weights))
+    return expand_rows(*owner_rows(table, request))
 
 
-def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-               send_count: Optional[int], default_row: tf.Tensor, out_dim: int,
-               weights: Optional[tf.Tensor] = None, lookahead: Optional[Tuple[NextKeys, tf.Tensor]] = None,
-               distinct: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Rows of keys held by this shard, before expansion to one row per key.
+def owner_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Rows of keys int64 [K] held by this shard, before expansion to one row per key.
 
-    Args:
-        keys: int64 [K]; may repeat; -1 is padding (zeros).
-        timestamp: int64 scalar, the batch's newest timestamp (``NO_TIMESTAMP`` when not evicting).
-        insert: training lookup (new keys get rows, sightings are counted).
-        send_count: static shapes' most distinct keys (an overflow stops the step naming the
-            count, before the table changes), or None. Only the real keys are gathered.
-        default_row: value_dtype [1, out_dim] for keys without a row.
-        out_dim: leading columns returned.
-        weights: int64 [K], sightings each key stands for (requesters' counts), or None for one each.
-        lookahead: (the pipeline's NextKeys, the batch's int64 sequence number) for a DDR/SSD table
-            whose keys are distinct and come from a rebuilt pipeline: the next batch is placed while
-            this one trains (``key_process.lookahead``).
-        distinct: ``keys`` are distinct and hold no padding (a dedup key stage ran before).
+    ``request`` (see :class:`LookupRequest`): ``send_count`` is checked here (an overflow stops the
+    step naming the count, before the table changes); only the real keys are gathered.
+    ``lookahead`` is for a DDR/SSD table whose keys are distinct and come from a rebuilt pipeline.
 
     Returns:
         extended: value_dtype [G + 2, out_dim], the gathered rows, a zero row, the default row.
         inverse: int32 [K], each key's row in ``extended``.
     """
     lookup_id = table.built_lookups
+    keys, weights, lookahead, insert = request.keys, request.weights, request.lookahead, request.insert
+    send_count, out_dim = request.send_count, request.out_dim
 
     def host_plan(keys_np: np.ndarray, stamp: np.ndarray, *rest):
         plan = table.plan(PlanRequest(keys_np, insert, send_count, None if stamp == NO_TIMESTAMP else int(stamp),
                                       rest[0] if weights is not None else None, lookup_id,
-                                      int(rest[-1]) if lookahead is not None else None, distinct))
+                                      int(rest[-1]) if lookahead is not None else None, request.distinct))
         table.rejections += plan.rejected
         return plan
 
-    inputs = [keys, timestamp] + ([weights] if weights is not None else [])
+    inputs = [keys, request.timestamp] + ([weights] if weights is not None else [])
     inputs += [lookahead[1]] if lookahead is not None else []
     variables = table.row_variables()
     gathered, gather_rows, inverse = table.backend.gather(variables, host_plan, inputs, keys.shape)
@@ -94,5 +81,5 @@ def owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, ins
         table.address_tensors.append(gather_rows)
     if out_dim != table.dim:
         gathered = gathered[:, :out_dim]
-    extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), default_row], axis=0)
+    extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), request.default_row], axis=0)
     return extended, inverse
