@@ -118,8 +118,12 @@ def _process_cpu_s() -> float:
 
 
 def _drain(table) -> None:
-    if table.tiered and table.store.ssd is not None:
-        table.store.ssd.drain()
+    table.backend.flush()
+
+
+def _tiered(table) -> bool:
+    from mx_rec.storage.tiered_backend import TieredBackend
+    return isinstance(table.backend, TieredBackend)
 
 
 def _mode_results(settings, seconds, cpu_seconds, telemetry, counters) -> Dict[str, dict]:
@@ -161,7 +165,7 @@ def run(settings, log=print, modes: Sequence[str] = MODES) -> dict:
             losses = {n: systems[n].run(settings.pool_batches, fetch_loss=True) for n in names}
             for n in names:
                 systems[n].run(settings.warmup_steps)
-            start = {n: dataclasses.asdict(tables[n].store.counters) if tables[n].tiered else {} for n in names}
+            start = {n: dataclasses.asdict(tables[n].backend.counters) if _tiered(tables[n]) else {} for n in names}
             seconds: Dict[tuple, list] = {n: [] for n in names}
             cpu_seconds: Dict[tuple, list] = {n: [] for n in names}
             for n in names:
@@ -176,7 +180,7 @@ def run(settings, log=print, modes: Sequence[str] = MODES) -> dict:
                 log(f"round {r + 1}/{settings.rounds}: " + ", ".join(
                     f"{source} {m} {settings.steps / s[-1]:.1f}" for (source, m), s in seconds.items()) + " steps/s")
             telemetry = {n: tables[n].telemetry() for n in names}
-            counters = {n: (start[n], dataclasses.asdict(tables[n].store.counters)) for n in names if tables[n].tiered}
+            counters = {n: (start[n], dataclasses.asdict(tables[n].backend.counters)) for n in names if _tiered(tables[n])}
         finally:
             for system in systems.values():
                 system.session.close()

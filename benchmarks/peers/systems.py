@@ -71,6 +71,7 @@ def _mx_rec(mode: str, ids: tf.Tensor, settings: Settings, sizes: Dict[str, int]
             name: str) -> _Sparse:
     from mx_rec.core.embedding import create_table, sparse_lookup
     from mx_rec.optimizers.lazy_adam import create_hash_optimizer
+    from mx_rec.storage.tiered_backend import TieredBackend
     from mx_rec.util.initialize import init
     from mx_rec.util.variable import get_dense_and_sparse_variable
 
@@ -89,8 +90,8 @@ def _mx_rec(mode: str, ids: tf.Tensor, settings: Settings, sizes: Dict[str, int]
 
     def stats(_session):
         out = {"keys_held": int(table.size()), "mode": mode, "sizes": sizes}
-        if table.tiered:
-            out["telemetry"] = dataclasses.asdict(table.store.counters)
+        if isinstance(table.backend, TieredBackend):
+            out["telemetry"] = dataclasses.asdict(table.backend.counters)
         return out
 
     return _Sparse(emb, train_op, stats)

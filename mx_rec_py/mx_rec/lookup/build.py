@@ -3,7 +3,8 @@
 ``sparse_lookup`` calls it once per call; with multi-lookup, ``lookup.merge`` calls it once for
 the concatenated keys of several calls on one table.
 """
-from typing import Optional, Tuple
+from dataclasses import replace
+from typing import Tuple
 
 import tensorflow as tf
 
@@ -12,13 +13,14 @@ from mx_rec.key_process.lookahead import NextKeys
 from mx_rec.lookup.exchange import replicated_rows, sharded_rows
 from mx_rec.lookup.key_stage import DEDUP_DTYPES, dedup_stage, key_stage
 from mx_rec.lookup.owner import owner_rows
+from mx_rec.lookup.request import LookupRequest
 from mx_rec.tables.table import EmbeddingTable
 
 
-def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-                       send_count: Optional[int], default_row: tf.Tensor, out_dim: int) -> Tuple[tf.Tensor, tf.Tensor]:
+def _staged_owner_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.Tensor, tf.Tensor]:
     """One rank, modify-graph mode: dedup is a key stage (movable into the pipeline); the owner
     lookup then sees distinct keys, each weighted by its occurrences."""
+    keys, insert = request.keys, request.insert
     lookahead = None
     if table.places_ahead(insert):  # the stage also tells the table which keys come next
         next_keys = NextKeys()
@@ -31,35 +33,30 @@ def _staged_owner_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Ten
     unique.set_shape([None])
     inverse.set_shape(keys.shape)
     counts.set_shape([None])
-    extended, row_of_key = owner_rows(table, unique, timestamp, insert, send_count, default_row, out_dim, counts,
-                                      lookahead, distinct=True)
+    extended, row_of_key = owner_rows(table, replace(request, keys=unique, weights=counts, lookahead=lookahead,
+                                                     distinct=True))
     # one expansion from the gathered rows to the ids: each distinct key's row, padding ids -> the zero row
     zero_row = tf.shape(extended, out_type=tf.int32)[:1] - 2
     return extended, tf.gather(tf.concat([row_of_key, zero_row], axis=0), inverse)
 
 
-def build_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-               send_count: Optional[int], default_row: tf.Tensor, out_dim: int, modify_graph: bool
-               ) -> Tuple[tf.Tensor, tf.Tensor]:
+def build_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.Tensor, tf.Tensor]:
     """Rows of keys int64 [N] (-1 = padding, zeros): (extended value_dtype [R, out_dim], index int32 [N]);
     ``owner.expand_rows(extended, index)`` gives the embeddings [N, out_dim]. The expansion is the
     caller's, so merged lookups can expand each call's part separately (and their gradients add up
     per call, exactly as for separate lookups).
 
     Args:
-        timestamp: int64 scalar, the batch's newest timestamp. insert: a training lookup.
-        send_count: static shapes' most distinct keys per rank (checked, never padded to), or None
-            for dynamic shapes.
-        default_row: value_dtype [1, out_dim] for keys without a row.
-        modify_graph: keys come straight from a dataset iterator; the key stage waits for graph
-            modification to move it into the input pipeline.
+        request: the lookup (see :class:`LookupRequest`); ``send_count`` is per rank, checked and
+            never padded to. With ``modify_graph`` the key stage waits for graph modification to
+            move it into the input pipeline.
     """
     config = ConfigInitializer.get_instance()
     table.built_lookups += 1
     if config.rank_size > 1 and table.config.is_dp:
-        return replicated_rows(table, keys, timestamp, insert, default_row, out_dim, modify_graph)
+        return replicated_rows(table, request)
     if config.rank_size > 1:
-        return sharded_rows(table, keys, timestamp, insert, send_count, default_row, out_dim, modify_graph)
-    if modify_graph:
-        return _staged_owner_rows(table, keys, timestamp, insert, send_count, default_row, out_dim)
-    return owner_rows(table, keys, timestamp, insert, send_count, default_row, out_dim)
+        return sharded_rows(table, request)
+    if request.modify_graph:
+        return _staged_owner_rows(table, request)
+    return owner_rows(table, request)

@@ -12,7 +12,8 @@
 Gradients take the reverse path (Horovod's all-to-all gradient) and are summed per key on the
 owner; with ``sum_gradients_and_div_by_ranksize`` they are divided by the rank count on the way.
 """
-from typing import Optional, Tuple
+from dataclasses import replace
+from typing import Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,7 @@ from mx_rec.constants.constants import All2allGradientsOp
 from mx_rec.key_process.partition import add_trailers, route, strip_trailers
 from mx_rec.lookup.key_stage import DEDUP_DTYPES, dedup_stage, key_stage
 from mx_rec.lookup.owner import owner_lookup
+from mx_rec.lookup.request import LookupRequest
 from mx_rec.tables.table import EmbeddingTable
 
 
@@ -66,13 +68,12 @@ def _checked_exchange(table: EmbeddingTable, send_keys: tf.Tensor, send_counts: 
     return keys, counts - 1
 
 
-def sharded_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-                 send_count: Optional[int], default_row: tf.Tensor, out_dim: int, modify_graph: bool = False
-                 ) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Rows of ids int64 [N] from a table sharded over ``collectives.get_rank_size()`` ranks:
-    (extended value_dtype [S + 1, out_dim], positions int32 [N]); ``expand_rows`` gives [N, out_dim].
+def sharded_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Rows of ids ``request.keys`` int64 [N] from a table sharded over ``collectives.get_rank_size()``
+    ranks: (extended value_dtype [S + 1, out_dim], positions int32 [N]); ``expand_rows`` gives [N, out_dim].
     The routing is a key stage (``lookup.key_stage``) that graph modification may move into the pipeline."""
     ranks = collectives.get_rank_size()
+    keys, timestamp, send_count, out_dim = request.keys, request.timestamp, request.send_count, request.out_dim
 
     def plan(keys_np: np.ndarray):
         r = route(keys_np, ranks)
@@ -80,7 +81,8 @@ def sharded_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
         return sent, r.send_counts, r.occurrences, r.positions
 
     send_keys, send_counts, occurrences, positions = key_stage(
-        table.table_name, plan, keys, [tf.int64, tf.int32, tf.int64, tf.int32], modify_graph, insert, "route")
+        table.table_name, plan, keys, [tf.int64, tf.int32, tf.int64, tf.int32], request.modify_graph, request.insert,
+        "route")
     for tensor in (send_keys, occurrences):
         tensor.set_shape([None])
     send_counts.set_shape([ranks])
@@ -96,7 +98,7 @@ def sharded_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
     if table.lifecycle is not None and table.lifecycle.evicts:
         timestamp = collectives.allreduce(timestamp, "max")
     # at most ranks * send_count distinct keys arrive: every requester checked its bucket
-    rows = owner_lookup(table, recv_keys, timestamp, insert, None, default_row, out_dim, weights)
+    rows = owner_lookup(table, replace(request, keys=recv_keys, timestamp=timestamp, send_count=None, weights=weights))
     back, _ = collectives.all_to_all_v(rows, recv_counts)
     back.set_shape([None, out_dim])
     if table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value:
@@ -105,17 +107,17 @@ def sharded_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, i
     return extended, positions
 
 
-def replicated_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor, insert: bool,
-                    default_row: tf.Tensor, out_dim: int, modify_graph: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Rows of ids int64 [N] from an ``is_dp=True`` table, replicated on every rank:
+def replicated_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Rows of ids ``request.keys`` int64 [N] from an ``is_dp=True`` table, replicated on every rank:
     (extended value_dtype [U_all + 1, out_dim], index int32 [N]).
 
     Every rank looks up the all-gathered distinct keys of all ranks in the same order, so the
     replicas insert, count and update identically; the gradient of those rows is summed (or
-    averaged, with ``sum_gradients_and_div_by_ranksize``) over ranks.
+    averaged, with ``sum_gradients_and_div_by_ranksize``) over ranks. ``send_count`` does not apply.
     """
-    unique, positions, counts = key_stage(table.table_name, dedup_stage, keys, DEDUP_DTYPES, modify_graph, insert,
-                                          "dedup")
+    keys, timestamp, out_dim = request.keys, request.timestamp, request.out_dim
+    unique, positions, counts = key_stage(table.table_name, dedup_stage, keys, DEDUP_DTYPES, request.modify_graph,
+                                          request.insert, "dedup")
     unique.set_shape([None])
     counts.set_shape([None])
     positions.set_shape(keys.shape)
@@ -125,7 +127,7 @@ def replicated_rows(table: EmbeddingTable, keys: tf.Tensor, timestamp: tf.Tensor
     weights = collectives.allgather(counts) if table.lifecycle is not None and table.lifecycle.counts else None
     if table.lifecycle is not None and table.lifecycle.evicts:
         timestamp = collectives.allreduce(timestamp, "max")
-    rows = owner_lookup(table, all_keys, timestamp, insert, None, default_row, out_dim, weights)
+    rows = owner_lookup(table, replace(request, keys=all_keys, timestamp=timestamp, send_count=None, weights=weights))
     divide = table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value
     rows = _allreduce_gradient(rows, "mean" if divide else "sum")
     total = tf.shape(all_keys, out_type=tf.int32)[0]

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from mx_rec.lookup.build import build_rows
 from mx_rec.lookup.owner import expand_rows
+from mx_rec.lookup.request import LookupRequest
 from mx_rec.tables.table import EmbeddingTable
 
 _pending: "weakref.WeakKeyDictionary[tf.Graph, List[PendingLookup]]" = weakref.WeakKeyDictionary()
@@ -73,8 +74,8 @@ def _build_group(group: List[PendingLookup]) -> None:
     timestamp = tf.reduce_max(tf.stack([p.timestamp for p in group]))
     send_count = None if first.send_count is None else sum(p.send_count for p in group)
     with tf.name_scope(f"{table.table_name}_merged_lookup"):
-        extended, index = build_rows(table, keys, timestamp, True, send_count, first.default_row, first.out_dim,
-                                     first.modify_graph)
+        extended, index = build_rows(table, LookupRequest(keys, timestamp, True, send_count, first.default_row,
+                                                          first.out_dim, first.modify_graph))
         sizes = tf.stack([tf.size(p.keys, out_type=tf.int32) for p in group])
         indices = tf.split(index, sizes, axis=0, num=len(group))
     for lookup, part_index in zip(group, indices):

@@ -23,6 +23,7 @@ from mx_rec.lookup.trace import iterator_source
 from mx_rec.lookup.merge import PendingLookup, defer
 from mx_rec.lookup.owner import expand_rows
 from mx_rec.lookup.registry import record_lookup
+from mx_rec.lookup.request import LookupRequest
 from mx_rec.system.log import log_once
 from mx_rec.tables.table import EmbeddingTable
 
@@ -157,7 +158,7 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         raise ValueError(f"table '{table.table_name}': more than {MAX_LOOKUPS_PER_TABLE} lookups of one table")
     table.lookup_count += 1
     # static shapes: checked, never padded to
-    bucket = (table.config.padding_keys_len if send_count is None else send_count) if config.use_static else None
+    send_count = (table.config.padding_keys_len if send_count is None else send_count) if config.use_static else None
     insert = bool(is_train)
     if modify_graph:
         iterator_source(ids, f"sparse_lookup on table '{table.table_name}' (modify_graph=True)")
@@ -172,12 +173,13 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
         ids_shape = tf.shape(ids, out_type=tf.int32)
         static_shape = ids.shape.concatenate([out_dim])
         if config.use_multi_lookup and insert:
-            out = defer(PendingLookup(table, keys, ids_shape, timestamp, bucket, default_row,
+            out = defer(PendingLookup(table, keys, ids_shape, timestamp, send_count, default_row,
                                       b"" if default is None else default.tobytes(), out_dim, not is_grad,
                                       modify_graph),
                         static_shape, "embeddings")
         else:
-            out = expand_rows(*build_rows(table, keys, timestamp, insert, bucket, default_row, out_dim, modify_graph))
+            out = expand_rows(*build_rows(table, LookupRequest(keys, timestamp, insert, send_count, default_row,
+                                                               out_dim, modify_graph)))
             out = tf.reshape(out, tf.concat([ids_shape, [out_dim]], axis=0))
             out.set_shape(static_shape)
             if not (is_grad and is_train):

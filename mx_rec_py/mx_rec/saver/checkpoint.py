@@ -236,7 +236,8 @@ def load_sparse(prefix: str, checked: Optional[unit.Unit] = None) -> Dict[str, T
         state = shards[0] if len(shards) == 1 else _merge(shards)
         if config.rank_size > 1 and not table.config.is_dp:
             state = state.owned_by(config.rank_id, config.rank_size)
-        if not table.expandable and state.keys.shape[0] > table.capacity() - (table.store.rows if table.tiered else 0):
+        room = table.backend.restore_capacity()
+        if room is not None and state.keys.shape[0] > room:
             raise CheckpointError(f"table '{name}': checkpoint holds {state.keys.shape[0]} keys, more than the "
                                   f"table's capacity {table.capacity()}; raise device_vocabulary_size")
         states[name] = state

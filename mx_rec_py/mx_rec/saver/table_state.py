@@ -60,64 +60,22 @@ def slot_key(optimizer_name: str, slot_name: str) -> str:
 
 def collect(table: EmbeddingTable, session) -> TableState:
     """Read a table shard's state from ``session``: every tier's keys with rows and slots."""
-    keys, rows = table.store.items()
-    names = table.slot_order()
-    values = session.run([table.variable] + [table.slots[n][0] for n in names])
-    embeddings = values[0][rows]
-    slots = {slot_key(*n): v[rows] for n, v in zip(names, values[1:])}
-    if table.tiered:  # rows on the host are full width: embedding, then the slots in slot order
-        host_keys, full = table.store.lower_items()
-        keys = np.concatenate([keys, host_keys])
-        embeddings = np.concatenate([embeddings, full[:, :table.dim]])
-        for i, n in enumerate(names, start=1):
-            slots[slot_key(*n)] = np.concatenate([slots[slot_key(*n)], full[:, i * table.dim:(i + 1) * table.dim]])
-    state = TableState(keys=keys, embeddings=embeddings, slots=slots)
+    keys, parts = table.backend.read_state(session, table.row_variables())
+    slots = {slot_key(*n): part for n, part in zip(table.slot_order(), parts[1:])}
+    state = TableState(keys=keys, embeddings=parts[0], slots=slots)
     if table.stats is not None:
         state.stat_keys, state.counts, state.last_seen = table.stats.items()
         state.newest = table.stats.newest
     return state
 
 
-def _assign(variable, value: np.ndarray, session) -> None:
-    """Overwrite a whole variable by feeding its initializer (adds no ops, so it works on a final graph)."""
-    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
-
-
 def apply(table: EmbeddingTable, state: TableState, session) -> None:
     """Make ``table`` hold exactly ``state`` (keys not in it are dropped); caller validated sizes."""
-    if table.tiered:
-        _apply_tiered(table, state)
-    else:
-        _apply_device(table, state, session)
+    saved = [state.slots.get(slot_key(*name)) for name in table.slot_order()]
+    table.backend.write_state(session, table.row_variables(), table.slot_inits(), state.keys,
+                              [state.embeddings] + saved)
     if table.stats is not None:
         table.stats.load(state.stat_keys, state.counts, state.last_seen, state.newest)
     elif state.stat_keys.size:
         table.stats = KeyStats()
         table.stats.load(state.stat_keys, state.counts, state.last_seen, state.newest)
-
-
-def _apply_tiered(table: EmbeddingTable, state: TableState) -> None:
-    """DDR mode: every restored key starts on the host, and moves to the device on use."""
-    dtype = table.value_dtype.as_numpy_dtype
-    parts = [state.embeddings]
-    for i, name in enumerate(table.slot_order(), start=1):
-        saved = state.slots.get(slot_key(*name))
-        parts.append(saved if saved is not None else
-                     np.full((state.keys.shape[0], table.dim), table.slots[name][1], dtype))
-    table.store.load(state.keys, np.concatenate(parts, axis=1).astype(dtype, copy=False))
-
-
-def _apply_device(table: EmbeddingTable, state: TableState, session) -> None:
-    table.store.clear()
-    rows = table.store.load_keys(state.keys)
-    shape = (table.capacity() + 1, table.dim)
-    dtype = table.value_dtype.as_numpy_dtype
-    full = np.zeros(shape, dtype)
-    full[rows] = state.embeddings
-    _assign(table.variable, full, session)
-    for (optimizer_name, slot_name), (slot, init) in table.slots.items():
-        full = np.full(shape, init, dtype)
-        saved = state.slots.get(slot_key(optimizer_name, slot_name))
-        if saved is not None:
-            full[rows] = saved
-        _assign(slot, full, session)

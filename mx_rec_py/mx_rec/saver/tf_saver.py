@@ -175,7 +175,7 @@ def _initialize_unrestored(sess, states) -> None:
     by restoring (MonitoredTrainingSession, every Estimator call) runs no init op, and TF's readiness
     check would then find them uninitialized."""
     tables = [t for t in ConfigInitializer.get_instance().tables.values()
-              if t.variable.graph is sess.graph and (t.tiered or t.table_name not in states)]
+              if t.variable.graph is sess.graph and (not t.backend.restores_device or t.table_name not in states)]
     ops = [t.variable.initializer for t in tables] + [slot.initializer for t in tables for slot, _ in t.slots.values()]
     if ops:
         sess.run(ops)

@@ -8,7 +8,7 @@ from mx_rec.key_process.hash_index import HashIndex, TableFullError
 EXPANSION_CHUNK = 64
 UNBOUNDED = 1 << 62
 from mx_rec.storage.base import Placement
-from mx_rec.tables.initializers import InitSpec, initial_rows
+from mx_rec.storage.initial_rows import InitSpec, initial_rows
 
 
 class DeviceStore:

@@ -32,9 +32,10 @@ import numpy as np
 
 from mx_rec.key_process.hash_index import HashIndex
 from mx_rec.storage import tiered_kernels as kernels
-from mx_rec.storage.base import Placement
+from mx_rec.storage.base import Placement, SwapOut
 from mx_rec.storage.host import HostFullError, HostStore
 from mx_rec.storage.ssd import SsdStore
+from mx_rec.storage.victims import VictimPolicy, Victims
 from mx_rec.system.log import logger
 
 
@@ -62,11 +63,12 @@ class TieredStore:
         host_rows: keys the host tier holds. dim: embedding width.
         full_initial_rows: keys int64 [K] -> initial full-width rows [K, width] (embedding + slot inits).
         width: dim * (1 + number of slots). value_dtype: numpy dtype.
+        ssd: the SSD tier, or None. victims: the policy choosing rows to swap out (``storage.victims``).
     """
 
     def __init__(self, table_name: str, device_rows: int, host_rows: int, dim: int,
                  full_initial_rows: Callable[[np.ndarray], np.ndarray], width: int, value_dtype=np.float32,
-                 ssd: Optional[SsdStore] = None) -> None:
+                 ssd: Optional[SsdStore] = None, victims: VictimPolicy = Victims.default) -> None:
         self.table_name = table_name
         self.dim = dim
         self.width = width
@@ -88,9 +90,7 @@ class TieredStore:
         self._warned_ahead = False
         self.clock = 0  # lookups so far
         self.counters = TierCounters()
-        self._outgoing = np.empty(0, np.int64)
-        self._outgoing_freq = np.empty(0, np.int64)
-        self._outgoing_slot = np.empty(0, np.int64)
+        self.victims = victims
 
     @property
     def padding_row(self) -> int:
@@ -173,27 +173,10 @@ class TieredStore:
         self.counters.keys -= keys.shape[0]
         return placement
 
-    def _choose_victims(self, needed: int, batch_rows: np.ndarray) -> np.ndarray:
-        """``needed`` or more rows no lookup uses, the least frequently used first, the least recently
-        used among equals, then the lowest rows; in increasing row order (bulk: at least 10% of the
-        cache, so the scan over the cache runs once every few steps rather than every step).
-        Frequencies count batches since the key was first seen, across tiers: on the tier benchmark's
-        Zipf keys this serves ~74% of ids from a 10% cache, where LRU alone served ~64%.
-        ``batch_rows``: int64, this batch's device rows (-1 entries ignored)."""
-        candidates = np.empty(self.rows, np.int64)
-        score = np.empty(self.rows, np.int64)  # the clock stays below 2**32
-        count = kernels.victim_candidates(self.row_key, self.pin_count, self.freq, self.last_used, batch_rows,
-                                          candidates, score)
-        if needed > count:
-            return None
-        candidates, score = candidates[:count], score[:count]
-        n = min(count, max(needed, self.rows // 10))
-        if n == count:
-            return candidates
-        chosen = np.empty(n, np.int64)
-        if kernels.select_lowest(candidates, score, n, chosen):
-            return chosen
-        return np.sort(candidates[np.lexsort((candidates, score))[:n]])  # the same choice, by sorting
+    def _choose_victims(self, needed: int, batch_rows: np.ndarray) -> Optional[np.ndarray]:
+        """``needed`` or more rows no lookup uses, in increasing row order, as the policy chooses
+        (``storage.victims``); None when too few. ``batch_rows``: int64, this batch's device rows."""
+        return self.victims.choose(needed, batch_rows, self.row_key, self.pin_count, self.freq, self.last_used)
 
     def locate(self, keys: np.ndarray, insert: Union[bool, np.ndarray], lookup_id: int = 0,
                ahead: bool = False) -> Placement:
@@ -201,7 +184,7 @@ class TieredStore:
         lookup's current batch stays pinned (lookahead), else its earlier batches are released.
 
         Returns a Placement whose ``write_values`` are [parts, M, dim] (the embedding, then each slot;
-        see :meth:`no_values`), plus ``swap_out_rows``.
+        see :meth:`no_values`), and whose ``swap_out`` the graph hands to :meth:`accept_swapped_out`.
 
         Raises:
             RuntimeError: the device cache cannot hold this batch beside the rows other lookups use,
@@ -261,12 +244,12 @@ class TieredStore:
             demoted = self.host.least_used(max(bulk, overflow))
             demoted_values, _ = self.host.take(demoted)
             self.ssd.put(demoted, demoted_values)
-        self._outgoing_slot = self.host_slot[victims]
+        outgoing_slot = self.host_slot[victims]
         if victims.shape[0]:
             self.device.remove(victim_keys)
             self.row_key[victims] = -1
             self.host_slot[victims] = -1
-        self._outgoing_freq = self.freq[victims]
+        outgoing_freq = self.freq[victims]
         new_rows = self.device.insert_absent(incoming_keys)
         self.host_slot[new_rows] = in_slot
         pins = np.empty(n_keys, np.int64)
@@ -274,7 +257,6 @@ class TieredStore:
                                 self.last_used, self.pin_count, self.clock, pins)
         self.pins.setdefault(lookup_id, []).append(pins[:placed])
         self.training[lookup_id] = training
-        self._outgoing = victim_keys
         c = self.counters
         c.lookups += 1
         c.keys += n_keys
@@ -284,9 +266,7 @@ class TieredStore:
         c.new_keys += n_new
         c.swapped_in += n_host + n_ssd
         c.swapped_out += int(victims.shape[0])
-        placement = Placement(rows, new_rows, values)
-        placement.swap_out_rows = victims
-        return placement
+        return Placement(rows, new_rows, values, SwapOut(victims, victim_keys, outgoing_freq, outgoing_slot))
 
     def _split(self, rows: np.ndarray) -> np.ndarray:
         """Full-width rows [K, width] -> [parts, K, dim]."""
@@ -296,24 +276,21 @@ class TieredStore:
         """Write values of a placement that writes nothing: [parts, 0, dim]."""
         return np.empty((self.parts, 0, self.dim), self.value_dtype)
 
-    def accept_swapped_out(self, parts: Sequence[np.ndarray]) -> None:
-        """The device rows the last plan swapped out, read by the graph before being overwritten: the
-        embeddings [V, dim], then each slot [V, dim] (V = 0 when the lookup's batch was placed ahead)."""
+    def accept_swapped_out(self, swap_out: SwapOut, parts: Sequence[np.ndarray]) -> None:
+        """The device rows a plan swapped out (``swap_out``), read by the graph before being
+        overwritten: the embeddings [V, dim], then each slot [V, dim]."""
         if parts[0].shape[0] == 0:
             return
-        back = self._outgoing_slot >= 0  # rows whose keys kept their host slot
+        slots, freq = swap_out.host_slots, swap_out.freq
+        back = slots >= 0  # rows whose keys kept their host slot
         try:
             if back.all():
-                self.host.give_back(self._outgoing_slot, parts, self._outgoing_freq)
+                self.host.give_back(slots, parts, freq)
             else:
-                self.host.give_back(self._outgoing_slot[back], [p[back] for p in parts], self._outgoing_freq[back])
-                self.host.put(self._outgoing[~back], np.concatenate([p[~back] for p in parts], axis=1),
-                              self._outgoing_freq[~back])
+                self.host.give_back(slots[back], [p[back] for p in parts], freq[back])
+                self.host.put(swap_out.keys[~back], np.concatenate([p[~back] for p in parts], axis=1), freq[~back])
         except HostFullError as err:
             raise RuntimeError(f"table '{self.table_name}': host tier full: {err}") from None
-        self._outgoing = np.empty(0, np.int64)
-        self._outgoing_freq = np.empty(0, np.int64)
-        self._outgoing_slot = np.empty(0, np.int64)
 
     def remove(self, keys: np.ndarray) -> np.ndarray:
         """Drop keys from every tier; returns the freed device rows."""

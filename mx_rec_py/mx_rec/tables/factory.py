@@ -53,18 +53,19 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
         raise ValueError(f"table '{name}' already exists; table names must be unique")
     if table_config.ssd_vocabulary_size:
         check_paths(name, table_config.ssd_data_path)
-    tiered = table_config.host_vocabulary_size > 0
-    if tiered and not config.hash_optimizers:
+    ddr = table_config.host_vocabulary_size > 0
+    if ddr and not config.hash_optimizers:
         raise ValueError(f"table '{name}': DDR mode (host_vocabulary_size > 0) needs the hash optimizer created "
                          "before create_table, as in Rec SDK, so that its slots move with the rows")
-    if tiered and config.use_dynamic_expansion:
+    if ddr and config.use_dynamic_expansion:
         raise ValueError(f"table '{name}': DDR mode and dynamic expansion exclude each other (the device variable "
                          "is a fixed-size cache in DDR mode)")
-    table = EmbeddingTable(table_config, rank_size=config.rank_size, expandable=config.use_dynamic_expansion)
+    table = EmbeddingTable(table_config, rank_size=config.rank_size, expandable=config.use_dynamic_expansion,
+                           rank=config.rank_id)
     config.register_table(table)
-    if tiered:
+    if table.backend.holds_slots:  # its rows carry the optimizer slots: they exist before any lookup
         for optimizer in config.hash_optimizers:
             with tf.init_scope():
                 optimizer._create_slots([table.variable])  # slots now, so lookups can swap them
-        table.enable_tiers(config.rank_id)
+        table.freeze_slots()
     return table

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mx_rec.key_process.batch_plan import SendCountOverflow, plan_batch
+from mx_rec.storage.plan import SendCountOverflow, plan_batch
 from mx_rec.key_process.dedup import dedup
 from mx_rec.key_process.hash_index import HashIndex, TableFullError
 from mx_rec.key_process.partition import add_trailers, route, strip_trailers

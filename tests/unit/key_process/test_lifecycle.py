@@ -22,7 +22,7 @@ def _sgd_model(table, config, serving_default=DEFAULT):
 
 
 def _row_of(table, key):
-    keys, rows = table.store.items()
+    keys, rows = table.backend.items()
     return dict(zip(keys.tolist(), rows.tolist())).get(key)
 
 

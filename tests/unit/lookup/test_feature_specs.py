@@ -47,7 +47,7 @@ def _train(specs, tables, copies=(), **init_kwargs):
             losses = [sess.run([loss, train])[0] for _ in range(STEPS)]
             rows = {}
             for name, table in made.items():
-                keys, where = table.store.items()
+                keys, where = table.backend.items()
                 order = np.argsort(keys)
                 rows[name] = (keys[order], sess.run(table.variable)[where[order]])
     return np.array(losses), rows

@@ -44,7 +44,7 @@ def test_gradient_is_indexed_slices_over_the_used_rows_summed_per_key(graph):
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         indices, values = sess.run([grad.indices, grad.values])
-    keys, rows = table.store.items()
+    keys, rows = table.backend.items()
     row_of = dict(zip(keys.tolist(), rows.tolist()))
     assert sorted(indices.tolist()) == sorted([row_of[5], row_of[9]])
     by_row = dict(zip(indices.tolist(), values.tolist()))

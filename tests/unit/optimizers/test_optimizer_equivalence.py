@@ -50,7 +50,7 @@ def _train_mxrec(make_optimizer):
         for step in range(STEPS):
             losses.append(sess.run([loss, train], {ids: ids_all[step], y: labels[step]})[0])
         variable = sess.run(table.variable)
-    keys, rows = table.store.items()
+    keys, rows = table.backend.items()
     return np.array(losses), dict(zip(keys.tolist(), variable[rows])), table
 
 
@@ -222,6 +222,6 @@ def test_lazy_adam_leaves_unlooked_rows_and_their_slots_alone(graph):
         before, m_before = sess.run([table.variable, m])
         sess.run(train, {ids: [2, -1]})
         after, m_after = sess.run([table.variable, m])
-    row1 = dict(zip(*[a.tolist() for a in table.store.items()]))[1]
+    row1 = dict(zip(*[a.tolist() for a in table.backend.items()]))[1]
     np.testing.assert_array_equal(after[row1], before[row1])
     np.testing.assert_array_equal(m_after[row1], m_before[row1])

@@ -17,6 +17,7 @@ from mx_rec.optimizers import (adagrad, adagrad_by_addr, ftrl, ftrl_t, gradient_
 from mx_rec.optimizers.base import CustomizedOptimizer
 from mx_rec.optimizers.strategy import apply_in_rounds, occurrence
 from mx_rec.saver.table_state import collect
+from mx_rec.storage.tiered_backend import TieredBackend
 from tests.graphs import fresh_graph
 
 B, F, D, STEPS, KEYS = 16, 3, 4, 24, 120
@@ -48,11 +49,11 @@ def _train(make_optimizer, steps=STEPS, host_rows=0, device_rows=KEYS, apply=Non
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         losses = [sess.run([loss, train], {ids: ids_all[s], y: labels[s]})[0] for s in range(steps)]
-        if table.tiered:
+        if isinstance(table.backend, TieredBackend):
             state = collect(table, sess)
             rows = dict(zip(state.keys.tolist(), state.embeddings))
         else:
-            keys, where = table.store.items()
+            keys, where = table.backend.items()
             rows = dict(zip(keys.tolist(), sess.run(table.variable)[where]))
     return np.array(losses), rows, table
 
@@ -228,7 +229,7 @@ def _expansion_train(make_optimizer, wrap=None, scale_lr=None):
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             losses = [sess.run([loss, train], {ids: ids_all[s], y: labels[s]})[0] for s in range(STEPS)]
-            keys, where = table.store.items()
+            keys, where = table.backend.items()
             return np.array(losses), dict(zip(keys.tolist(), sess.run(table.variable)[where]))
 
 
@@ -316,7 +317,7 @@ def _two_lookups(make_optimizer, steps=8):
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         losses = [sess.run([loss, train], {a: first[s], b: second[s], y: labels[s]})[0] for s in range(steps)]
-        keys, where = table.store.items()
+        keys, where = table.backend.items()
         return np.array(losses), dict(zip(keys.tolist(), sess.run(table.variable)[where])), table
 
 

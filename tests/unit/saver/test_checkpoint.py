@@ -26,7 +26,7 @@ def _model(dim=4, names=("t",)):
 
 
 def _snapshot(sess, table):
-    keys, rows = table.store.items()
+    keys, rows = table.backend.items()
     return dict(zip(keys.tolist(), sess.run(table.variable)[rows].tolist()))
 
 

@@ -31,7 +31,7 @@ def _model():
 
 
 def _rows(sess, table):
-    keys, rows = table.store.items()
+    keys, rows = table.backend.items()
     order = np.argsort(keys)
     return keys[order], sess.run(table.variable)[rows[order]]
 

@@ -24,7 +24,7 @@ def _loss(emb, y, w):
 
 
 def _final_rows(sess, table):
-    keys, rows = table.store.items()
+    keys, rows = table.backend.items()
     return dict(zip(keys.tolist(), sess.run(table.variable)[rows]))
 
 

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mx_rec.storage.base import Placement
+from mx_rec.storage.base import Placement, SwapOut
 from mx_rec.storage.ssd import SsdStore
 from mx_rec.storage.tiered import TieredStore
 
@@ -89,7 +89,7 @@ class ReferenceStore(TieredStore):
             self.ssd.put(demoted, demoted_values)
         self.device.remove(victim_keys)
         self.row_key[victims] = -1
-        self._outgoing_freq = self.freq[victims]
+        outgoing_freq = self.freq[victims]
         new_rows, _ = self.device.lookup_or_insert(incoming_keys)
         rows[incoming] = new_rows
         self.row_key[new_rows] = incoming_keys
@@ -100,8 +100,7 @@ class ReferenceStore(TieredStore):
         self.pins.setdefault(lookup_id, []).append(rows[placed])
         self.pin_count[rows[placed]] += 1
         self.training[lookup_id] = training
-        self._outgoing = victim_keys
-        self._outgoing_slot = np.full(victim_keys.shape[0], -1, np.int64)  # the reference never lends host slots
+        outgoing_slot = np.full(victim_keys.shape[0], -1, np.int64)  # the reference never lends host slots
         c = self.counters
         c.lookups += 1
         c.keys += keys.shape[0]
@@ -111,9 +110,7 @@ class ReferenceStore(TieredStore):
         c.new_keys += int(new.sum())
         c.swapped_in += int(in_host.sum() + in_ssd.sum())
         c.swapped_out += int(victims.shape[0])
-        placement = Placement(rows, new_rows, self._split(values))
-        placement.swap_out_rows = victims
-        return placement
+        return Placement(rows, new_rows, self._split(values), SwapOut(victims, victim_keys, outgoing_freq, outgoing_slot))
 
 
 def _initial(keys):
@@ -136,7 +133,7 @@ def _state(store):
     host_keys, host_rows = store.host.items()
     order = np.argsort(host_keys)  # the same keys and rows; slots differ (the new store lends them)
     out = [store.row_key, store.freq, store.last_used, store.pin_count, *store.device.items(),
-           host_keys[order], host_rows[order], store._outgoing, store._outgoing_freq, len(store.host)]
+           host_keys[order], host_rows[order], len(store.host)]
     if store.ssd is not None:
         out += list(store.ssd.items())
     return out, dataclasses.asdict(store.counters), {k: [v.tolist() for v in held] for k, held in store.pins.items()}
@@ -147,9 +144,9 @@ def _step(store, keys, insert, lookup_id, ahead=False):
         p = store.locate(keys, insert, lookup_id, ahead)
     except RuntimeError as err:
         return ("error", str(err))
-    leaving = _initial(store._outgoing) + 0.5  # the graph's read-back of the victims: embedding, then slots
-    store.accept_swapped_out(np.split(leaving, store.parts, axis=1))
-    return (p.rows, p.write_rows, p.write_values, p.swap_out_rows)
+    leaving = _initial(p.swap_out.keys) + 0.5  # the graph's read-back of the victims: embedding, then slots
+    store.accept_swapped_out(p.swap_out, np.split(leaving, store.parts, axis=1))
+    return (p.rows, p.write_rows, p.write_values, p.swap_out.rows, p.swap_out.keys, p.swap_out.freq)
 
 
 @pytest.mark.parametrize("seed", range(6))

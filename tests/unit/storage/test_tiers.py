@@ -115,10 +115,10 @@ def test_eviction_reaches_keys_on_the_host_and_on_ssd(tmp_path):
             sess.run(train, {ids: [3, 4], stamp: 1})
             sess.run(train, {ids: [5, 6], stamp: 2})  # 1, 2 go to the host, then down to SSD
             sess.run(train, {ids: [7, 8], stamp: 3})
-            assert table.store.ssd.contains(np.array([1, 2])).all()
-            assert table.store.host.contains(np.array([3, 4])).all()
+            assert table.backend.store.ssd.contains(np.array([1, 2])).all()
+            assert table.backend.store.host.contains(np.array([3, 4])).all()
             sess.run(train, {ids: [9, 10], stamp: 20})  # everything but 9, 10 is now stale
-            for tier in (table.store.host, table.store.ssd):
+            for tier in (table.backend.store.host, table.backend.store.ssd):
                 assert not tier.contains(np.arange(1, 9)).any()
             assert table.size() == 2 and table.telemetry()["evictions"] == 8
 
@@ -241,8 +241,8 @@ def test_ddr_and_ssd_train_and_evaluate_like_hbm_with_a_cache_of_0_4_of_the_voca
 def _place(store, keys, insert, lookup_id):
     """One lookup's placement, with the swap-out the graph would run (rows read back as zeros)."""
     placement = store.locate(np.asarray(keys, np.int64), insert, lookup_id)
-    out = placement.swap_out_rows.shape[0]
-    store.accept_swapped_out([np.zeros((out, 2), np.float32)])
+    out = placement.swap_out.rows.shape[0]
+    store.accept_swapped_out(placement.swap_out, [np.zeros((out, 2), np.float32)])
     return placement
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from mx_rec.key_process.dedup import dedup
 from mx_rec.key_process.key_stats import KeyStats
 from mx_rec.key_process.lifecycle import Lifecycle
-from mx_rec.storage.base import Placement, RowStore
+from mx_rec.storage.base import Placement, RowStore, SwapOut
 
 
 class SendCountOverflow(ValueError):
@@ -29,7 +29,7 @@ class BatchPlan:
         unique_keys: int64 [U]; the distinct keys, in order of first appearance.
         rejected: keys of this batch refused admission (int).
         device_rows: rows the device variable must have for this plan (keys' rows + the scratch row).
-        swap_out_rows: int64 [V]; device rows (DDR mode) to read back to the host before the writes.
+        swap_out: device rows (DDR mode) to read back to the host before the writes, with their keys.
     """
 
     gather_rows: np.ndarray
@@ -39,7 +39,32 @@ class BatchPlan:
     unique_keys: np.ndarray
     rejected: int = 0
     device_rows: int = 0
-    swap_out_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    swap_out: SwapOut = field(default_factory=SwapOut)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """One lookup's host step, as the graph hands it over.
+
+    Attributes:
+        keys: int64 [N] ids (-1 = padding), or distinct keys when ``distinct`` or ``seq`` is set.
+        insert: a training lookup (new keys get rows, sightings are counted).
+        send_count: static shapes' most distinct keys, or None.
+        timestamp: the batch's newest timestamp (seconds), or None when not evicting.
+        weights: int64 [N], sightings each id stands for, or None for one each.
+        lookup_id: the lookup's number within its table (``EmbeddingTable.built_lookups``).
+        seq: the batch's sequence number when the lookup places batches ahead, else None.
+        distinct: ``keys`` are distinct and hold no padding (a dedup key stage ran).
+    """
+
+    keys: np.ndarray
+    insert: bool
+    send_count: Optional[int] = None
+    timestamp: Optional[int] = None
+    weights: Optional[np.ndarray] = None
+    lookup_id: int = 0
+    seq: Optional[int] = None
+    distinct: bool = False
 
 
 def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Optional[int] = None,
@@ -85,34 +110,19 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
     return gather_plan(placement, unique, inverse, store.padding_row, rejected)
 
 
-def placed_plan(store: "TieredStore", unique: np.ndarray, rows: np.ndarray, lookup_id: int) -> BatchPlan:  # noqa: F821
-    """The plan of distinct keys int64 [U] that a lookahead placed at ``rows`` int64 [U]; the keys it
-    left out (row -1, not held by the table then) are inserted now (``store.place_new``)."""
-    new = np.flatnonzero(rows < 0)
-    if new.shape[0]:
-        placement = store.place_new(unique[new], lookup_id)
-        all_rows = rows.copy()
-        all_rows[new] = placement.rows
-        placement.rows = all_rows  # the new keys' writes and swaps, with every key's row
-    else:
-        placement = Placement(rows, np.empty(0, np.int64), store.no_values())
-    return gather_plan(placement, unique, np.arange(unique.shape[0], dtype=np.int32), store.padding_row)
-
-
 def gather_plan(placement: Placement, unique: np.ndarray, inverse: np.ndarray, padding_row: int,
                 rejected: int = 0) -> BatchPlan:
     """The gather plan of a placement of ``unique`` (int64 [U]); ``inverse`` int32 [N] maps ids to
     them (U for padding)."""
-    swap_out = getattr(placement, "swap_out_rows", np.empty(0, np.int64))
     has_row = placement.rows >= 0
     if has_row.all():  # the steady state: every distinct key is gathered, in order
         return BatchPlan(gather_rows=placement.rows, inverse=inverse, write_rows=placement.write_rows,
                          write_values=placement.write_values, unique_keys=unique, rejected=rejected,
-                         device_rows=padding_row + 1, swap_out_rows=swap_out)
+                         device_rows=padding_row + 1, swap_out=placement.swap_out)
     gather_rows = placement.rows[has_row]
     n_gather = gather_rows.shape[0]
     position = np.where(has_row, np.cumsum(has_row) - 1, n_gather + 1)
     position = np.append(position, n_gather).astype(np.int32)
     return BatchPlan(gather_rows=gather_rows, inverse=position[inverse], write_rows=placement.write_rows,
                      write_values=placement.write_values, unique_keys=unique, rejected=rejected,
-                     device_rows=padding_row + 1, swap_out_rows=swap_out)
+                     device_rows=padding_row + 1, swap_out=placement.swap_out)
