@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.constants.constants import ASCEND_GLOBAL_HASHTABLE_COLLECTION
+from mx_rec.key_process import changes
 from mx_rec.key_process.batch_plan import BatchPlan, placed_plan, plan_batch
 from mx_rec.key_process.key_stats import KeyStats
 from mx_rec.key_process.lifecycle import Lifecycle
@@ -110,6 +111,8 @@ class EmbeddingTable:
         """Host step of one lookup; see :func:`mx_rec.key_process.batch_plan.plan_batch`. ``seq``: the
         batch's sequence number when the lookup places batches ahead (``keys`` are then distinct)."""
         with self.host_lock:
+            if insert:
+                changes.planned(self, keys, weights)  # delta checkpoints: these keys may change
             if seq is not None:
                 rows = self.store.take_prepared(lookup_id, seq, keys)
                 if rows is not None:
@@ -180,6 +183,7 @@ class EmbeddingTable:
         with self.host_lock:
             stale = self.stats.stale(self.lifecycle.eviction_threshold)
             self.stats.remove(stale)
+            changes.removed(self, stale)
             self.evictions += int(stale.shape[0])
             return self.store.remove(stale)
 
