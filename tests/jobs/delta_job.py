@@ -43,6 +43,7 @@ def batch(step: int):
 
 def build(tier: str, ssd_path: str = ""):
     """The model: one table with admission (3 sightings) and eviction (unseen for 60 s), lazy Adam, a dense layer."""
+    sparse_opt = lazy_adam.create_hash_optimizer(0.05)  # before the table: DDR/SSD slots move with the rows
     sizes = dict(TIERS[tier])
     if "ssd_vocabulary_size" in sizes:
         sizes["ssd_data_path"] = [ssd_path]
@@ -59,7 +60,7 @@ def build(tier: str, ssd_path: str = ""):
     step = tf.compat.v1.train.get_or_create_global_step()
     dense, sparse = get_dense_and_sparse_variable()
     train = tf.group(tf.compat.v1.train.AdamOptimizer(0.01).minimize(loss, var_list=dense, global_step=step),
-                     lazy_adam.create_hash_optimizer(0.05).minimize(loss, var_list=sparse))
+                     sparse_opt.minimize(loss, var_list=sparse))
     hook = EvictHook(evict_enable=True, evict_step_interval=3)
     hook.begin()
     return table, (ids, labels, stamp), train, hook

@@ -164,12 +164,14 @@ def collect_delta(table: EmbeddingTable, session) -> DeltaState:
     if threshold > 0:
         planned = planned[sightings >= threshold]
     keys = np.union1d(planned, removed)
+    # only eviction takes a row or a count away: a key without one now that was not evicted had none before
+    gone = np.isin(keys, removed, assume_unique=True)
     has_row, values = (_tiered_rows if table.tiered else _device_rows)(table, keys, session)
     names = table.slot_order()
     state = DeltaState(keys=keys[has_row], embeddings=values[0],
-                       slots={slot_key(*n): v for n, v in zip(names, values[1:])}, deleted_keys=keys[~has_row])
+                       slots={slot_key(*n): v for n, v in zip(names, values[1:])}, deleted_keys=keys[~has_row & gone])
     has_count, state.counts, state.last_seen = _stats_of(table, keys)
-    state.stat_keys, state.deleted_stat_keys = keys[has_count], keys[~has_count]
+    state.stat_keys, state.deleted_stat_keys = keys[has_count], keys[~has_count & gone]
     if table.stats is not None:
         state.newest = table.stats.newest
     return state
