@@ -155,3 +155,44 @@ def test_the_schedule_wants_a_base_every_due_time_and_a_delta_in_between():
             seen.append((t, kind))
     b, d = delta_schedule.BASE, delta_schedule.DELTA
     assert seen == [(0, b), (30, d), (60, d), (90, d), (100, b), (130, d), (160, d), (190, d), (200, b)]
+
+
+def _estimator(model_dir, hooks):
+    def input_fn():
+        rng = np.random.default_rng(3)
+        ids = rng.integers(0, 40, (64, 2)).astype(np.int64)
+        return tf.data.Dataset.from_tensor_slices(({"ids": ids}, rng.random(64).astype(np.float32))).batch(8)
+
+    def model_fn(features, labels, mode):
+        sparse_opt = gradient_descent.create_hash_optimizer(0.1)
+        table = create_table(tf.int64, 2, "est", tf.compat.v1.truncated_normal_initializer(seed=2),
+                             device_vocabulary_size=50)
+        emb = tf.reshape(sparse_lookup(table, features["ids"], is_train=mode == tf.estimator.ModeKeys.TRAIN,
+                                       access_and_evict_config={"access_threshold": 2}), [-1, 4])
+        logits = tf.squeeze(tf.compat.v1.layers.dense(emb, 1, kernel_initializer=tf.compat.v1.ones_initializer()), 1)
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        if mode == tf.estimator.ModeKeys.EVAL:
+            return tf.estimator.EstimatorSpec(mode, loss=loss)
+        step = tf.compat.v1.train.get_global_step()
+        train = tf.group(tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(
+            loss, var_list=tf.compat.v1.trainable_variables(), global_step=step),
+            sparse_opt.minimize(loss, var_list=[table.variable]))
+        return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train, training_chief_hooks=hooks(model_dir))
+
+    config = tf.estimator.RunConfig(model_dir=model_dir, tf_random_seed=1, save_checkpoints_steps=2,
+                                    keep_checkpoint_max=None, save_summary_steps=None, log_step_count_steps=None)
+    est = tf.estimator.Estimator(model_fn, config=config)
+    est.train(input_fn, max_steps=7)
+    return est, input_fn
+
+
+def test_estimator_deltas_evaluate_like_full_checkpoints(tmp_path):
+    with fresh_graph():
+        full, input_fn = _estimator(str(tmp_path / "full"), lambda d: [])
+        expected = full.evaluate(input_fn, checkpoint_path=str(tmp_path / "full" / "model.ckpt-4"))["loss"]
+    with fresh_graph(**job.INCREMENTAL):
+        est, input_fn = _estimator(str(tmp_path / "inc"), lambda d: [
+            delta_schedule.IncrementalSaverHook(d, base_steps=100, delta_steps=2)])
+        prefix = str(tmp_path / "inc" / "model.ckpt-4")
+        assert layout.read_manifest(prefix)["kind"] == DELTA_MODEL
+        assert est.evaluate(input_fn, checkpoint_path=prefix)["loss"] == expected
