@@ -137,12 +137,27 @@ def assert_identical(results: dict) -> int:
     return compared
 
 
+def hook_run(directory: str) -> dict:
+    """5 steps in MonitoredTrainingSession with IncrementalSaverHook(delta_steps=2): {step: kind} saved."""
+    from mx_rec.saver import delta_schedule, layout
+    with fresh_graph(**INCREMENTAL):
+        _, feeds, train, _ = build("hbm")
+        hook = delta_schedule.IncrementalSaverHook(directory, base_steps=100, delta_steps=2)
+        with tf.compat.v1.train.MonitoredTrainingSession(hooks=[hook], save_checkpoint_secs=None) as sess:
+            for step in range(1, 6):
+                sess.run(train, dict(zip(feeds, batch(step))))
+    return {int(name.split("-")[1].split(layout.SUFFIX)[0]): layout.read_manifest(
+        os.path.join(directory, name[:-len(layout.SUFFIX)]))["kind"]
+        for name in os.listdir(directory) if name.endswith(layout.SUFFIX)}
+
+
 def main() -> None:
     directory = sys.argv[1]
     train_and_save(directory)
     report = {"own": assert_identical(restore_versions(directory))}
     if len(sys.argv) > 2:
         report["other"] = assert_identical(restore_versions(sys.argv[2]))
+    report["hook"] = hook_run(os.path.join(directory, "hook"))  # ranks agree on each save's kind
     with open(os.path.join(directory, f"ok-{collectives.get_rank_id()}.json"), "w", encoding="utf-8") as f:
         json.dump(report, f)
 

@@ -1,5 +1,6 @@
 """Delta checkpoints on 2 real ranks: a base + 5 deltas saved by 2 ranks restore on 2 and on 1, and one saved by
-1 rank restores on 2, each version exactly as the full checkpoint of that step (one horovodrun launch)."""
+1 rank restores on 2, each version exactly as the full checkpoint of that step; IncrementalSaverHook saves
+the same kinds on both ranks (one horovodrun launch)."""
 import json
 
 from tests.jobs import delta_job as job
@@ -18,4 +19,5 @@ def test_chains_move_between_one_and_two_ranks(tmp_path):
     for rank in (0, 1):
         report = json.loads((two / f"ok-{rank}.json").read_text())
         assert report["own"] > 100 and report["other"] > 100, report  # keys compared on this rank
+        assert report["hook"] == {"0": "base", "2": "delta", "4": "delta", "5": "base"}, report
     assert job.assert_identical(job.restore_versions(str(two))) > 200  # 2 -> 1
