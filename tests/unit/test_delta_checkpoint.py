@@ -11,7 +11,8 @@ import tensorflow as tf
 from mx_rec.constants.constants import BASE_MODEL, DELTA_MODEL
 from mx_rec.core.embedding import create_table, sparse_lookup
 from mx_rec.optimizers import gradient_descent
-from mx_rec.saver import delta_schedule, layout
+from mx_rec.key_process import changes
+from mx_rec.saver import checkpoint, delta_schedule, layout
 from mx_rec.saver.layout import CheckpointError
 from tests.graphs import fresh_graph
 from tests.jobs import delta_job as job
@@ -169,7 +170,8 @@ def _estimator(model_dir, hooks):
                              device_vocabulary_size=50)
         emb = tf.reshape(sparse_lookup(table, features["ids"], is_train=mode == tf.estimator.ModeKeys.TRAIN,
                                        access_and_evict_config={"access_threshold": 2}), [-1, 4])
-        logits = tf.squeeze(tf.compat.v1.layers.dense(emb, 1, kernel_initializer=tf.compat.v1.ones_initializer()), 1)
+        w = tf.compat.v1.get_variable("w", [4, 1], initializer=tf.compat.v1.ones_initializer())
+        logits = tf.squeeze(tf.matmul(emb, w), 1)
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
         if mode == tf.estimator.ModeKeys.EVAL:
             return tf.estimator.EstimatorSpec(mode, loss=loss)
@@ -196,3 +198,36 @@ def test_estimator_deltas_evaluate_like_full_checkpoints(tmp_path):
         prefix = str(tmp_path / "inc" / "model.ckpt-4")
         assert layout.read_manifest(prefix)["kind"] == DELTA_MODEL
         assert est.evaluate(input_fn, checkpoint_path=prefix)["loss"] == expected
+
+
+def test_keys_planned_during_a_save_go_to_the_next_delta_and_a_failed_save_loses_nothing(tmp_path, monkeypatch):
+    log = changes.ChangeLog()
+    log.planned(np.array([5, 3, 5, -1]))
+    log.removed(np.array([9]))
+    taken = log.take()
+    log.planned(np.array([7]))  # a pipeline prepares the next batch while the save runs
+    log.commit()
+    assert [a.tolist() for a in taken] == [[3, 5], [1, 2], [9]]
+    assert [a.tolist() for a in log.take()] == [[7], [1], []]
+    log.rollback()
+    log.planned(np.array([7, 8]))
+    assert [a.tolist() for a in log.take()] == [[7, 8], [2, 1], []]
+
+    with fresh_graph(**job.INCREMENTAL):
+        ids, train = _small_model()
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run(train, {ids: [1, 2]})
+            saver.save(sess, str(tmp_path / "m"), global_step=1, is_incremental_checkpoint=True)
+            sess.run(train, {ids: [2, 3]})
+            real_write = checkpoint._write_shard
+            monkeypatch.setattr(checkpoint, "_write_shard", lambda *a: (_ for _ in ()).throw(OSError(5, "I/O error")))
+            with pytest.raises(OSError, match="I/O error"):
+                saver.save(sess, str(tmp_path / "m"), global_step=2, is_incremental_checkpoint=True, save_delta=True)
+            monkeypatch.setattr(checkpoint, "_write_shard", real_write)
+            sess.run(train, {ids: [4]})
+            saver.save(sess, str(tmp_path / "m"), global_step=3, is_incremental_checkpoint=True, save_delta=True)
+    with np.load(_shard_of(tmp_path, 3)) as d:
+        assert d["keys"].tolist() == [2, 3, 4]
+    assert [link["step"] for link in layout.read_manifest(str(tmp_path / "m-3"))["chain"]] == [1]

@@ -46,7 +46,7 @@ from mx_rec.key_process import changes
 from mx_rec.saver import layout, unit
 from mx_rec.saver.checkpoint import load_sparse, saved_tables
 from mx_rec.saver.layout import CheckpointError
-from mx_rec.saver.table_state import TableState, slot_key
+from mx_rec.saver.table_state import TableState, collect, slot_key
 from mx_rec.tables.table import EmbeddingTable
 
 KIND = "kind"    # manifest entry: BASE_MODEL or DELTA_MODEL (absent: a full checkpoint)
@@ -154,12 +154,12 @@ def _stats_of(table: EmbeddingTable, keys: np.ndarray) -> Tuple[np.ndarray, np.n
 
 
 def collect_delta(table: EmbeddingTable, session) -> DeltaState:
-    """This shard's changes since the previous save (reads the change log, does not clear it).
+    """This shard's changes since the previous save (takes the change log first: see ``changes``).
 
     Keys seen fewer than ``recent_key_count_threshold`` times since then are left out (Rec SDK's
     low-frequency filter); removed keys are always in.
     """
-    planned, sightings, removed = changes.tracker(table).changed()
+    planned, sightings, removed = changes.tracker(table).take()
     threshold = ConfigInitializer.get_instance().recent_key_count_threshold
     if threshold > 0:
         planned = planned[sightings >= threshold]
@@ -178,6 +178,12 @@ def collect_delta(table: EmbeddingTable, session) -> DeltaState:
 
 
 # ----------------------------------------------------------------------------- saving
+
+def collect_base(table: EmbeddingTable, session) -> TableState:
+    """A base's full state of the shard; the change log is taken first, so the next delta starts here."""
+    changes.tracker(table).take()
+    return collect(table, session)
+
 
 def save_kind(is_incremental_checkpoint: bool, save_delta: bool) -> Optional[str]:
     """What ``Saver.save`` writes: DELTA_MODEL, BASE_MODEL (``is_incremental_checkpoint=True``: a full save that
@@ -217,11 +223,17 @@ def delta_manifest(prefix: str, step: Optional[int]) -> Dict:
     return {KIND: DELTA_MODEL, CHAIN: last["chain"] + [link]}
 
 
-def saved(prefix: str, kind: Optional[str]) -> None:
-    """After a complete save: remember it as the next delta's parent, and clear the change logs."""
+def saved(prefix: str) -> None:
+    """After a complete base or delta save: remember it as the next delta's parent; what the save took from
+    the change logs is gone."""
     manifest = layout.read_manifest(prefix)
     _remember(prefix, manifest)
-    changes.reset(saved_tables())
+    changes.commit(saved_tables())
+
+
+def failed() -> None:
+    """After a failed base or delta save: the changes it took are logged again (the parent stays)."""
+    changes.rollback(saved_tables())
 
 
 def _remember(prefix: str, manifest: Dict) -> None:

@@ -105,7 +105,7 @@ def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_gr
     is_incremental_checkpoint, save_delta = delta_schedule.pending_kind(is_incremental_checkpoint, save_delta)
     kind = delta.save_kind(is_incremental_checkpoint, save_delta)
     extra = delta.delta_manifest(prefix, step) if kind == DELTA_MODEL else ({delta.KIND: kind} if kind else None)
-    collect_state = delta.collect_delta if kind == DELTA_MODEL else collect
+    collect_state = {DELTA_MODEL: delta.collect_delta, None: collect}.get(kind, delta.collect_base)
     barrier = _barrier(self, sess)
     result = []
 
@@ -113,9 +113,14 @@ def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_gr
         result.append(_original["save"](self, sess, save_path, global_step, latest_filename, *tf_args, False,
                                         **tf_kwargs))
 
-    written = save_sparse(sess, prefix, step, barrier, write_dense, _dense_bytes(self), collect_state, extra)
+    try:
+        written = save_sparse(sess, prefix, step, barrier, write_dense, _dense_bytes(self), collect_state, extra)
+    except BaseException:
+        if kind is not None:
+            delta.failed()
+        raise
     if kind is not None:
-        delta.saved(prefix, kind)
+        delta.saved(prefix)
     if ConfigInitializer.get_instance().rank_id != 0:
         barrier()  # rank 0 writes TF's state file: wait, so latest_checkpoint() names this save on every rank
         return prefix  # dense variables are equal on every rank: rank 0 writes TF's files
