@@ -9,8 +9,8 @@ rejected by admission, a count raised) and the keys eviction removed. The table 
 go to the next delta, never lost.
 
 Tracking is off until :func:`enable` (``init(is_incremental_checkpoint=True)``): then each training
-lookup appends its keys to a buffer, compacted into distinct keys and their sighting counts every
-few million ids (the counts serve ``recent_key_count_threshold``).
+lookup adds its distinct keys and their sightings to the log (the counts serve
+``recent_key_count_threshold``).
 
 Example:
     >>> enable(True); planned(table, np.array([3, 3, 7]))               # doctest: +SKIP
@@ -22,8 +22,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-PADDING_KEY = -1
-_COMPACT_AT = 1 << 22  # buffered ids before they are folded into distinct keys and counts
+from mx_rec.key_process.dedup import dedup
+from mx_rec.key_process.hash_index import HashIndex
+
+_UNBOUNDED = 1 << 62
 
 _enabled = False
 _logs: "weakref.WeakKeyDictionary[object, ChangeLog]" = weakref.WeakKeyDictionary()
@@ -31,26 +33,28 @@ _lock = threading.Lock()
 
 
 class ChangeLog:
-    """Keys planned for training (with sightings) and keys removed since the last save, of one table shard."""
+    """Keys planned for training (with sightings) and keys removed since the last save, of one table shard.
+
+    Planned keys go into a hash index (the one tables use) with a count per key: a training batch costs
+    one dedup and one index probe, whatever the number of batches since the save.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buffer = []
-        self._buffered = 0
-        self._keys = np.empty(0, np.int64)
-        self._counts = np.empty(0, np.int64)
+        self._index = HashIndex(_UNBOUNDED, initial_slots=1 << 12)
+        self._counts = np.zeros(1 << 11, np.int64)
         self._removed = []
         self._taken = None  # (keys, counts, removed) a save in progress took
 
     def planned(self, keys: np.ndarray, weights: Optional[np.ndarray] = None) -> None:
-        """Record keys int64 [N] of one training lookup (padding included; ``weights`` int64 [N]: sightings)."""
-        keys = np.asarray(keys, np.int64).reshape(-1)
-        weights = np.ones(keys.shape[0], np.int64) if weights is None else np.asarray(weights, np.int64).reshape(-1)
+        """Record keys int64 [N] of one training lookup (padding -1 skipped; ``weights`` int64 [N]: sightings)."""
+        unique, inverse, occurrences = dedup(np.asarray(keys, np.int64).reshape(-1))
+        if weights is not None:
+            valid = inverse < unique.shape[0]
+            occurrences = np.bincount(inverse[valid], weights=np.asarray(weights).reshape(-1)[valid],
+                                      minlength=unique.shape[0])
         with self._lock:
-            self._buffer.append((keys, weights))
-            self._buffered += keys.shape[0]
-            if self._buffered >= _COMPACT_AT:
-                self._compact()
+            self._add(unique, occurrences)
 
     def removed(self, keys: np.ndarray) -> None:
         """Record keys int64 [E] removed from the shard (eviction)."""
@@ -58,38 +62,39 @@ class ChangeLog:
             with self._lock:
                 self._removed.append(np.asarray(keys, np.int64).reshape(-1))
 
-    def _compact(self) -> None:
-        if not self._buffer:
+    def _add(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Add sightings of distinct keys (caller holds the lock)."""
+        if not keys.size:
             return
-        keys = np.concatenate([self._keys] + [k for k, _ in self._buffer])
-        weights = np.concatenate([self._counts] + [w for _, w in self._buffer])
-        real = keys != PADDING_KEY
-        self._keys, inverse = np.unique(keys[real], return_inverse=True)
-        self._counts = np.bincount(inverse, weights=weights[real], minlength=self._keys.shape[0]).astype(np.int64)
-        self._buffer, self._buffered = [], 0
+        slots, _ = self._index.lookup_or_insert(np.ascontiguousarray(keys, np.int64))
+        if self._index.rows_reserved > self._counts.shape[0]:
+            size = self._counts.shape[0]
+            while size < self._index.rows_reserved:
+                size *= 2
+            self._counts = np.concatenate([self._counts, np.zeros(size - self._counts.shape[0], np.int64)])
+        self._counts[slots] += counts.astype(np.int64)
 
-    def _merge(self, keys: np.ndarray, counts: np.ndarray, removed: np.ndarray) -> None:
-        """Fold (distinct keys, counts, removed keys) back into the log (caller holds the lock)."""
-        self._buffer.append((keys, counts))
-        self._compact()
-        if removed.size:
-            self._removed.append(removed)
+    def _drain(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Everything logged, sorted by key, and the log emptied (caller holds the lock)."""
+        keys, slots = self._index.items()
+        order = np.argsort(keys)
+        keys, counts = keys[order], self._counts[slots[order]]
+        removed = np.unique(np.concatenate(self._removed)) if self._removed else np.empty(0, np.int64)
+        self._index.clear()
+        self._counts[:] = 0
+        self._removed = []
+        return keys, counts, removed
 
     def take(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(planned keys int64 [P] sorted, their sightings int64 [P], removed keys int64 [R] sorted) since the
         last committed save; from now on new records are the next save's. Taking again before
         :meth:`commit` returns what the first take returned plus what came since."""
         with self._lock:
-            self._compact()
-            removed = np.unique(np.concatenate(self._removed)) if self._removed else np.empty(0, np.int64)
             if self._taken is not None:
-                keys, counts, was_removed = self._taken
-                self._merge(keys, counts, was_removed)
-                removed = np.union1d(removed, was_removed)
-            self._taken = (self._keys, self._counts, removed)
-            self._buffer, self._buffered, self._removed = [], 0, []
-            self._keys, self._counts = np.empty(0, np.int64), np.empty(0, np.int64)
-            return self._taken[0].copy(), self._taken[1].copy(), removed.copy()
+                self._add(*self._taken[:2])
+                self._removed.append(self._taken[2])
+            self._taken = self._drain()
+            return tuple(a.copy() for a in self._taken)
 
     def commit(self) -> None:
         """The save that took the log is complete: what it took is gone."""
@@ -100,13 +105,14 @@ class ChangeLog:
         """The save that took the log failed: what it took is logged again."""
         with self._lock:
             if self._taken is not None:
-                self._merge(*self._taken)
+                self._add(*self._taken[:2])
+                self._removed.append(self._taken[2])
                 self._taken = None
 
     def clear(self) -> None:
         with self._lock:
-            self._buffer, self._buffered, self._removed, self._taken = [], 0, [], None
-            self._keys, self._counts = np.empty(0, np.int64), np.empty(0, np.int64)
+            self._drain()
+            self._taken = None
 
 
 def enable(on: bool) -> None:
