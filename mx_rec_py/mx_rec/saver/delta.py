@@ -7,13 +7,19 @@ save id and step. Each rank's shard of a table holds, for the keys of that shard
 planned or eviction removed since the previous save (``key_process.changes``):
 
     keys, embeddings, slot:<opt>/<slot>   the changed keys that have a row now, with the row and its slots
-    deleted_keys                          changed keys without a row now (evicted, or never admitted)
+    deleted_keys                          evicted keys without a row now
     stat_keys, counts, last_seen          the changed keys' admission counts and last-seen times
     deleted_stat_keys                     changed keys without a count now (evicted)
     newest, save_id                       as in a full shard
 
-TF's files of the prefix hold the dense variables in full. A base is a full checkpoint (marked
-``"kind": "base"`` when saved with incremental checkpoints on). Restoring a delta reads the base
+TF's files of the prefix hold the dense variables in full. A base is a full checkpoint saved with
+``is_incremental_checkpoint=True`` (``"kind": "base"``); a plain full save (both flags False, Rec
+SDK's "normal pattern") is no link and leaves the chain as it was; restoring any checkpoint makes
+it the next delta's parent. A save takes the tables' change logs before it reads a value and
+commits them once complete (rolls them back when it fails), so keys a pipeline plans while a save
+runs go to the next delta. With ``recent_key_count_threshold`` > 0 the keys seen fewer times since
+the previous save are left out of the delta for good (Rec SDK's low-frequency filter): a chain
+restore then holds their row of an earlier save. Restoring a delta reads the base
 and applies each delta of the chain in order, key by key, then gives every rank the keys it owns
 (``key mod M``) and writes them into whatever tier the table has, as a full restore does: the
 result is the full checkpoint of that step.
@@ -25,7 +31,7 @@ device cache by gather, the host tier and SSD by key).
 Example:
     >>> init(is_incremental_checkpoint=True, save_checkpoint_due_time=3600,
     ...      save_delta_checkpoints_secs=600)                                        # doctest: +SKIP
-    >>> saver.save(sess, "ckpt/model", global_step=100)                              # base  doctest: +SKIP
+    >>> saver.save(sess, "ckpt/model", global_step=100, is_incremental_checkpoint=True)  # base doctest: +SKIP
     >>> saver.save(sess, "ckpt/model", global_step=200, is_incremental_checkpoint=True,
     ...            save_delta=True)                                                  # delta doctest: +SKIP
     >>> saver.restore(sess, "ckpt/model-200")        # base 100 + delta 200          # doctest: +SKIP
