@@ -2,9 +2,10 @@
 
 Every keyword of Rec SDK's ``init`` is accepted. Those that only tune an NPU (``use_lccl``,
 ``use_shm_swap``, ``bind_cpu``, ...) are validated, have no effect here, and say so once in the
-log. The incremental-checkpoint keywords are validated; asking for delta checkpoints (or for a
-restore by ``restore_model_version``) raises ``NotImplementedError`` naming the keyword, because
-those are not built yet.
+log. ``is_incremental_checkpoint=True`` turns on delta checkpoints (``mx_rec.saver.delta``): a base
+every ``save_checkpoint_due_time`` seconds, a delta every ``save_delta_checkpoints_secs``, deltas
+without keys seen fewer than ``recent_key_count_threshold`` times, and restores of the step
+``restore_model_version``; without it those keywords have no effect (logged once).
 """
 from dataclasses import dataclass
 from typing import Any, Dict
@@ -38,7 +39,7 @@ INIT_PARAMS: Dict[str, _Param] = {
     "use_multi_lookup": _Param(bool, False),
     "use_lccl": _Param(bool, False),
     "use_shm_swap": _Param(bool, False),
-    # incremental (delta) checkpoints: validated here, refused by check_not_built until they exist
+    # incremental (delta) checkpoints (mx_rec.saver.delta, mx_rec.saver.delta_schedule)
     "is_incremental_checkpoint": _Param(bool, False),
     "save_checkpoint_due_time": _Param(int, None, low=1, optional=True),
     "save_delta_checkpoints_secs": _Param(int, None, low=1, optional=True),
@@ -54,7 +55,8 @@ NPU_ONLY: Dict[str, str] = {
     "use_hot": "the hot-embedding cache on the device",
     "use_mpi": "MPI as the host-side launcher (horovodrun --gloo starts the ranks here)",
 }
-_INCREMENTAL_ONLY = ("save_checkpoint_due_time", "save_delta_checkpoints_secs", "recent_key_count_threshold")
+_INCREMENTAL_ONLY = ("save_checkpoint_due_time", "save_delta_checkpoints_secs", "recent_key_count_threshold",
+                     "restore_model_version")
 
 
 def _check_value(name: str, spec: _Param, value: Any) -> None:
@@ -76,7 +78,6 @@ def validate_init_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     Raises:
         ValueError: an unknown keyword, a value of the wrong type, or one out of range;
             the message names the keyword and what it accepts.
-        NotImplementedError: a keyword asks for incremental checkpoints or a versioned restore.
     """
     unknown = sorted(set(kwargs) - set(INIT_PARAMS))
     if unknown:
@@ -86,18 +87,17 @@ def validate_init_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
         value = kwargs.get(name, spec.default)
         _check_value(name, spec, value)
         values[name] = value
-    check_not_built(values)
+    check_incremental(values)
     _log_no_effect(values)
     return values
 
 
-def check_not_built(values: Dict[str, Any]) -> None:
-    """Refuse the incremental-checkpoint settings that ask for what is not built yet.
+def check_incremental(values: Dict[str, Any]) -> None:
+    """Check the incremental-checkpoint settings together.
 
     Raises:
         ValueError: ``is_incremental_checkpoint=True`` without both intervals (Rec SDK requires them),
             or a full-save interval shorter than the delta interval.
-        NotImplementedError: ``is_incremental_checkpoint=True`` or ``restore_model_version`` given.
     """
     if values["is_incremental_checkpoint"]:
         missing = [n for n in ("save_checkpoint_due_time", "save_delta_checkpoints_secs") if values[n] is None]
@@ -107,13 +107,6 @@ def check_not_built(values: Dict[str, Any]) -> None:
         if values["save_checkpoint_due_time"] < values["save_delta_checkpoints_secs"]:
             raise ValueError(f"init(): save_checkpoint_due_time={values['save_checkpoint_due_time']} must not be "
                              f"shorter than save_delta_checkpoints_secs={values['save_delta_checkpoints_secs']}")
-        raise NotImplementedError(
-            "init(is_incremental_checkpoint=True): incremental (delta) checkpoints are not built in mx_rec yet; "
-            "leave is_incremental_checkpoint False (full checkpoints via tf.compat.v1.train.Saver work)")
-    if values["restore_model_version"] is not None:
-        raise NotImplementedError(
-            f"init(restore_model_version={values['restore_model_version']}): restoring a chosen step at init() "
-            "is not built in mx_rec yet; restore with saver.restore(sess, f'{prefix}-{step}') instead")
 
 
 def _log_no_effect(values: Dict[str, Any]) -> None:
@@ -121,7 +114,7 @@ def _log_no_effect(values: Dict[str, Any]) -> None:
     for name, what in NPU_ONLY.items():
         if values[name] != INIT_PARAMS[name].default:
             log_once(f"init:{name}", "init(%s=%r): %s is NPU-only; it has no effect here", name, values[name], what)
-    for name in _INCREMENTAL_ONLY:
+    for name in () if values["is_incremental_checkpoint"] else _INCREMENTAL_ONLY:
         if values[name] not in (None, INIT_PARAMS[name].default):
             log_once(f"init:{name}", "init(%s=%r): only used with is_incremental_checkpoint=True; it has no effect "
                      "here", name, values[name])

@@ -233,3 +233,7 @@ class ApplyGradientsStrategy(BaseEnum):
     DIRECT_APPLY = "direct_apply"
     SUM_SAME_ID_GRADIENTS_AND_APPLY = "sum_same_id_gradients_and_apply"
 
+
+# incremental checkpoints (Rec SDK's names): a full checkpoint, and one holding what changed since the previous save
+BASE_MODEL = "base"
+DELTA_MODEL = "delta"

@@ -86,7 +86,9 @@ def _restore_dense(prefix: str, before: Dict[str, int], previous: str) -> None:
 
 
 def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Callable[[], None] = lambda: None,
-                write_dense: Optional[Callable[[], None]] = None, dense_bytes: int = 0) -> str:
+                write_dense: Optional[Callable[[], None]] = None, dense_bytes: int = 0,
+                collect_state: Callable[[EmbeddingTable, object], TableState] = collect,
+                extra: Optional[dict] = None) -> str:
     """Write the checkpoint ``prefix`` as one unit (every rank its own shards); returns its sparse directory.
 
     With several ranks all of them call this; ``barrier`` waits for all. They write into one
@@ -97,6 +99,8 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
         session: the session holding the tables. prefix: TF checkpoint prefix. step: recorded in the manifest.
         barrier: waits for every rank. write_dense: writes TF's files of ``prefix`` (rank 0).
         dense_bytes: about how many bytes ``write_dense`` writes (for the disk-full message).
+        collect_state: reads a table's state to save (a delta's changed rows: ``delta.collect_delta``).
+        extra: entries added to the manifest (a delta's kind and chain).
 
     Raises:
         DiskFullError (an OSError): the filesystem is full, naming the path and about how many bytes
@@ -125,7 +129,7 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
             save_id = f.read().split()[1]
         entries: Dict[str, object] = {"save_id": save_id}
         for i, table in enumerate(tables):
-            state = collect(table, session)
+            state = collect_state(table, session)
             state.save_id = save_id
             path = layout.shard_path(tmp, table.table_name, config.rank_id, config.rank_size)
             try:
@@ -133,7 +137,7 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
             except OSError as err:
                 if not unit.is_disk_full(err):
                     raise
-                rest = sum(_state_bytes(collect(t, session)) for t in tables[i + 1:])
+                rest = sum(_state_bytes(collect_state(t, session)) for t in tables[i + 1:])
                 raise unit.disk_full(path, written + _state_bytes(state) + rest + dense_bytes, err) from None
             digest = unit.file_digest(path)
             written += int(digest["bytes"])
@@ -143,7 +147,7 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
             json.dump(entries, f)
         barrier()
         if config.rank_id == 0:
-            manifest = _manifest(tmp, config.rank_size, step, save_id)
+            manifest = {**_manifest(tmp, config.rank_size, step, save_id), **(extra or {})}
             if write_dense is not None:
                 before = {p: os.stat(p).st_ino for p in unit.dense_files(prefix)}
                 dense_started, where = True, prefix
@@ -176,6 +180,14 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
         raise
     logger.info("saved %d sparse table(s) to %s", len(tables), final)
     return final
+
+
+def check_capacity(name: str, table: EmbeddingTable, state: TableState) -> None:
+    """Refuse a restore of more keys than ``table`` can hold (raises CheckpointError naming the table)."""
+    room = table.backend.restore_capacity()
+    if room is not None and state.keys.shape[0] > room:
+        raise CheckpointError(f"table '{name}': checkpoint holds {state.keys.shape[0]} keys, more than the "
+                              f"table's capacity {table.capacity()}; raise device_vocabulary_size")
 
 
 def _load_shard(path: str, table_name: str, dim: int, record: dict, save_id: Optional[str]) -> TableState:
@@ -236,10 +248,7 @@ def load_sparse(prefix: str, checked: Optional[unit.Unit] = None) -> Dict[str, T
         state = shards[0] if len(shards) == 1 else _merge(shards)
         if config.rank_size > 1 and not table.config.is_dp:
             state = state.owned_by(config.rank_id, config.rank_size)
-        room = table.backend.restore_capacity()
-        if room is not None and state.keys.shape[0] > room:
-            raise CheckpointError(f"table '{name}': checkpoint holds {state.keys.shape[0]} keys, more than the "
-                                  f"table's capacity {table.capacity()}; raise device_vocabulary_size")
+        check_capacity(name, table, state)
         states[name] = state
     return states
 

@@ -6,7 +6,8 @@ and ``tf.estimator.Estimator``'s default ``save_checkpoints_secs=600`` use) deci
 own clock: one rank would start a save at step 41 while another trains step 42, and both would
 wait forever. While installed (by ``init()``, through ``tf_saver.install``) and the job has
 several ranks, a time-based hook asks all ranks each step and saves when any rank's clock says
-so (an all-reduce ``max`` of one int32). Step-based hooks already agree and are left alone.
+so (an all-reduce ``max`` of one int32). Step-based hooks already agree and are left alone. With
+incremental checkpoints on, every hook saves bases and deltas instead (``delta_schedule``).
 """
 from typing import Any, Dict
 
@@ -15,6 +16,7 @@ from tensorflow.python.training import basic_session_run_hooks
 
 from mx_rec.communication import collectives
 from mx_rec.config.initializer import ConfigInitializer
+from mx_rec.saver import delta_schedule
 
 _Hook = basic_session_run_hooks.CheckpointSaverHook
 _original: Dict[str, Any] = {}
@@ -43,7 +45,9 @@ class AgreedTimer:
 def _begin(self) -> None:
     _original["begin"](self)
     timer = self._timer
-    if (ConfigInitializer.is_initialized() and ConfigInitializer.get_instance().rank_size > 1
+    if ConfigInitializer.is_initialized() and ConfigInitializer.get_instance().is_incremental_checkpoint:
+        delta_schedule.attach(self)
+    elif (ConfigInitializer.is_initialized() and ConfigInitializer.get_instance().rank_size > 1
             and getattr(timer, "_every_secs", None) is not None and not isinstance(timer, AgreedTimer)):
         # built in begin(): the graph is finalized before the first step
         token = tf.compat.v1.placeholder(tf.int32, [], name="mxrec_save_timer_token")
@@ -52,7 +56,7 @@ def _begin(self) -> None:
 
 def _after_run(self, run_context, run_values) -> None:
     timer = self._timer
-    if isinstance(timer, AgreedTimer):
+    if isinstance(timer, (AgreedTimer, delta_schedule.IncrementalTimer)):
         timer.session = run_context.session
         try:
             _original["after_run"](self, run_context, run_values)
@@ -64,6 +68,7 @@ def _after_run(self, run_context, run_values) -> None:
 
 def install() -> None:
     """Patch ``CheckpointSaverHook`` (idempotent)."""
+    delta_schedule.install()
     if _original:
         return
     for name, replacement in (("begin", _begin), ("after_run", _after_run)):
@@ -73,6 +78,7 @@ def install() -> None:
 
 def uninstall() -> None:
     """Put ``CheckpointSaverHook`` back as TensorFlow defines it."""
+    delta_schedule.uninstall()
     for name, original in _original.items():
         setattr(_Hook, name, original)
     _original.clear()

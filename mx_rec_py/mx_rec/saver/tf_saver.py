@@ -14,8 +14,9 @@ Both take every argument TF's own Saver takes, in the same forms: ``global_step`
 numpy integer, a tensor, a variable or a tensor name (``MonitoredTrainingSession`` passes the numpy
 value it fetched); ``save_path`` as ``str`` or ``bytes``; ``latest_filename``, ``meta_graph_suffix``,
 ``write_meta_graph``, ``write_state``, ``strip_default_attrs``, ``save_debug_info`` by position or
-keyword; and Rec SDK's ``is_incremental_checkpoint`` / ``save_delta`` (delta checkpoints are not
-built yet: asking for one is a ``NotImplementedError``). What TF refuses (``restore(sess, None)``, a
+keyword; and Rec SDK's ``is_incremental_checkpoint`` / ``save_delta`` (``save_delta=True`` writes a
+delta checkpoint, ``delta.py``; a restore of a delta reads its chain, and with incremental checkpoints
+on, ``restore_model_version`` picks the step). What TF refuses (``restore(sess, None)``, a
 ``latest_filename`` with a folder in it) fails with TF's own error, before anything is written.
 """
 import os
@@ -27,8 +28,11 @@ from tensorflow.python.util import compat
 
 from mx_rec.communication import collectives
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.saver import layout, save_timer, unit
+from mx_rec.constants.constants import DELTA_MODEL
+from mx_rec.key_process import changes
+from mx_rec.saver import delta, delta_schedule, layout, save_timer, unit
 from mx_rec.saver.checkpoint import load_sparse, remove_orphans, restore_sparse, save_sparse, saved_tables
+from mx_rec.saver.table_state import collect
 
 _Saver = tf.compat.v1.train.Saver
 _original = {}
@@ -59,6 +63,8 @@ def _init(self, var_list=None, *args, **kwargs):
             # constant: TF folds an all-reduce of a constant after its first run, and it stops waiting.
             token = tf.compat.v1.placeholder(tf.int32, [], name="mxrec_save_barrier_token")
             self._mxrec_barrier = (token, collectives.allreduce(token, "sum", name="mxrec_save_barrier"))
+        if ConfigInitializer.get_instance().is_incremental_checkpoint:
+            delta.prepare_readers()  # a delta reads changed rows by gather: ops built before the graph is final
     _original["__init__"](self, var_list, *args, **kwargs)
 
 
@@ -86,16 +92,20 @@ def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_gr
           is_incremental_checkpoint=False, save_delta=False):
     tf_args = (meta_graph_suffix, write_meta_graph)
     tf_kwargs = {"strip_default_attrs": strip_default_attrs, "save_debug_info": save_debug_info}
-    if is_incremental_checkpoint or save_delta:
-        raise NotImplementedError("Saver.save(is_incremental_checkpoint=True / save_delta=True): delta checkpoints "
-                                  "are not built yet; save full checkpoints (leave both False)")
     if not ConfigInitializer.is_initialized():
+        if is_incremental_checkpoint or save_delta:
+            raise ValueError("Saver.save(save_delta=True): delta checkpoints need mx_rec's init("
+                             "is_incremental_checkpoint=True, ...)")
         return _original["save"](self, sess, save_path, global_step, latest_filename, *tf_args, write_state,
                                  **tf_kwargs)
     if latest_filename is not None and os.path.split(latest_filename)[0]:
         raise ValueError("'latest_filename' must not contain path components")  # TF's check, before any write
     save_path = compat.as_str(save_path)
     prefix, step = _prefix(self, sess, save_path, global_step)
+    is_incremental_checkpoint, save_delta = delta_schedule.pending_kind(is_incremental_checkpoint, save_delta)
+    kind = delta.save_kind(is_incremental_checkpoint, save_delta)
+    extra = delta.delta_manifest(prefix, step) if kind == DELTA_MODEL else ({delta.KIND: kind} if kind else None)
+    collect_state = {DELTA_MODEL: delta.collect_delta, None: collect}.get(kind, delta.collect_base)
     barrier = _barrier(self, sess)
     result = []
 
@@ -103,14 +113,22 @@ def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_gr
         result.append(_original["save"](self, sess, save_path, global_step, latest_filename, *tf_args, False,
                                         **tf_kwargs))
 
-    written = save_sparse(sess, prefix, step, barrier, write_dense, _dense_bytes(self))
+    try:
+        written = save_sparse(sess, prefix, step, barrier, write_dense, _dense_bytes(self), collect_state, extra)
+    except BaseException:
+        if kind is not None:
+            delta.failed()
+        raise
+    if kind is not None:
+        delta.saved(prefix)
     if ConfigInitializer.get_instance().rank_id != 0:
         barrier()  # rank 0 writes TF's state file: wait, so latest_checkpoint() names this save on every rank
         return prefix  # dense variables are equal on every rank: rank 0 writes TF's files
     try:
         if write_state and result[0] is not None:
             try:
-                _write_state(self, save_path, result[0], latest_filename, meta_graph_suffix)
+                _write_state(self, save_path, result[0], latest_filename, meta_graph_suffix,
+                             prune=kind != DELTA_MODEL)
             except (OSError, tf.errors.OpError) as err:
                 if not unit.is_disk_full(err):
                     raise
@@ -123,14 +141,16 @@ def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_gr
     return prefix if result[0] is None else result[0]
 
 
-def _write_state(self, save_path, path, latest_filename, meta_graph_suffix):
-    """What TF's Saver.save does with write_state=True, after the unit is complete."""
+def _write_state(self, save_path, path, latest_filename, meta_graph_suffix, prune=True):
+    """What TF's Saver.save does with write_state=True, after the unit is complete. ``prune`` False (a delta):
+    max_to_keep deletes nothing now, so that no link of the chain being written goes; the next base prunes."""
     self._RecordLastCheckpoint(path)
     checkpoint_management.update_checkpoint_state_internal(
         save_dir=os.path.dirname(save_path), model_checkpoint_path=path,
         all_model_checkpoint_paths=self.last_checkpoints, latest_filename=latest_filename,
         save_relative_paths=self._save_relative_paths)
-    self._MaybeDeleteOldCheckpoints(meta_graph_suffix=meta_graph_suffix)
+    if prune:
+        self._MaybeDeleteOldCheckpoints(meta_graph_suffix=meta_graph_suffix)
 
 
 def _dense_bytes(self) -> int:
@@ -155,17 +175,20 @@ def _barrier(self, sess):
 def _restore(self, sess, save_path):
     if not ConfigInitializer.is_initialized() or save_path is None:
         return _original["restore"](self, sess, save_path)  # None: TF's ValueError
-    save_path = compat.as_str(save_path)
+    save_path = delta.versioned(compat.as_str(save_path))
     has_sparse = os.path.isdir(layout.unit_dir(save_path))
     if not has_sparse and not self._is_empty and not checkpoint_management.checkpoint_exists_internal(save_path):
         raise ValueError(f"The passed save_path is not a valid checkpoint: {save_path}")  # TF's words
-    states, dense_prefix = {}, save_path
+    states, dense_prefix, checked = {}, save_path, None
     if saved_tables() or has_sparse:
         checked = unit.verify(save_path)  # names the missing or damaged file of the unit
-        states, dense_prefix = load_sparse(save_path, checked), checked.dense_prefix
+        load = delta.load_chain if delta.is_delta(checked.manifest) else load_sparse
+        states, dense_prefix = load(save_path, checked), checked.dense_prefix
     _original["restore"](self, sess, dense_prefix)
     _initialize_unrestored(sess, states)
     restore_sparse(sess, states)
+    if checked is not None and ConfigInitializer.get_instance().is_incremental_checkpoint:
+        delta.restored(save_path, checked.manifest)
     return None
 
 
@@ -182,7 +205,9 @@ def _initialize_unrestored(sess, states) -> None:
 
 
 def install() -> None:
-    """Patch the Saver class, and ``CheckpointSaverHook``'s time-based saves (``save_timer``) (idempotent)."""
+    """Patch the Saver class, and ``CheckpointSaverHook``'s time-based saves (``save_timer``) (idempotent).
+    With ``init(is_incremental_checkpoint=True)`` tables start tracking what changed (``key_process.changes``)."""
+    changes.enable(ConfigInitializer.get_instance().is_incremental_checkpoint)
     save_timer.install()
     if _original:
         return
@@ -194,6 +219,7 @@ def install() -> None:
 def uninstall() -> None:
     """Put the Saver class (and ``CheckpointSaverHook``) back as TensorFlow defines them."""
     save_timer.uninstall()
+    changes.enable(False)
     for name, original in _original.items():
         setattr(_Saver, name, original)
     _original.clear()

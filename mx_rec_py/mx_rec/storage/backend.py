@@ -141,6 +141,18 @@ class Backend(ABC):
         """Every tier's keys int64 [K] and their rows: [embeddings [K, dim], then each slot [K, dim]]."""
 
     @abstractmethod
+    def read_rows(self, keys: np.ndarray, gather: Callable[[np.ndarray], List[np.ndarray]]
+                  ) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """Rows of some keys, wherever they are (delta checkpoints read only what changed).
+
+        Args:
+            keys: int64 [K]. gather: device rows int64 [R] -> [embeddings [R, dim], then each slot [R, dim]]
+                (the caller's graph ops, so only those rows leave the device).
+        Returns:
+            (has_row bool [K], [embeddings [H, dim], then each slot [H, dim]] of the H keys that have a row).
+        """
+
+    @abstractmethod
     def write_state(self, session, variables: List[tf.Variable], slot_inits: Sequence[float], keys: np.ndarray,
                     parts: Sequence[Optional[np.ndarray]]) -> None:
         """Hold exactly ``keys`` int64 [K] with ``parts`` (embeddings [K, dim], then each slot [K, dim]

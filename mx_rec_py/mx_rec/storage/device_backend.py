@@ -9,7 +9,7 @@ dynamic expansion starts small and grows in chunks.
 Lookups of one table are independent of each other: a row inserted by one lookup is written by
 every lookup that gathers it until a write is confirmed (see ``DeviceStore``).
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -62,6 +62,12 @@ class DeviceBackend(Backend):
 
     def remove(self, keys: np.ndarray) -> np.ndarray:
         return self.store.remove(keys)
+
+    def read_rows(self, keys: np.ndarray, gather: Callable[[np.ndarray], List[np.ndarray]]
+                  ) -> Tuple[np.ndarray, List[np.ndarray]]:
+        rows = self.store.index.lookup(keys)
+        has = rows >= 0
+        return has, gather(rows[has])
 
     def restore_capacity(self) -> Optional[int]:
         return None if self.expandable else self.store.capacity()

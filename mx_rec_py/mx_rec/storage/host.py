@@ -44,6 +44,14 @@ class HostStore:
         slots = self.index.lookup(keys)
         return (slots >= 0) & ~self.lent[np.maximum(slots, 0)]
 
+    def holds(self, keys: np.ndarray, wanted: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Copy the rows of ``keys`` int64 [K] held here (not lent) where ``wanted`` bool [K] into
+        ``out`` [K, width]; returns bool [K], which were copied."""
+        slots = self.index.lookup(keys)
+        found = wanted & (slots >= 0) & ~self.lent[np.maximum(slots, 0)]
+        out[found] = self.values[slots[found]]
+        return found
+
     def lend(self, slots: np.ndarray) -> None:
         """The rows at held slots int64 [K] moved up to the device; their keys keep the slots."""
         self.lent[slots] = True

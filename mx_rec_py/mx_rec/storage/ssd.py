@@ -197,6 +197,15 @@ class SsdStore:
         self.where.remove(keys)
         return values
 
+    def read_into(self, keys: np.ndarray, wanted: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Copy the rows of ``keys`` int64 [K] held here where ``wanted`` bool [K] into ``out`` [K, width],
+        keeping them held; returns bool [K], which were copied."""
+        where = self.where.lookup(keys)
+        found = wanted & (where >= 0)
+        if found.any():
+            out[found] = self._read(keys[found], where[found])
+        return found
+
     def _read(self, keys: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """Rows [K, width] of held keys int64 [K] at their ``where`` slots int64 [K]."""
         self.settle()

@@ -12,7 +12,7 @@ backend for a later op. Optimizer slots travel with their rows, so the row width
 slots are frozen (:meth:`TieredBackend.freeze_slots`, at ``create_table``). Lookahead (see
 ``TieredStore.prepare``) places a lookup's next batch in a second critical-section execution.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -224,6 +224,21 @@ class TieredBackend(Backend):
         keys = np.concatenate([keys, lower_keys])
         parts = [np.concatenate([p, full[:, i * self.dim:(i + 1) * self.dim]]) for i, p in enumerate(parts)]
         return keys, parts
+
+    def read_rows(self, keys: np.ndarray, gather: Callable[[np.ndarray], List[np.ndarray]]
+                  ) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """From the device cache by ``gather``, else the host tier, else SSD."""
+        store = self.store
+        full = np.zeros((keys.shape[0], store.width), self.value_dtype.as_numpy_dtype)
+        rows = store.device.lookup(keys)
+        on_device = rows >= 0
+        if on_device.any():
+            full[on_device] = np.concatenate(gather(rows[on_device]), axis=1)
+        has = on_device | store.host.holds(keys, ~on_device, full)
+        if store.ssd is not None:
+            has |= store.ssd.read_into(keys, ~has, full)
+        full = full[has]
+        return has, [full[:, i * self.dim:(i + 1) * self.dim] for i in range(store.width // self.dim)]
 
     def write_state(self, session, variables: List[tf.Variable], slot_inits: Sequence[float], keys: np.ndarray,
                     parts: Sequence[Optional[np.ndarray]]) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.constants.constants import ASCEND_GLOBAL_HASHTABLE_COLLECTION
+from mx_rec.key_process import changes
 from mx_rec.key_process.key_stats import KeyStats
 from mx_rec.key_process.lifecycle import Lifecycle
 from mx_rec.storage.backend import Backend
@@ -98,6 +99,8 @@ class EmbeddingTable:
     def plan(self, request: PlanRequest) -> BatchPlan:
         """Host step of one lookup, with the table's admission settings; see ``Backend.plan``."""
         with self.backend.host_lock:
+            if request.insert:
+                changes.planned(self, request.keys, request.weights)  # delta checkpoints: these keys may change
             return self.backend.plan(request, self.lifecycle, self.stats)
 
     def prepare(self, keys: np.ndarray, lookup_id: int, seq: int, send_count: Optional[int]) -> Optional[Placement]:
@@ -146,6 +149,7 @@ class EmbeddingTable:
         with self.backend.host_lock:
             stale = self.stats.stale(self.lifecycle.eviction_threshold)
             self.stats.remove(stale)
+            changes.removed(self, stale)
             self.evictions += int(stale.shape[0])
             return self.backend.remove(stale)
 

@@ -27,7 +27,6 @@ def init(**kwargs: Any) -> ConfigInitializer:
 
     Raises:
         ValueError: an unknown keyword or an out-of-range value.
-        NotImplementedError: incremental checkpoints or ``restore_model_version`` asked for.
     """
     collectives.start()
     config = ConfigInitializer.create(**kwargs)

@@ -230,15 +230,12 @@ def test_init_accepts_every_documented_keyword(graph, log_lines):
      "is_incremental_checkpoint=True needs save_checkpoint_due_time and save_delta_checkpoints_secs"),
     ({"is_incremental_checkpoint": True, "save_checkpoint_due_time": 5, "save_delta_checkpoints_secs": 10},
      ValueError, "save_checkpoint_due_time=5 must not be shorter than save_delta_checkpoints_secs=10"),
-    ({"is_incremental_checkpoint": True, "save_checkpoint_due_time": 60, "save_delta_checkpoints_secs": 10},
-     NotImplementedError, "init(is_incremental_checkpoint=True): incremental (delta) checkpoints are not built"),
-    ({"restore_model_version": 100}, NotImplementedError, "init(restore_model_version=100): restoring a chosen step"),
     ({"restore_model_version": -1}, ValueError, "restore_model_version=-1 is outside [0, 2147483647]"),
     ({"save_checkpoint_due_time": 0}, ValueError, "save_checkpoint_due_time=0 is outside [1, 2147483647]"),
     ({"recent_key_count_threshold": -1}, ValueError, "recent_key_count_threshold=-1 is outside [0,"),
     ({"use_lccl": 1}, ValueError, "use_lccl must be True or False"),
 ])
-def test_init_refuses_what_is_not_built_or_out_of_range(kwargs, error, needle):
+def test_init_refuses_what_is_out_of_range(kwargs, error, needle):
     from mx_rec.util.initialize import ConfigInitializer, init
     with pytest.raises(error) as info:
         init(**kwargs)
