@@ -1,11 +1,12 @@
 """Tensors to compute in the input pipeline instead of the training step (Rec SDK's "push ops to dataset").
 
 ``push_to_pipeline(tensor)`` records, in its graph's registry (``config.graph_registry``), a tensor
-computed from a dataset iterator's ``get_next()`` outputs by stateless ops (string parsing, casts, slicing). When graph modification
-rebuilds that iterator's pipeline (``modify_graph_and_start_emb_cache``, ``GraphModifierHook``),
-the tensor is computed inside the ``tf.data`` map, one or two batches ahead, and every reader of
-it reads the pipeline's copy: its ops no longer run in the step. Only iterators that feed a
-``modify_graph=True`` lookup are rebuilt; a tensor of another iterator stays where it is.
+computed from a dataset iterator's ``get_next()`` outputs by stateless ops (string parsing, casts,
+slicing). When graph modification rebuilds that iterator's pipeline
+(``modify_graph_and_start_emb_cache``, ``GraphModifierHook``), the tensor is computed inside the
+``tf.data`` map, one or two batches ahead, and every reader of it reads the pipeline's copy: its
+ops no longer run in the step. Only iterators that feed a ``modify_graph=True`` lookup are rebuilt;
+a tensor of another iterator stays where it is.
 """
 from typing import List
 

@@ -2,9 +2,10 @@
 
 With ``init(use_multi_lookup=True)`` (or ``USE_MULTI_LOOKUP=1``), ``sparse_lookup(is_train=True)``
 returns a stand-in tensor and records the call in the graph's registry (``config.graph_registry``).
-``build_pending_lookups()`` then builds, per table, one lookup of all recorded calls' keys concatenated, splits its rows back into each call's shape
-and rewires every stand-in to its part, so the model built on the stand-ins sees real embeddings
-and the gradient of every call reaches the one merged lookup (summed per key there).
+``build_pending_lookups()`` then builds, per table, one lookup of all recorded calls' keys
+concatenated, splits its rows back into each call's shape and rewires every stand-in to its part,
+so the model built on the stand-ins sees real embeddings and the gradient of every call reaches
+the one merged lookup (summed per key there).
 
 Hash optimizers call ``build_pending_lookups()`` in ``compute_gradients`` (so ``minimize`` does),
 as do ``get_dense_and_sparse_variable()`` and graph modification. A stand-in that is still pending
