@@ -68,3 +68,14 @@ def test_init_again_empties_the_registry_of_the_same_graph():
         from mx_rec.util.initialize import init
         init()
         assert find_registry(graph) is None and recorded_stages(graph) == [] and build_pending_lookups(graph) == 0
+
+
+def test_by_address_rows_are_the_registrys_and_go_with_it():
+    from mx_rec.constants.constants import ASCEND_SPARSE_LOOKUP_ID_OFFSET
+    from mx_rec.optimizers.by_address import _owner
+    with fresh_graph(use_dynamic_expansion=True) as graph:
+        table = create_table(tf.int64, 4, "t", INIT, device_vocabulary_size=50)
+        sparse_lookup(table, tf.constant([3, 4], tf.int64))
+        (address,) = tf.compat.v1.get_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET)
+        assert registry_of(graph).addresses == {"t": [address]} and _owner(address) is table
+    assert find_registry(graph) is None

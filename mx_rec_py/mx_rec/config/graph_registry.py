@@ -9,6 +9,8 @@ lives in the registry of that graph, and nowhere else:
     key_stages        the key stages of the lookups (``lookup.key_stage``), in creation order
     pending           multi-lookup calls waiting to be merged (``lookup.merge``)
     pushed            tensors to compute in the input pipeline (``graph.push``)
+    addresses         per table, the device-row tensors dynamic-expansion lookups hand to ``*_by_addr``
+                      optimizers (``lookup.owner``, ``optimizers.by_address``)
     lookup calls / built lookups, per table name
     lookups           the JSON records of the lookups, kept in the graph collection
                       ``LOOKUP_COLLECTION`` so that they travel with an exported MetaGraphDef
@@ -44,7 +46,8 @@ class GraphRegistry:
     """What mx_rec built in one graph (see the module docstring). Mutate through the owning modules:
     ``ConfigInitializer`` (tables, hash optimizers), ``lookup.input_pipeline`` (pipelines),
     ``lookup.key_stage`` (key stages), ``lookup.merge`` (pending), ``graph.push`` (pushed),
-    ``lookup.sparse_lookup`` / ``lookup.build`` (counts) and ``lookup.registry`` (lookup records)."""
+    ``lookup.owner`` (addresses), ``lookup.sparse_lookup`` / ``lookup.build`` (counts) and
+    ``lookup.registry`` (lookup records)."""
 
     graph: "weakref.ref[tf.Graph]"
     tables: Dict[str, Any] = field(default_factory=dict)
@@ -53,6 +56,7 @@ class GraphRegistry:
     key_stages: List[Any] = field(default_factory=list)  # lookup.key_stage.KeyStage
     pending: List[Any] = field(default_factory=list)  # lookup.merge.PendingLookup
     pushed: List[tf.Tensor] = field(default_factory=list)
+    addresses: Dict[str, List[tf.Tensor]] = field(default_factory=dict)  # table name -> by-address row tensors
     _calls: Dict[str, int] = field(default_factory=dict)
     _built: Dict[str, int] = field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import registry_of
 from mx_rec.constants.constants import (ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB,
                                        ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS)
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
@@ -145,7 +146,7 @@ def _device_gather(table: EmbeddingTable, host_plan, inputs, n_keys, insert: boo
         tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET, gather_rows)
         # newer Rec SDK scripts pair LOCAL_EMB with this collection instead; our rows are distinct per lookup
         tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS, gather_rows)
-        table.address_tensors.append(gather_rows)
+        registry_of(table.variable.graph).addresses.setdefault(table.table_name, []).append(gather_rows)
     return gathered, inverse
 
 

@@ -60,7 +60,6 @@ class EmbeddingTable:
         # Expansion: lookups grow the variable one at a time (slots grow in the optimizer). DDR: each lookup's
         # plan and swaps run alone.
         self.grow_lock = tf.CriticalSection(name=f"{config.table_name}_lock") if (expandable or self.tiered) else None
-        self.address_tensors = []
         self.lookahead_ops: List[tf.Operation] = []  # DDR/SSD: next-batch placements, run beside the update
         # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
         self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
