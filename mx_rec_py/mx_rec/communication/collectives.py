@@ -3,7 +3,9 @@
 ``start()`` (called by ``init()``) picks the backend. With one rank an all-reduce, an all-to-all
 and a broadcast return their input, so the lookup and optimizer code is the same either way.
 All functions build graph ops; their gradients are Horovod's (all-to-all's gradient is the
-reverse all-to-all, all-reduce's is an all-reduce).
+reverse all-to-all, all-reduce's is an all-reduce). The custom gradients that lookups put on
+exchanged rows live here too, beside the op they call: ``allreduce_gradient`` (identity forward,
+all-reduce backward) and ``scale_gradient`` (identity forward, a rank-count scale backward).
 """
 import os
 from typing import Optional, Tuple
@@ -61,6 +63,28 @@ def allreduce(tensor: tf.Tensor, reduction: str = "sum", name: Optional[str] = N
         return tf.identity(tensor)
     op = {"sum": _hvd.Sum, "mean": _hvd.Average, "max": _hvd.Max, "min": _hvd.Min}[reduction]
     return _hvd.allreduce(tensor, op=op, name=name)
+
+
+def allreduce_gradient(x: tf.Tensor, reduction: str) -> tf.Tensor:
+    """Identity forward; the gradient is combined over ranks with ``reduction`` backward (the rows of a
+    table replicated on every rank)."""
+    @tf.custom_gradient
+    def identity(value):
+        return tf.identity(value), lambda dy: allreduce(tf.convert_to_tensor(dy), reduction)
+    return identity(x)
+
+
+def scale_gradient(x: tf.Tensor, scale: float) -> tf.Tensor:
+    """Identity forward; the gradient (dense or IndexedSlices) times ``scale`` backward."""
+    def scaled(dy):
+        if isinstance(dy, tf.IndexedSlices):
+            return tf.IndexedSlices(dy.values * scale, dy.indices, dy.dense_shape)
+        return dy * scale
+
+    @tf.custom_gradient
+    def identity(value):
+        return tf.identity(value), scaled
+    return identity(x)
 
 
 def all_to_all_v(tensor: tf.Tensor, send_counts: Optional[tf.Tensor] = None,

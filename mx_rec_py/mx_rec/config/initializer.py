@@ -1,5 +1,4 @@
 """``ConfigInitializer``: the process-wide state behind ``init()`` (settings, ranks, tables)."""
-import itertools
 import os
 import threading
 import weakref
@@ -8,6 +7,7 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 
 from mx_rec.communication import collectives
+from mx_rec.config.graph_registry import GraphRegistry, clear_all, find_registry, registry_of
 from mx_rec.config.params import validate_init_kwargs
 from mx_rec.constants.constants import (ASCEND_GLOBAL_HASHTABLE_COLLECTION, EVAL_CHANNEL_ID,
                                         HASHTABLE_COLLECTION_NAME_LENGTH, TRAIN_CHANNEL_ID)
@@ -70,27 +70,14 @@ class TrainParamsConfig:
         return self._batches[bool(is_training)]
 
 
-# Per-graph state lives on the graph object itself (not in a registry keyed by graph), so that a graph an
-# Estimator call has finished with is collected together with its tables' host rows.
-_GRAPH_STATE_ATTR = "_mx_rec_graph_state"
-_serials = itertools.count(1)
-
-
-class _GraphState:
-    """What one configuration created in one graph: tables by name, hash optimizers in creation order."""
-
-    def __init__(self) -> None:
-        self.tables: Dict[str, Any] = {}
-        self.hash_optimizers: List[Any] = []
-
-
 class ConfigInitializer:
     """Singleton holding the settings given to ``init()`` and the tables created since.
 
     Attributes mirror the ``init()`` keywords (``train_steps``, ``use_dynamic``, ...);
     ``use_static`` is ``not use_dynamic``; ``tables`` maps table name to table object.
 
-    Tables and hash optimizers are kept per graph: ``tf.estimator.Estimator`` builds a new graph and
+    Tables and hash optimizers are kept per graph, in its ``config.graph_registry.GraphRegistry``
+    (emptied when this configuration ends): ``tf.estimator.Estimator`` builds a new graph and
     calls ``model_fn`` again for every train / evaluate / predict, so ``create_table`` runs again
     with the same names. ``tables`` (and ``hash_optimizers``) are those of the default graph, or,
     when it has none (a host callback on a TF thread, code after the graph's ``with`` block), those
@@ -113,7 +100,6 @@ class ConfigInitializer:
         self.rank_id = collectives.get_rank_id()
         self.rank_size = collectives.get_rank_size()
         self.local_rank_size = collectives.get_local_rank_size()
-        self._serial = next(_serials)
         self._graphs: List["weakref.ref[tf.Graph]"] = []  # graphs holding this configuration's tables, oldest first
         self.train_params_config = TrainParamsConfig()
 
@@ -134,6 +120,7 @@ class ConfigInitializer:
             instance = cls(**kwargs)
             if cls._instance is not None:
                 logger.warning("init() called again: the previous configuration and its tables are dropped")
+                clear_all()
             cls._instance = instance
             return instance
 
@@ -141,21 +128,19 @@ class ConfigInitializer:
     def terminate(cls) -> None:
         with cls._lock:
             cls._instance = None
+            clear_all()  # every graph's tables, pipelines, key stages and pending lookups
 
-    def _state(self, graph: tf.Graph, create: bool = False) -> Optional[_GraphState]:
-        states = getattr(graph, _GRAPH_STATE_ATTR, None)
-        if states is None:
-            if not create:
-                return None
-            states = {}
-            setattr(graph, _GRAPH_STATE_ATTR, states)
-        state = states.get(self._serial)
-        if state is None and create:
-            state = states[self._serial] = _GraphState()
+    def _state(self, graph: tf.Graph, create: bool = False) -> Optional[GraphRegistry]:
+        """The registry of ``graph`` (``config.graph_registry``); ``create`` also counts the graph as one of
+        this configuration's."""
+        if not create:
+            return find_registry(graph)
+        registry = registry_of(graph)
+        if not any(ref() is graph for ref in self._graphs):
             self._graphs = [ref for ref in self._graphs if ref() is not None] + [weakref.ref(graph)]
-        return state
+        return registry
 
-    def _current_state(self) -> Optional[_GraphState]:
+    def _current_state(self) -> Optional[GraphRegistry]:
         """The default graph's state, else that of the newest live graph with tables."""
         state = self._state(tf.compat.v1.get_default_graph())
         if state is not None and state.tables:

@@ -8,6 +8,7 @@ from typing import Tuple
 
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import registry_of
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.key_process.lookahead import NextKeys
 from mx_rec.lookup.exchange import replicated_rows, sharded_rows
@@ -52,7 +53,7 @@ def build_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.Tensor
             move it into the input pipeline.
     """
     config = ConfigInitializer.get_instance()
-    table.built_lookups += 1
+    registry_of(table.variable.graph).count_built(table.table_name)  # the lookup's id: table.built_lookups
     if config.rank_size > 1 and table.config.is_dp:
         return replicated_rows(table, request)
     if config.rank_size > 1:

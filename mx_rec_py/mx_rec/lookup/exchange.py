@@ -10,7 +10,8 @@
     out [N, dim] = gather(concat(back, zeros[1, dim]), positions)     (expand_rows, by the caller)
 
 Gradients take the reverse path (Horovod's all-to-all gradient) and are summed per key on the
-owner; with ``sum_gradients_and_div_by_ranksize`` they are divided by the rank count on the way.
+owner; with ``sum_gradients_and_div_by_ranksize`` they are divided by the rank count on the way
+(``communication.gradient_reduction``, the table config's strategy).
 """
 from dataclasses import replace
 from typing import Tuple
@@ -19,33 +20,11 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.communication import collectives
-from mx_rec.constants.constants import All2allGradientsOp
 from mx_rec.key_process.partition import add_trailers, route, strip_trailers
 from mx_rec.lookup.key_stage import DEDUP_DTYPES, dedup_stage, key_stage
 from mx_rec.lookup.owner import owner_lookup
 from mx_rec.lookup.request import LookupRequest
 from mx_rec.tables.table import EmbeddingTable
-
-
-def _scale_gradient(x: tf.Tensor, scale: float) -> tf.Tensor:
-    """Identity forward; the gradient (dense or IndexedSlices) times ``scale`` backward."""
-    def scaled(dy):
-        if isinstance(dy, tf.IndexedSlices):
-            return tf.IndexedSlices(dy.values * scale, dy.indices, dy.dense_shape)
-        return dy * scale
-
-    @tf.custom_gradient
-    def identity(value):
-        return tf.identity(value), scaled
-    return identity(x)
-
-
-def _allreduce_gradient(x: tf.Tensor, reduction: str) -> tf.Tensor:
-    """Identity forward; the gradient is combined over ranks backward (replicated tables)."""
-    @tf.custom_gradient
-    def identity(value):
-        return tf.identity(value), lambda dy: collectives.allreduce(tf.convert_to_tensor(dy), reduction)
-    return identity(x)
 
 
 def _checked_exchange(table: EmbeddingTable, send_keys: tf.Tensor, send_counts: tf.Tensor, send_count: int
@@ -101,8 +80,7 @@ def sharded_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.Tens
     rows = owner_lookup(table, replace(request, keys=recv_keys, timestamp=timestamp, send_count=None, weights=weights))
     back, _ = collectives.all_to_all_v(rows, recv_counts)
     back.set_shape([None, out_dim])
-    if table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value:
-        back = _scale_gradient(back, 1.0 / ranks)
+    back = table.config.gradient_reduction.exchanged_rows(back, ranks)
     extended = tf.concat([back, tf.zeros([1, out_dim], table.value_dtype)], axis=0)
     return extended, positions
 
@@ -128,8 +106,7 @@ def replicated_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.T
     if table.lifecycle is not None and table.lifecycle.evicts:
         timestamp = collectives.allreduce(timestamp, "max")
     rows = owner_lookup(table, replace(request, keys=all_keys, timestamp=timestamp, send_count=None, weights=weights))
-    divide = table.config.all2all_gradients_op == All2allGradientsOp.SUM_GRADIENTS_AND_DIV_BY_RANKSIZE.value
-    rows = _allreduce_gradient(rows, "mean" if divide else "sum")
+    rows = table.config.gradient_reduction.replicated_rows(rows)
     total = tf.shape(all_keys, out_type=tf.int32)[0]
     mine = tf.where(positions < tf.size(unique), positions + offset, total)  # padding ids -> zero row
     extended = tf.concat([rows, tf.zeros([1, out_dim], table.value_dtype)], axis=0)

@@ -5,6 +5,9 @@ a zero-size marker tensor whose static shape ``[0, MARKER_BASE + pipeline id]`` 
 iterator's ``output_shapes``. ``sparse_lookup(table, spec)`` without ``batch=`` uses that tag to
 find the ``IteratorGetNext`` op of the pipeline, and the dict's key order to find the ids in it.
 
+Each pipeline is recorded, when its map is traced, in the registry (``config.graph_registry``) of
+the graph that builds the dataset (the graph its iterator lives in), and goes with it.
+
 Specs may share a name and a batch key (Rec SDK allows it: two tables reading one feature, or one
 spec per lookup of a table); each reads the same ids and is told apart by its ``unique_name``.
 """
@@ -14,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import find_registry, registry_of
 from mx_rec.lookup.feature_spec import FeatureSpec
 
 MARKER_KEY = "__mx_rec_pipeline__"
@@ -30,7 +34,17 @@ class _Pipeline:
     flat_keys: List[str] = field(default_factory=list)
 
 
-_pipelines: Dict[int, _Pipeline] = {}
+def _outermost(graph: tf.Graph) -> tf.Graph:
+    """The graph a dataset map function's graph belongs to (the one holding the dataset and its iterator)."""
+    while getattr(graph, "outer_graph", None) is not None:
+        graph = graph.outer_graph
+    return graph
+
+
+def _pipelines(graph: Optional[tf.Graph] = None) -> Dict[int, _Pipeline]:
+    """The pipelines traced in ``graph`` (default graph): pipeline id -> pipeline, in tracing order."""
+    registry = find_registry(graph or tf.compat.v1.get_default_graph())
+    return registry.pipelines if registry is not None else {}
 
 
 def make_insert_func(tgt_key_specs: Union[FeatureSpec, Sequence[FeatureSpec]], is_training: bool = True):
@@ -44,7 +58,6 @@ def make_insert_func(tgt_key_specs: Union[FeatureSpec, Sequence[FeatureSpec]], i
     if not specs or not all(isinstance(s, FeatureSpec) for s in specs):
         raise TypeError(f"get_asc_insert_func: tgt_key_specs must be FeatureSpec objects, got {tgt_key_specs!r}")
     pipeline = _Pipeline(next(_ids), specs, bool(is_training))
-    _pipelines[pipeline.pipeline_id] = pipeline
 
     def insert_fn(*element):
         if len(element) != 1 or not isinstance(element[0], dict):
@@ -61,6 +74,7 @@ def make_insert_func(tgt_key_specs: Union[FeatureSpec, Sequence[FeatureSpec]], i
                                 f"got {ids.dtype.name}")
         batch[MARKER_KEY] = tf.zeros([0, MARKER_BASE + pipeline.pipeline_id], dtype=tf.int8)
         pipeline.flat_keys = list(tf.nest.flatten({k: k for k in batch}))
+        registry_of(_outermost(tf.compat.v1.get_default_graph())).pipelines[pipeline.pipeline_id] = pipeline
         return batch
 
     return insert_fn
@@ -68,7 +82,7 @@ def make_insert_func(tgt_key_specs: Union[FeatureSpec, Sequence[FeatureSpec]], i
 
 def timestamp_spec_for(spec: FeatureSpec) -> Optional[FeatureSpec]:
     """The ``is_timestamp`` FeatureSpec of a pipeline that carries ``spec``, if any."""
-    for pipeline in reversed(list(_pipelines.values())):
+    for pipeline in reversed(list(_pipelines().values())):
         if any(s is spec for s in pipeline.specs):
             for other in pipeline.specs:
                 if other.is_timestamp:
@@ -85,7 +99,7 @@ def find_feature_ids(spec: FeatureSpec, is_training: bool, graph: Optional[tf.Gr
     graph = graph or tf.compat.v1.get_default_graph()
     # pipelines mapped with this spec, or with another spec reading the same batch key (the train and eval
     # pipelines of a script usually hold distinct specs of one name)
-    wanted = {MARKER_BASE + p.pipeline_id: p for p in _pipelines.values()
+    wanted = {MARKER_BASE + p.pipeline_id: p for p in _pipelines(graph).values()
               if any(s is spec or s.batch_key == spec.batch_key for s in p.specs)}
     for op in reversed(graph.get_operations()):
         if op.type not in _GET_NEXT_OPS:

@@ -5,20 +5,18 @@ A key stage is a numpy function of the lookup's flat keys only (dedup, or routin
 owner ranks): it reads no table state, so it may run ahead of the training step, in the
 ``tf.data`` threads, while the previous step trains (a DDR/SSD table's dedup stage also publishes
 the batch's keys, so that the table can place them ahead: ``key_process.lookahead``). Every
-stage is recorded per graph; the ones of ``sparse_lookup(..., modify_graph=True)`` lookups refuse
-to run in place: graph modification (``mx_rec.graph.modifier``) must first rewire their outputs to
-the rebuilt pipeline.
+stage is recorded in its graph's registry (``config.graph_registry``); the ones of
+``sparse_lookup(..., modify_graph=True)`` lookups refuse to run in place: graph modification
+(``mx_rec.graph.modifier``) must first rewire their outputs to the rebuilt pipeline.
 """
-import weakref
 from dataclasses import dataclass, field
 from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import find_registry, registry_of
 from mx_rec.key_process.dedup import dedup
-
-_stages: "weakref.WeakKeyDictionary[tf.Graph, List[KeyStage]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(eq=False)
@@ -59,7 +57,7 @@ def key_stage(table_name: str, fn: Callable[[np.ndarray], tuple], keys: tf.Tenso
 
     outputs = tf.numpy_function(run, [keys], list(dtypes), stateful=True, name=name)
     stage.outputs = list(outputs)
-    _stages.setdefault(keys.graph, []).append(stage)
+    registry_of(keys.graph).key_stages.append(stage)
     return stage.outputs
 
 
@@ -74,4 +72,5 @@ DEDUP_DTYPES = [tf.int64, tf.int32, tf.int64]
 
 def recorded_stages(graph: tf.Graph) -> List[KeyStage]:
     """The key stages made in ``graph``, in creation order."""
-    return list(_stages.get(graph, []))
+    registry = find_registry(graph)
+    return list(registry.key_stages) if registry is not None else []

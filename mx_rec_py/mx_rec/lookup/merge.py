@@ -1,28 +1,27 @@
 """Multi-lookup: training lookups of one table merge into one key-processing pass and one exchange.
 
 With ``init(use_multi_lookup=True)`` (or ``USE_MULTI_LOOKUP=1``), ``sparse_lookup(is_train=True)``
-returns a stand-in tensor and records the call. ``build_pending_lookups()`` then builds, per table,
-one lookup of all recorded calls' keys concatenated, splits its rows back into each call's shape
-and rewires every stand-in to its part, so the model built on the stand-ins sees real embeddings
-and the gradient of every call reaches the one merged lookup (summed per key there).
+returns a stand-in tensor and records the call in the graph's registry (``config.graph_registry``).
+``build_pending_lookups()`` then builds, per table, one lookup of all recorded calls' keys
+concatenated, splits its rows back into each call's shape and rewires every stand-in to its part,
+so the model built on the stand-ins sees real embeddings and the gradient of every call reaches
+the one merged lookup (summed per key there).
 
 Hash optimizers call ``build_pending_lookups()`` in ``compute_gradients`` (so ``minimize`` does),
 as do ``get_dense_and_sparse_variable()`` and graph modification. A stand-in that is still pending
 when the session runs stops the step with a message saying so.
 """
-import weakref
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import find_registry, registry_of
 from mx_rec.lookup.build import build_rows
 from mx_rec.lookup.owner import expand_rows
 from mx_rec.lookup.request import LookupRequest
 from mx_rec.tables.table import EmbeddingTable
-
-_pending: "weakref.WeakKeyDictionary[tf.Graph, List[PendingLookup]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(eq=False)
@@ -58,7 +57,7 @@ def defer(lookup: PendingLookup, static_shape: tf.TensorShape, name: str) -> tf.
     out = tf.identity(placeholder, name=name)
     out.set_shape(static_shape)
     lookup.stand_in = out.op
-    _pending.setdefault(out.graph, []).append(lookup)
+    registry_of(out.graph).pending.append(lookup)
     return out
 
 
@@ -95,7 +94,8 @@ def build_pending_lookups(graph: Optional[tf.Graph] = None) -> int:
     own group.
     """
     graph = graph or tf.compat.v1.get_default_graph()
-    pending = _pending.pop(graph, [])
+    registry = find_registry(graph)
+    pending = registry.take_pending() if registry is not None else []
     groups: Dict[Tuple, List[PendingLookup]] = {}
     for lookup in pending:
         groups.setdefault(_group_key(lookup), []).append(lookup)

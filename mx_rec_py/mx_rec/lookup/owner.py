@@ -14,6 +14,7 @@ from typing import Tuple
 import numpy as np
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import registry_of
 from mx_rec.constants.constants import (ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB,
                                        ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS)
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
@@ -78,7 +79,7 @@ def owner_rows(table: EmbeddingTable, request: LookupRequest) -> Tuple[tf.Tensor
         tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_ID_OFFSET, gather_rows)
         # newer Rec SDK scripts pair LOCAL_EMB with this collection instead; our rows are distinct per lookup
         tf.compat.v1.add_to_collection(ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS, gather_rows)
-        table.address_tensors.append(gather_rows)
+        registry_of(table.variable.graph).addresses.setdefault(table.table_name, []).append(gather_rows)
     if out_dim != table.dim:
         gathered = gathered[:, :out_dim]
     extended = tf.concat([gathered, tf.zeros([1, out_dim], table.value_dtype), request.default_row], axis=0)

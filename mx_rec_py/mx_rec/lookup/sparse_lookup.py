@@ -10,6 +10,7 @@ from typing import Optional, Union
 import numpy as np
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import registry_of
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import ASCEND_TIMESTAMP
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
@@ -154,9 +155,7 @@ def sparse_lookup(hashtable: EmbeddingTable, ids: Union[tf.Tensor, FeatureSpec],
     raw_ids = ids
     ids = signed_ids(table.table_name, table.key_dtype, ids)
     out_dim = _check_args(table, ids, send_count, dim)
-    if table.lookup_count >= MAX_LOOKUPS_PER_TABLE:
-        raise ValueError(f"table '{table.table_name}': more than {MAX_LOOKUPS_PER_TABLE} lookups of one table")
-    table.lookup_count += 1
+    registry_of(table.variable.graph).count_call(table.table_name, MAX_LOOKUPS_PER_TABLE)
     # static shapes: checked, never padded to
     send_count = (table.config.padding_keys_len if send_count is None else send_count) if config.use_static else None
     insert = bool(is_train)

@@ -12,12 +12,14 @@ from typing import Iterable, Tuple
 
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import find_registry
 from mx_rec.config.initializer import ConfigInitializer
 
 
 def _owner(address: tf.Tensor):
     for table in ConfigInitializer.get_instance().tables.values():
-        if any(address is a for a in table.address_tensors):
+        registry = find_registry(table.variable.graph)
+        if registry is not None and any(address is a for a in registry.addresses.get(table.table_name, ())):
             return table
     raise TypeError(f"{getattr(address, 'name', address)} is not an address from ASCEND_SPARSE_LOOKUP_ID_OFFSET "
                     "(dynamic expansion lookups add them); by-address optimizers take (gradient, address) pairs")

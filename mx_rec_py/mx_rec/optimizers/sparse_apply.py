@@ -13,8 +13,7 @@ from typing import Callable, Optional, Tuple
 import tensorflow as tf
 from tensorflow.python.training.optimizer import Optimizer
 
-from mx_rec.constants.constants import ApplyGradientsStrategy
-from mx_rec.optimizers.strategy import apply_in_rounds, current_strategy
+from mx_rec.optimizers.strategy import apply_strategy
 
 SPARSE_METHODS = ("_resource_apply_sparse_duplicate_indices", "_resource_apply_sparse",
                   "_apply_sparse_duplicate_indices", "_apply_sparse")
@@ -71,9 +70,4 @@ def sparse_update(optimizer, inner: Callable, values: tf.Tensor, handle, indices
     apply, sums_itself = unique_update(optimizer, inner, handle)
     if sums_itself or _indices_are_unique(table):
         return apply(values, indices)
-    if current_strategy() is ApplyGradientsStrategy.SUM_SAME_ID_GRADIENTS_AND_APPLY:
-        unique, position = tf.unique(indices)
-        return apply(tf.math.unsorted_segment_sum(values, position, tf.shape(unique)[0]), unique)
-    if table.built_lookups <= 1:  # one lookup's rows are distinct; only send_count padding repeats (scratch row)
-        return apply(values, indices)
-    return apply_in_rounds(apply, values, indices, table.built_lookups)
+    return apply_strategy().apply(apply, values, indices, table.built_lookups)

@@ -10,10 +10,12 @@ multi-lookup) gets several rows of a key:
   after another, each update starting from the state the previous one left. SGD gives the same
   numbers either way; stateful optimizers (Adagrad, Adam, FTRL, momentum) do not.
 
-The environment variable is read when the update op is built (``apply_gradients``).
+Each value is a small strategy class (as ``communication.gradient_reduction`` is for
+``all2all_gradients_op``): ``apply_strategy()`` reads the environment variable when the update op
+is built (``apply_gradients``) and returns the strategy, whose ``apply`` builds the update.
 """
 import os
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -99,3 +101,52 @@ def apply_in_rounds(apply_unique, values: tf.Tensor, indices: tf.Tensor, rounds:
         with tf.control_dependencies([done]):
             done = apply_unique(tf.identity(part_values), tf.identity(part_indices))
     return done
+
+
+ApplyUnique = Callable[[tf.Tensor, tf.Tensor], tf.Operation]
+
+
+class ApplyStrategy:
+    """Base strategy: the update op of a table's gradient rows values [N, dim] at indices [N] (repeated
+    indices when several lookups of the table met a key), from ``apply_unique(values, indices)``, an
+    update whose indices are distinct.
+
+    Attributes:
+        member: the ``ApplyGradientsStrategy`` value this class implements.
+    """
+
+    member: ApplyGradientsStrategy
+
+    def apply(self, apply_unique: ApplyUnique, values: tf.Tensor, indices: tf.Tensor, lookups: int) -> tf.Operation:
+        """The update op; ``lookups``: the lookups built of the table (each gave distinct rows)."""
+        raise NotImplementedError
+
+
+class SumSameIdGradients(ApplyStrategy):
+    """``sum_same_id_gradients_and_apply``: a key's rows are summed, its row updated once."""
+
+    member = ApplyGradientsStrategy.SUM_SAME_ID_GRADIENTS_AND_APPLY
+
+    def apply(self, apply_unique: ApplyUnique, values: tf.Tensor, indices: tf.Tensor, lookups: int) -> tf.Operation:
+        unique, position = tf.unique(indices)
+        return apply_unique(tf.math.unsorted_segment_sum(values, position, tf.shape(unique)[0]), unique)
+
+
+class DirectApply(ApplyStrategy):
+    """``direct_apply``: each lookup's rows applied after the previous lookup's (``apply_in_rounds``)."""
+
+    member = ApplyGradientsStrategy.DIRECT_APPLY
+
+    def apply(self, apply_unique: ApplyUnique, values: tf.Tensor, indices: tf.Tensor, lookups: int) -> tf.Operation:
+        if lookups <= 1:  # one lookup's rows are distinct; only send_count padding repeats (scratch row)
+            return apply_unique(values, indices)
+        return apply_in_rounds(apply_unique, values, indices, lookups)
+
+
+APPLY_STRATEGIES: Dict[ApplyGradientsStrategy, ApplyStrategy] = {
+    cls.member: cls() for cls in (SumSameIdGradients, DirectApply)}
+
+
+def apply_strategy() -> ApplyStrategy:
+    """The strategy object ``APPLY_GRADIENTS_STRATEGY`` names (see ``current_strategy``)."""
+    return APPLY_STRATEGIES[current_strategy()]

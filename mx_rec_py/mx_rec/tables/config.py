@@ -6,6 +6,7 @@ from typing import Any, Optional, Tuple
 
 import tensorflow as tf
 
+from mx_rec.communication.gradient_reduction import GRADIENT_REDUCTIONS, GradientReduction
 from mx_rec.constants.constants import All2allGradientsOp, MAX_EMB_DIM, MIN_EMB_DIM
 from mx_rec.tables.extra_args import check_npu_switches, check_optimizer_list, check_padding_keys
 
@@ -38,6 +39,11 @@ class TableConfig:
     shard_num: int = 1
     fusion_optimizer_var: bool = True
     hashtable_threshold: int = 0
+
+    @property
+    def gradient_reduction(self) -> GradientReduction:
+        """The strategy ``all2all_gradients_op`` names (``communication.gradient_reduction``)."""
+        return GRADIENT_REDUCTIONS[self.all2all_gradients_op]
 
     @property
     def masked_keys(self) -> Tuple[int, ...]:
@@ -92,7 +98,7 @@ def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_s
     if isinstance(ssd_data_path, str):
         ssd_data_path = (ssd_data_path,)
     ssd_data_path = tuple(ssd_data_path) if ssd_data_path else (os.getcwd(),)
-    ops = [op.value for op in All2allGradientsOp]
+    ops = list(GRADIENT_REDUCTIONS)
     if all2all_gradients_op not in ops:
         raise ValueError(f"table '{name}': all2all_gradients_op must be one of {ops}, got {all2all_gradients_op!r}")
     if isinstance(init_param, bool) or not isinstance(init_param, (int, float)):

@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import find_registry
 from mx_rec.constants.constants import ASCEND_GLOBAL_HASHTABLE_COLLECTION
 from mx_rec.key_process import changes
 from mx_rec.key_process.key_stats import KeyStats
@@ -51,17 +52,26 @@ class EmbeddingTable:
             name=config.table_name, use_resource=True,
             shape=tf.TensorShape([None, config.dim]) if expandable else None,
             collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, ASCEND_GLOBAL_HASHTABLE_COLLECTION])
-        self.address_tensors = []
         self.lookahead_ops: List[tf.Operation] = []  # DDR/SSD: next-batch placements, run beside the update
         # Optimizer slots that live row-for-row beside the variable: (optimizer, slot) -> (variable, init value).
         self.slots: Dict[Tuple[str, str], Tuple[tf.Variable, float]] = {}
-        self.lookup_count = 0  # sparse_lookup calls (at most 128)
-        self.built_lookups = 0  # lookups built: one per call, or one per merged group with multi-lookup
         self.rejections = 0
         self.evictions = 0
         self.frozen_slots = None
         self.lifecycle: Optional[Lifecycle] = None
         self.stats: Optional[KeyStats] = None
+
+    @property
+    def lookup_count(self) -> int:
+        """``sparse_lookup`` calls of this table (at most 128), as its graph's registry counts them."""
+        registry = find_registry(self.variable.graph)
+        return registry.lookup_calls(self.table_name) if registry is not None else 0
+
+    @property
+    def built_lookups(self) -> int:
+        """Lookups built of this table: one per call, or one per merged group with multi-lookup."""
+        registry = find_registry(self.variable.graph)
+        return registry.built_lookups(self.table_name) if registry is not None else 0
 
     @property
     def padding_row(self) -> int:
