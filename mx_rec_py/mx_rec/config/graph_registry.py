@@ -46,7 +46,7 @@ class GraphRegistry:
     """What mx_rec built in one graph (see the module docstring). Mutate through the owning modules:
     ``ConfigInitializer`` (tables, hash optimizers), ``lookup.input_pipeline`` (pipelines),
     ``lookup.key_stage`` (key stages), ``lookup.merge`` (pending), ``graph.push`` (pushed),
-    ``lookup.owner`` (addresses), ``lookup.sparse_lookup`` / ``lookup.build`` (counts) and
+    ``lookup.owner`` (addresses), ``saver.delta`` (row readers), ``lookup.sparse_lookup`` / ``lookup.build`` (counts) and
     ``lookup.registry`` (lookup records)."""
 
     graph: "weakref.ref[tf.Graph]"
@@ -57,6 +57,8 @@ class GraphRegistry:
     pending: List[Any] = field(default_factory=list)  # lookup.merge.PendingLookup
     pushed: List[tf.Tensor] = field(default_factory=list)
     addresses: Dict[str, List[tf.Tensor]] = field(default_factory=dict)  # table name -> by-address row tensors
+    # table name -> (slot names, rows placeholder, gathered [embeddings, slots...]): delta checkpoints' reads
+    row_readers: Dict[str, Any] = field(default_factory=dict)
     _calls: Dict[str, int] = field(default_factory=dict)
     _built: Dict[str, int] = field(default_factory=dict)
 

@@ -17,7 +17,6 @@ Example:
     >>> tracker(table).take()                    # (keys [3, 7], sightings [2, 1], removed [])  doctest: +SKIP
 """
 import threading
-import weakref
 from typing import Optional, Tuple
 
 import numpy as np
@@ -27,9 +26,7 @@ from mx_rec.key_process.hash_index import HashIndex
 
 _UNBOUNDED = 1 << 62
 
-_enabled = False
-_logs: "weakref.WeakKeyDictionary[object, ChangeLog]" = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_enabled = False  # init(is_incremental_checkpoint=...): every table's log records only while on
 
 
 class ChangeLog:
@@ -116,11 +113,10 @@ class ChangeLog:
 
 
 def enable(on: bool) -> None:
-    """Start (True) or stop (False) tracking; either way every table's log starts empty."""
+    """Start (True) or stop (False) tracking; tables made from now on start with an empty log (a
+    restore or a base save empties the logs of the tables already there)."""
     global _enabled
-    with _lock:
-        _enabled = bool(on)
-        _logs.clear()
+    _enabled = bool(on)
 
 
 def enabled() -> bool:
@@ -128,12 +124,8 @@ def enabled() -> bool:
 
 
 def tracker(table) -> ChangeLog:
-    """The change log of ``table`` (created empty on first use)."""
-    with _lock:
-        log = _logs.get(table)
-        if log is None:
-            log = _logs[table] = ChangeLog()
-        return log
+    """The change log of ``table`` (each table owns one: ``EmbeddingTable.changes``)."""
+    return table.changes
 
 
 def planned(table, keys: np.ndarray, weights: Optional[np.ndarray] = None) -> None:

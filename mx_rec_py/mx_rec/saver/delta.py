@@ -50,6 +50,7 @@ from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import BASE_MODEL, DELTA_MODEL
 from mx_rec.key_process import changes
 from mx_rec.saver import layout, unit
+from mx_rec.config.graph_registry import registry_of
 from mx_rec.saver.checkpoint import check_capacity, load_sparse, saved_tables
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.table_state import TableState, collect, slot_key
@@ -58,8 +59,6 @@ from mx_rec.tables.table import EmbeddingTable
 KIND = "kind"    # manifest entry: BASE_MODEL or DELTA_MODEL (absent: a full checkpoint)
 CHAIN = "chain"  # manifest entry of a delta: [{"prefix": basename, "save_id", "step"}], base first, parent last
 
-_readers: "weakref.WeakKeyDictionary[EmbeddingTable, Tuple[tuple, tf.Tensor, List[tf.Tensor]]]" = \
-    weakref.WeakKeyDictionary()
 _last_saves: "weakref.WeakKeyDictionary[ConfigInitializer, Dict]" = weakref.WeakKeyDictionary()
 
 
@@ -98,7 +97,8 @@ def prepare_readers(graph: Optional[tf.Graph] = None) -> None:
 
 def _reader(table: EmbeddingTable) -> Tuple[tf.Tensor, List[tf.Tensor]]:
     names = tuple(table.slot_order())
-    held = _readers.get(table)
+    readers = registry_of(table.variable.graph).row_readers
+    held = readers.get(table.table_name)
     if held is not None and held[0] == names:
         return held[1], held[2]
     graph = table.variable.graph
@@ -108,7 +108,7 @@ def _reader(table: EmbeddingTable) -> Tuple[tf.Tensor, List[tf.Tensor]]:
     with graph.as_default(), tf.name_scope(f"{table.table_name}_delta_read"):
         rows = tf.compat.v1.placeholder(tf.int64, [None], name="rows")
         out = [tf.gather(table.variable, rows)] + [tf.gather(table.slots[n][0], rows) for n in names]
-    _readers[table] = (names, rows, out)
+    readers[table.table_name] = (names, rows, out)
     return rows, out
 
 

@@ -60,6 +60,7 @@ class EmbeddingTable:
         self.frozen_slots = None
         self.lifecycle: Optional[Lifecycle] = None
         self.stats: Optional[KeyStats] = None
+        self.changes = changes.ChangeLog()  # keys that changed since the last save (delta checkpoints)
 
     @property
     def lookup_count(self) -> int:
