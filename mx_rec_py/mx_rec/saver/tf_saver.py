@@ -27,7 +27,7 @@ from tensorflow.python.util import compat
 
 from mx_rec.communication import collectives
 from mx_rec.config.initializer import ConfigInitializer
-from mx_rec.saver import layout, save_timer, unit
+from mx_rec.saver import layout, save_timer, unit, warm_start
 from mx_rec.saver.checkpoint import load_sparse, remove_orphans, restore_sparse, save_sparse, saved_tables
 
 _Saver = tf.compat.v1.train.Saver
@@ -184,6 +184,7 @@ def _initialize_unrestored(sess, states) -> None:
 def install() -> None:
     """Patch the Saver class, and ``CheckpointSaverHook``'s time-based saves (``save_timer``) (idempotent)."""
     save_timer.install()
+    warm_start.install()
     if _original:
         return
     for name, replacement in (("__init__", _init), ("build", _build), ("save", _save), ("restore", _restore)):
@@ -194,6 +195,7 @@ def install() -> None:
 def uninstall() -> None:
     """Put the Saver class (and ``CheckpointSaverHook``) back as TensorFlow defines them."""
     save_timer.uninstall()
+    warm_start.uninstall()
     for name, original in _original.items():
         setattr(_Saver, name, original)
     _original.clear()
