@@ -29,6 +29,7 @@ from mx_rec.communication import collectives
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.saver import layout, save_timer, unit, warm_start
 from mx_rec.saver.checkpoint import load_sparse, remove_orphans, restore_sparse, save_sparse, saved_tables
+from mx_rec.system import files as fs
 
 _Saver = tf.compat.v1.train.Saver
 _original = {}
@@ -117,7 +118,7 @@ def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_gr
                 raise unit.disk_full(os.path.join(os.path.dirname(save_path), latest_filename or "checkpoint"),
                                      4096, err, f"checkpoint {prefix} is complete, but TF's 'checkpoint' file "
                                      "still names the previous one") from None
-        remove_orphans(os.path.dirname(os.path.abspath(prefix)), keep=os.path.abspath(written))
+        remove_orphans(os.path.dirname(fs.abspath(prefix)), keep=fs.abspath(written))
     finally:
         barrier()
     return prefix if result[0] is None else result[0]
@@ -156,7 +157,7 @@ def _restore(self, sess, save_path):
     if not ConfigInitializer.is_initialized() or save_path is None:
         return _original["restore"](self, sess, save_path)  # None: TF's ValueError
     save_path = compat.as_str(save_path)
-    has_sparse = os.path.isdir(layout.unit_dir(save_path))
+    has_sparse = fs.isdir(layout.unit_dir(save_path))
     if not has_sparse and not self._is_empty and not checkpoint_management.checkpoint_exists_internal(save_path):
         raise ValueError(f"The passed save_path is not a valid checkpoint: {save_path}")  # TF's words
     states, dense_prefix = {}, save_path
