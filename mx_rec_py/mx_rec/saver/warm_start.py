@@ -49,6 +49,7 @@ from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.saver import checkpoint, layout, unit
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.table_state import TableState
+from mx_rec.system import files as fs
 from mx_rec.system.log import logger
 
 _PLAN_ATTR = "_mx_rec_warm_start"  # on the graph: its WarmStartPlan
@@ -99,13 +100,13 @@ def resolve_prefix(path: str) -> str:
         CheckpointError: a folder without a ``checkpoint`` file naming one, or no checkpoint at ``path``.
     """
     path = os.fspath(path)
-    if tf.io.gfile.isdir(path) and not tf.io.gfile.isdir(layout.sparse_dir(path)):
+    if fs.isdir(path) and not fs.isdir(layout.sparse_dir(path)):
         state = tf.train.get_checkpoint_state(path)
         if state is None or not state.model_checkpoint_path:
             raise CheckpointError(f"warm start: {path} holds no checkpoint (no 'checkpoint' file naming one)")
         # the 'checkpoint' file may hold absolute paths of a folder since moved: read this folder's files
-        return os.path.join(path, os.path.basename(state.model_checkpoint_path))
-    if tf.io.gfile.exists(path + ".index") or tf.io.gfile.isdir(layout.sparse_dir(path)):
+        return fs.join(path, os.path.basename(state.model_checkpoint_path))
+    if fs.isfile(path + ".index") or fs.isdir(layout.sparse_dir(path)):
         return path
     raise CheckpointError(f"warm start: {path} is neither a checkpoint folder nor a checkpoint prefix "
                           f"(no {path}.index)")
@@ -113,7 +114,7 @@ def resolve_prefix(path: str) -> str:
 
 def saved_table_names(prefix: str) -> List[str]:
     """Names of the tables the checkpoint ``prefix`` holds (none for a checkpoint without mx_rec tables)."""
-    if not tf.io.gfile.isdir(layout.unit_dir(prefix)):
+    if not fs.isdir(layout.unit_dir(prefix)):
         return []
     return sorted(layout.read_manifest(prefix)["tables"])
 
