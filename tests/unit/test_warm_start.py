@@ -10,7 +10,7 @@ import tensorflow as tf
 from mx_rec.core.embedding import create_table, sparse_lookup
 from mx_rec.optimizers import lazy_adam
 from mx_rec.saver.layout import CheckpointError
-from mx_rec.saver.warm_start import warm_start_sparse
+from mx_rec.saver.warm_start import SparseRestoreHook, warm_start_sparse
 from mx_rec.system.log import logger
 from tests.graphs import fresh_graph
 
@@ -166,3 +166,33 @@ def test_estimator_warm_start_settings(sources, tmp_path, log):
                 assert _snapshot(sess, tables[name]) == a_tables[name]
             assert set(_snapshot(sess, tables["fresh_t"])) == set(IDS)  # fresh rows of the step's keys
             np.testing.assert_array_equal(sess.run(dense[0]), a_dense[0])
+
+
+class _Snapshot(tf.compat.v1.train.SessionRunHook):
+    """Records the tables' rows right after the session is created (after the hooks before it)."""
+
+    def __init__(self, tables):
+        self.tables, self.rows = tables, None
+
+    def after_create_session(self, session, coord):
+        self.rows = {n: _snapshot(session, t) for n, t in self.tables.items()}
+
+
+def test_monitored_session_warm_starts_only_a_fresh_job(sources, tmp_path):
+    a, a_tables, _ = sources["a"]
+    ckpt_dir = str(tmp_path / "mts")
+    for run in range(2):  # the same script twice: the second run resumes from checkpoint_dir
+        with fresh_graph():
+            ids = tf.compat.v1.placeholder(tf.int64, [None])
+            tables, _, train = _model(TABLES, ids)
+            tf.compat.v1.train.warm_start(str(a), "user_table")
+            seen = _Snapshot(tables)
+            with tf.compat.v1.train.MonitoredTrainingSession(
+                    checkpoint_dir=ckpt_dir, save_checkpoint_steps=1,
+                    hooks=[SparseRestoreHook(ckpt_dir), seen]) as sess:
+                if run == 0:
+                    assert seen.rows["user_table"] == a_tables["user_table"] and seen.rows["other"] == {}
+                    sess.run(train, {ids: IDS})
+                else:
+                    assert seen.rows["user_table"] != a_tables["user_table"]  # the job's own checkpoint
+                    assert set(seen.rows["other"]) == set(IDS)

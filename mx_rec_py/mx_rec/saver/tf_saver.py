@@ -183,7 +183,8 @@ def _initialize_unrestored(sess, states) -> None:
 
 
 def install() -> None:
-    """Patch the Saver class, and ``CheckpointSaverHook``'s time-based saves (``save_timer``) (idempotent)."""
+    """Patch the Saver class, ``CheckpointSaverHook``'s time-based saves (``save_timer``) and TF's warm start
+    (``warm_start``) (idempotent)."""
     save_timer.install()
     warm_start.install()
     if _original:

@@ -266,7 +266,8 @@ def warm_start_sparse(session) -> Dict[str, str]:
         tables = ConfigInitializer.get_instance().tables
         by_prefix: Dict[str, List[str]] = {}
         for name, prefix in sorted(plan.sources.items()):
-            by_prefix.setdefault(prefix, []).append(name)
+            if name in tables:  # WarmStartController.add_element may name tables this graph lacks
+                by_prefix.setdefault(prefix, []).append(name)
         states: Dict[str, TableState] = {}
         for prefix, names in by_prefix.items():
             states.update(load_tables(prefix, names))
@@ -274,7 +275,7 @@ def warm_start_sparse(session) -> Dict[str, str]:
     for name in sorted(set(tables) - set(states)):
         logger.info("warm start: table '%s' is in none of the warm-start checkpoints: it starts fresh", name)
     plan.applied = True
-    return dict(plan.sources)
+    return {name: prefix for name, prefix in plan.sources.items() if name in states}
 
 
 class SparseRestoreHook(tf.estimator.SessionRunHook):
@@ -288,11 +289,15 @@ class SparseRestoreHook(tf.estimator.SessionRunHook):
 
     def __init__(self, checkpoint_dir: Optional[str] = None) -> None:
         self._checkpoint_dir = checkpoint_dir
+        self._resumed = False
 
-    def after_create_session(self, session, coord) -> None:  # noqa: D401 - TF's hook API
-        if self._checkpoint_dir and tf.train.latest_checkpoint(self._checkpoint_dir):
-            return
-        warm_start_sparse(session)
+    def begin(self) -> None:
+        # decided before the session exists: CheckpointSaverHook saves step 0 as soon as it does
+        self._resumed = bool(self._checkpoint_dir and tf.train.latest_checkpoint(self._checkpoint_dir))
+
+    def after_create_session(self, session, coord) -> None:
+        if not self._resumed:
+            warm_start_sparse(session)
 
 
 def _estimator_train(self, input_fn, hooks=None, *args, **kwargs):
