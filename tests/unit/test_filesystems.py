@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from mx_rec.inference import export_local, load_inference_model
 from mx_rec.saver.layout import CheckpointError
+from mx_rec.saver.warm_start import warm_start_sparse
 from mx_rec.system import files
 from tests.graphs import fresh_graph
 from tests.unit.test_inference import _feed, _model
@@ -62,6 +63,13 @@ def test_save_restore_export_load_on_ram(graph):
             sess.run(tf.compat.v1.global_variables_initializer())
             tf.compat.v1.train.Saver().restore(sess, prefix)
             assert _table_rows(sess) == saved
+    with fresh_graph():  # warm start from the ram:// folder: one table chosen, the other starts fresh
+        batch, train, probs = _model()
+        tf.compat.v1.train.warm_start(root, "users")
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            assert warm_start_sparse(sess) == {"users": prefix}
+            assert _table_rows(sess) == {"users": saved["users"], "items": {}}
     report = export_local(root, root + "/local")  # the folder: its latest checkpoint
     assert report.prefix == prefix
     with load_inference_model(root + "/local") as model:
