@@ -144,7 +144,11 @@ def test_estimator_warm_start_settings(sources, tmp_path, log):
         return tf.data.Dataset.from_tensors(({"ids": tf.constant(IDS, tf.int64)}, tf.constant(0.0))).repeat()
 
     def model_fn(features, labels, mode):
-        _, _, train = _model(TABLES + ("fresh_t",), features["ids"], lr=0.0)  # lr 0: rows stay as warm-started
+        tables, _, train = _model(TABLES + ("fresh_t",), features["ids"], lr=0.0)  # lr 0: rows stay as warm-started
+        if mode == tf.estimator.ModeKeys.EVAL:
+            rows = sparse_lookup(tables["item_table"], features["ids"], is_train=False, name="eval_items")
+            return tf.estimator.EstimatorSpec(mode, loss=tf.constant(0.0), eval_metric_ops={
+                "item_sum": tf.compat.v1.metrics.mean(tf.reduce_sum(rows))})
         return tf.estimator.EstimatorSpec(mode, loss=tf.constant(0.0), train_op=train)
 
     settings = tf.estimator.WarmStartSettings(ckpt_to_initialize_from=[str(a), str(b)],
@@ -155,6 +159,9 @@ def test_estimator_warm_start_settings(sources, tmp_path, log):
         estimator.train(input_fn, max_steps=1)
         assert "table 'fresh_t' is in none of the warm-start checkpoints" in log.text
         latest = estimator.latest_checkpoint()
+        fresh = tf.estimator.Estimator(model_fn, model_dir=str(tmp_path / "eval"), warm_start_from=settings)
+        metrics = fresh.evaluate(input_fn, steps=1)  # no checkpoint in model_dir: evaluate warm-starts too
+        assert metrics["item_sum"] == pytest.approx(sum(sum(r) for r in b_tables["item_table"].values()), rel=1e-5)
     with fresh_graph():
         ids = tf.compat.v1.placeholder(tf.int64, [None])
         tables, dense, _ = _model(TABLES + ("fresh_t",), ids)

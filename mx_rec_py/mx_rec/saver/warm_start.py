@@ -29,14 +29,15 @@ line names it. Table names cannot be mapped (``var_name_to_prev_var_name`` names
 
 Dense variables are warm-started by TF (their initializers read the checkpoint); tables are
 filled after the session is initialized: by :class:`SparseRestoreHook` (added to every
-``Estimator.train`` call by ``init()``; pass it to ``MonitoredTrainingSession`` yourself) or by
-:func:`warm_start_sparse` in a plain Session.
+``Estimator`` ``train``, ``evaluate`` and ``predict`` call by ``init()``; pass it to
+``MonitoredTrainingSession`` yourself) or by :func:`warm_start_sparse` in a plain Session.
 
 Example:
     >>> tf.compat.v1.train.warm_start(["/ckpt/a", "/ckpt/b"], [".*", ["user_table"]])  # doctest: +SKIP
     >>> sess.run(tf.compat.v1.global_variables_initializer())                          # doctest: +SKIP
     >>> warm_start_sparse(sess)                                                        # doctest: +SKIP
 """
+import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -281,8 +282,8 @@ def warm_start_sparse(session) -> Dict[str, str]:
 class SparseRestoreHook(tf.estimator.SessionRunHook):
     """Fills the tables chosen by the graph's warm start once the session is created (Rec SDK's hook).
 
-    ``init()`` adds one to every ``tf.estimator.Estimator.train`` call; the Estimator warm-starts only
-    when ``model_dir`` holds no checkpoint. In a ``MonitoredTrainingSession`` script pass
+    ``init()`` adds one to every ``tf.estimator.Estimator`` ``train``, ``evaluate`` and ``predict`` call; the
+    Estimator warm-starts only when ``model_dir`` holds no checkpoint. In a ``MonitoredTrainingSession`` script pass
     ``SparseRestoreHook(checkpoint_dir)`` with its ``checkpoint_dir``: when that folder already holds a
     checkpoint (a resumed job) the tables come from it and the hook does nothing.
     """
@@ -300,10 +301,22 @@ class SparseRestoreHook(tf.estimator.SessionRunHook):
             warm_start_sparse(session)
 
 
-def _estimator_train(self, input_fn, hooks=None, *args, **kwargs):
-    if getattr(self, "_warm_start_settings", None) and ConfigInitializer.is_initialized():
-        hooks = list(hooks or []) + [SparseRestoreHook()]
-    return _original["train"](self, input_fn, hooks, *args, **kwargs)
+_ESTIMATOR_CALLS = ("train", "evaluate", "predict")  # each warm-starts when model_dir holds no checkpoint
+
+
+def _with_hook(name: str):
+    original = getattr(tf.estimator.Estimator, name)
+    signature = inspect.signature(original)
+
+    def call(self, *args, **kwargs):
+        if getattr(self, "_warm_start_settings", None) and ConfigInitializer.is_initialized():
+            bound = signature.bind(self, *args, **kwargs)
+            bound.arguments["hooks"] = list(bound.arguments.get("hooks") or []) + [SparseRestoreHook()]
+            return original(*bound.args, **bound.kwargs)
+        return original(self, *args, **kwargs)
+
+    call.__doc__ = original.__doc__
+    return original, call
 
 
 def install() -> None:
@@ -312,17 +325,19 @@ def install() -> None:
     if _original:
         return
     _original["warm_start"] = warm_starting_util.warm_start
-    _original["train"] = tf.estimator.Estimator.train
     warm_starting_util.warm_start = warm_start
     tf.compat.v1.train.warm_start = warm_start
-    tf.estimator.Estimator.train = _estimator_train
+    for name in _ESTIMATOR_CALLS:
+        _original[name], replacement = _with_hook(name)
+        setattr(tf.estimator.Estimator, name, replacement)
 
 
 def uninstall() -> None:
-    """Put TF's warm start and ``Estimator.train`` back."""
+    """Put TF's warm start and the Estimator's ``train``, ``evaluate`` and ``predict`` back."""
     if not _original:
         return
     warm_starting_util.warm_start = _original["warm_start"]
     tf.compat.v1.train.warm_start = _original["warm_start"]
-    tf.estimator.Estimator.train = _original["train"]
+    for name in _ESTIMATOR_CALLS:
+        setattr(tf.estimator.Estimator, name, _original[name])
     _original.clear()
