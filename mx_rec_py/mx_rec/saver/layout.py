@@ -60,8 +60,9 @@ def table_shard_paths(prefix: str, manifest: Dict[str, Any], table_name: str) ->
 
 
 def write_manifest(root: str, manifest: Dict[str, Any]) -> None:
-    """Write ``root/manifest.json``; the caller has put its ``digest`` in."""
-    fs.write_text(fs.join(root, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
+    """Write ``root/manifest.json`` (fsync-ed where local: the rename that follows completes the unit); the caller
+    has put its ``digest`` in."""
+    fs.write_text(fs.join(root, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True), sync=True)
 
 
 def read_manifest(prefix: str) -> Dict[str, Any]:
