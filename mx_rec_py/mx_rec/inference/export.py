@@ -10,10 +10,17 @@ file's checksum, the save id that ties them, the manifest's key counts), so an e
 damaged byte or parts of two saves. The output directory is written under a temporary name and
 renamed into place. Nothing in it
 needs Horovod or mx_rec's training code: ``load_inference_model`` reads it with TF and numpy.
+
+Checkpoint and output may be on any filesystem TF has (``mx_rec.system.files``). An output that is
+not local is built in a local temporary folder, copied beside the output under a temporary name,
+then moved into place with ``model.json`` last (``load_inference_model`` checks every file it
+records, so a partly moved model is refused, naming the missing file). Shards that are not local are
+read whole into memory (no memory map), so the memory budget does not bound their merge.
 """
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -24,6 +31,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from mx_rec.inference.freeze import ExportError, freeze
 from mx_rec.inference.table_merge import MergeStats, ShardError, merge_shards, npz_member
 from mx_rec.saver import layout, unit
+from mx_rec.system import files as fs
 
 FORMAT = "mx_rec-local-model-v1"
 GRAPH_FILE = "model.pb"
@@ -51,25 +59,24 @@ def resolve_checkpoint(path: str) -> str:
     Raises:
         ExportError: neither, naming the path.
     """
-    if os.path.isdir(path) and not os.path.isdir(layout.unit_dir(path)):
+    if fs.isdir(path) and not fs.isdir(layout.unit_dir(path)):
         state = tf.train.get_checkpoint_state(path)
         if state is None or not state.model_checkpoint_path:
             raise ExportError(f"{path} holds no TF checkpoint (no 'checkpoint' file naming one)")
         # the 'checkpoint' file may hold absolute paths: a copied or moved folder must read its own files
-        return os.path.join(path, os.path.basename(state.model_checkpoint_path))
-    if os.path.isfile(path + ".index") or os.path.isdir(layout.unit_dir(path)):
+        return fs.join(path, os.path.basename(state.model_checkpoint_path))
+    if fs.isfile(path + ".index") or fs.isdir(layout.unit_dir(path)):
         return path
     raise ExportError(f"{path} is neither a checkpoint folder nor a checkpoint prefix (no {path}.index)")
 
 
 def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
     """The MetaGraphDef in ``path`` (a Saver's ``.meta``), parsed without importing its ops."""
-    if not os.path.isfile(path):
+    if not fs.isfile(path):
         raise ExportError(f"{path} does not exist: the Saver writes it with save(..., write_meta_graph=True) (the "
                           "default); pass --meta_graph FILE (from tf.compat.v1.train.export_meta_graph) otherwise")
     meta = meta_graph_pb2.MetaGraphDef()
-    with open(path, "rb") as f:
-        meta.ParseFromString(f.read())
+    meta.ParseFromString(fs.read_bytes(path))
     return meta
 
 
@@ -81,7 +88,7 @@ def shard_paths(prefix: str, manifest: dict, table: str) -> List[str]:
     """
     paths = layout.table_shard_paths(prefix, manifest, table)
     for path in paths:
-        if not os.path.isfile(path):
+        if not fs.isfile(path):
             raise ShardError(f"table '{table}': checkpoint shard {path} is missing (saved by "
                              f"{manifest['rank_size']} ranks)")
     return paths
@@ -122,17 +129,18 @@ def export_local(checkpoint: str, output: str, meta_graph: Optional[str] = None,
         raise ExportError(f"the prediction looks up table(s) {unknown} that checkpoint {prefix} does not hold "
                           f"(is_save=False?); it holds {tables}")
     budget = memory_budget_bytes or default_memory_budget()
-    output = os.path.abspath(output)
-    tmp = f"{output}.tmp-{uuid.uuid4().hex[:8]}"
+    output = fs.abspath(output)
+    remote_tmp = None if fs.is_local(output) else f"{output}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = f"{output}.tmp-{uuid.uuid4().hex[:8]}" if remote_tmp is None else tempfile.mkdtemp(prefix="mxrec-export-")
     report = ExportReport(prefix, output)
     try:
-        os.makedirs(tmp)
+        os.makedirs(tmp, exist_ok=remote_tmp is not None)
         for name in tables:
             dim = manifest["tables"][name]["dim"]
             report.tables[name] = merge_shards(paths[name], name, dim, os.path.join(tmp, TABLES_DIR, name), budget)
         with open(os.path.join(tmp, GRAPH_FILE), "wb") as f:
             f.write(graph_def.SerializeToString())
-        description = {"format": FORMAT, "checkpoint": os.path.abspath(prefix), "step": manifest.get("step"),
+        description = {"format": FORMAT, "checkpoint": fs.abspath(prefix), "step": manifest.get("step"),
                        "saved_by_ranks": manifest["rank_size"], **spec,
                        "tables": {n: {"dim": s.dim, "keys": s.keys,
                                       "value_dtype": manifest["tables"][n].get("value_dtype", "float32")}
@@ -140,11 +148,18 @@ def export_local(checkpoint: str, output: str, meta_graph: Optional[str] = None,
         description["files"] = {os.path.relpath(p, tmp): unit.file_digest(p) for p in _files_under(tmp)}
         with open(os.path.join(tmp, SPEC_FILE), "w", encoding="utf-8") as f:
             json.dump(description, f, indent=1)
-        if os.path.exists(output):
-            shutil.rmtree(output)
-        os.rename(tmp, output)
+        if remote_tmp is not None:
+            for path in _files_under(tmp):
+                target = fs.join(remote_tmp, os.path.relpath(path, tmp))
+                fs.makedirs(os.path.dirname(target))
+                fs.write_bytes(target, fs.read_bytes(path))
+        if fs.exists(output):
+            fs.rmtree(output, ignore_errors=False)
+        fs.rename(remote_tmp or tmp, output, last=[SPEC_FILE])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if remote_tmp is not None:
+            fs.rmtree(remote_tmp)
     return report
 
 

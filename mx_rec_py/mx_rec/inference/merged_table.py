@@ -7,10 +7,11 @@ Lookups binary-search the keys (``np.searchsorted``), so a memory-mapped table r
 pages its keys fall on. Key -1 is padding and gives zeros; a key without a row gives the lookup's
 default (``serving_default_value``, else zeros), as ``sparse_lookup(is_train=False)`` does.
 """
-import os
 from typing import Optional, Sequence
 
 import numpy as np
+
+from mx_rec.system import files as fs
 
 PADDING_KEY = -1
 
@@ -19,14 +20,13 @@ class MergedTable:
     """One table of an exported model.
 
     Args:
-        directory: the table's folder (``keys.npy``, ``rows.npy``).
-        mmap: True maps both files read-only instead of loading them.
+        directory: the table's folder (``keys.npy``, ``rows.npy``), on any filesystem TF has.
+        mmap: True maps both files read-only instead of loading them (local files only: others are loaded).
     """
 
     def __init__(self, directory: str, mmap: bool = False) -> None:
-        mode = "r" if mmap else None
-        self.keys = np.load(os.path.join(directory, "keys.npy"), mmap_mode=mode)
-        self.rows = np.load(os.path.join(directory, "rows.npy"), mmap_mode=mode)
+        self.keys = _load(fs.join(directory, "keys.npy"), mmap)
+        self.rows = _load(fs.join(directory, "rows.npy"), mmap)
         self.dim = int(self.rows.shape[1])
 
     def __len__(self) -> int:
@@ -59,3 +59,10 @@ class MergedTable:
         if len(padding_keys):
             out[np.isin(flat, np.asarray(padding_keys, dtype=np.int64))] = 0
         return out.reshape(tuple(np.shape(ids)) + (dim,))
+
+
+def _load(path: str, mmap: bool) -> np.ndarray:
+    if fs.is_local(path):
+        return np.load(path, mmap_mode="r" if mmap else None)
+    with fs.open_read(path) as f:
+        return np.load(f, allow_pickle=False)

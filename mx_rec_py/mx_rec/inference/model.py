@@ -5,7 +5,6 @@ Example:
     >>> probs = model.predict({"sparse_feature": ids, "dense_feature": dense})    # ids int64 [n, 26]
 """
 import json
-import os
 from typing import Dict, List, Mapping, Optional
 
 import numpy as np
@@ -16,6 +15,7 @@ from mx_rec.inference.export import FORMAT, GRAPH_FILE, SPEC_FILE, TABLES_DIR, d
 from mx_rec.inference.merged_table import MergedTable
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.unit import check_file
+from mx_rec.system import files as fs
 
 DEFAULT_CHUNK = 4096
 
@@ -35,20 +35,18 @@ class InferenceModel:
 
     def __init__(self, directory: str, mmap: Optional[bool] = None,
                  memory_budget_bytes: Optional[int] = None) -> None:
-        spec_path = os.path.join(directory, SPEC_FILE)
+        spec_path = fs.join(directory, SPEC_FILE)
         try:
-            with open(spec_path, encoding="utf-8") as f:
-                self.spec = json.load(f)
+            self.spec = json.loads(fs.read_text(spec_path))
         except ValueError as err:
             raise CheckpointError(f"exported model file {spec_path} is damaged: {err}") from None
         if not isinstance(self.spec, dict) or self.spec.get("format") != FORMAT:
             found = self.spec.get("format") if isinstance(self.spec, dict) else None
             raise ValueError(f"{directory}/{SPEC_FILE}: format {found!r}, expected {FORMAT!r}")
         for relative, expected in sorted(self.spec.get("files", {}).items()):  # absent before checksums
-            check_file(os.path.join(directory, relative), expected, "exported model file")
+            check_file(fs.join(directory, relative), expected, "exported model file")
         graph_def = graph_pb2.GraphDef()
-        with open(os.path.join(directory, GRAPH_FILE), "rb") as f:
-            graph_def.ParseFromString(f.read())
+        graph_def.ParseFromString(fs.read_bytes(fs.join(directory, GRAPH_FILE)))
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.compat.v1.import_graph_def(graph_def, name="")
@@ -58,8 +56,8 @@ class InferenceModel:
         budget = memory_budget_bytes or default_memory_budget()
         self.tables: Dict[str, MergedTable] = {}
         for name in sorted({lk["table"] for lk in self.lookups}):
-            folder = os.path.join(directory, TABLES_DIR, name)
-            big = os.path.getsize(os.path.join(folder, "rows.npy")) > budget
+            folder = fs.join(directory, TABLES_DIR, name)
+            big = fs.getsize(fs.join(folder, "rows.npy")) > budget
             self.tables[name] = MergedTable(folder, mmap=big if mmap is None else mmap)
             recorded = self.spec.get("tables", {}).get(name, {}).get("keys")
             if recorded is not None and self.tables[name].keys.shape[0] != recorded:

@@ -17,6 +17,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from mx_rec.saver.layout import CheckpointError
+from mx_rec.system import files as fs
 
 MAX_SAMPLE = 100_000
 MIN_BUDGET = 1024
@@ -42,8 +43,15 @@ def npz_member(path: str, name: str) -> np.ndarray:
     Raises:
         ShardError: the file or the member is missing or unreadable, naming the file.
     """
-    if not os.path.isfile(path):
+    if not fs.isfile(path):
         raise ShardError(f"checkpoint shard {path} is missing")
+    if not fs.is_local(path):  # no memory map: the member is read into memory
+        try:
+            with fs.open_read(path) as f, zipfile.ZipFile(f) as archive, archive.open(name + ".npy") as member:
+                return np.lib.format.read_array(member, allow_pickle=False)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, struct.error) as err:
+            raise ShardError(f"checkpoint shard {path} is truncated or unreadable ({type(err).__name__}: "
+                             f"{err})") from None
     try:
         with zipfile.ZipFile(path) as archive:
             info = archive.getinfo(name + ".npy")

@@ -7,21 +7,30 @@ unit under the same name (its shards, its manifest and its own links to TF's pre
 stays whole, so an exception or a kill at any point leaves it restorable. TF's ``checkpoint``
 file is written after the rename (``tf_saver.py``). Restoring verifies every file before it
 changes anything in the session.
+
+Paths go through ``mx_rec.system.files`` (any filesystem TF has). Locally the unit is completed by
+one atomic directory rename. Where directories cannot be renamed atomically (``ram://``, object
+stores) the files move one by one with the manifest last, so a reader never takes a partial unit
+for a complete one, and TF's ``checkpoint`` file still names the previous checkpoint until the new
+unit is complete; what such a filesystem cannot guarantee is the previous unit of the *same* prefix
+(a save without ``global_step``) when the save dies while replacing it: that prefix may then be
+unreadable (an error naming the missing file). Save with ``global_step`` there.
 """
 import json
 import os
 import re
-import shutil
 import uuid
 import zipfile
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.saver import layout, unit
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.table_state import TableState, apply, collect
+from mx_rec.system import files as fs
 from mx_rec.system.processes import pid_alive
 from mx_rec.tables.table import EmbeddingTable
 from mx_rec.system.log import logger
@@ -36,8 +45,8 @@ def saved_tables() -> List[EmbeddingTable]:
 
 
 def _write_shard(path: str, state: TableState) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
+    fs.makedirs(os.path.dirname(path), exist_ok=True)
+    with fs.open_write(path) as f:
         np.savez(f, **state.arrays())
 
 
@@ -51,9 +60,8 @@ def _manifest(tmp: str, rank_size: int, step: Optional[int], save_id: str) -> di
     """Merge the ranks' entries (``rank-<r>.json`` in ``tmp``) into the manifest (without its dense part)."""
     tables: Dict[str, dict] = {}
     for rank in range(rank_size):
-        path = os.path.join(tmp, f"rank-{rank}.json")
-        with open(path, encoding="utf-8") as f:
-            ranked = json.load(f)
+        path = fs.join(tmp, f"rank-{rank}.json")
+        ranked = json.loads(fs.read_text(path))
         if ranked.pop("save_id") != save_id:
             raise CheckpointError(f"{path} was written by another save than {save_id}")
         for name, entry in ranked.items():
@@ -62,7 +70,7 @@ def _manifest(tmp: str, rank_size: int, step: Optional[int], save_id: str) -> di
             merged["key_counts"].append(shard["key_count"])
             merged["stat_key_counts"].append(shard["stat_key_count"])
             merged["shards"].append(shard)
-        os.remove(path)
+        fs.remove(path)
     return {"format_version": layout.FORMAT_VERSION, "save_id": save_id, "rank_size": rank_size, "step": step,
             "tables": tables}
 
@@ -74,15 +82,15 @@ def _state_bytes(state: TableState) -> int:
 def _restore_dense(prefix: str, before: Dict[str, int], previous: str) -> None:
     """After a failed save: TF's files of ``prefix`` back as they were (from the previous unit's links),
     and the ones this save added removed."""
-    copies = os.path.join(previous, unit.DENSE_DIR)
+    copies = fs.join(previous, unit.DENSE_DIR)
     for path in unit.dense_files(prefix):
         if path not in before:
-            os.remove(path)
+            fs.remove(path)
     for path, inode in before.items():
-        copy = os.path.join(copies, os.path.basename(path))
-        if os.path.isfile(copy) and (not os.path.exists(path) or os.stat(path).st_ino != inode):
-            os.link(copy, path + ".mxrec-back")
-            os.replace(path + ".mxrec-back", path)
+        copy = fs.join(copies, os.path.basename(path))
+        if fs.isfile(copy) and (not fs.exists(path) or inode is None or fs.identity(path) != inode):
+            fs.link_or_copy(copy, path + ".mxrec-back")
+            fs.rename(path + ".mxrec-back", path)
 
 
 def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Callable[[], None] = lambda: None,
@@ -119,14 +127,12 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
     where = tmp  # what is being written, for the disk-full message
     try:
         if config.rank_id == 0:
-            remove_leftovers(os.path.dirname(os.path.abspath(prefix)))
-            shutil.rmtree(tmp, ignore_errors=True)  # left by a job that died mid-save
-            os.makedirs(tmp)
-            with open(os.path.join(tmp, OWNER), "w", encoding="utf-8") as f:
-                f.write(f"{os.getpid()} {uuid.uuid4().hex}")
+            remove_leftovers(os.path.dirname(fs.abspath(prefix)))
+            fs.rmtree(tmp, ignore_errors=True)  # left by a job that died mid-save
+            fs.makedirs(tmp, exist_ok=False)
+            fs.write_text(fs.join(tmp, OWNER), f"{os.getpid()} {uuid.uuid4().hex}")
         barrier()
-        with open(os.path.join(tmp, OWNER), encoding="utf-8") as f:
-            save_id = f.read().split()[1]
+        save_id = fs.read_text(fs.join(tmp, OWNER)).split()[1]
         entries: Dict[str, object] = {"save_id": save_id}
         for i, table in enumerate(tables):
             state = collect_state(table, session)
@@ -142,38 +148,37 @@ def save_sparse(session, prefix: str, step: Optional[int] = None, barrier: Calla
             digest = unit.file_digest(path)
             written += int(digest["bytes"])
             entries[table.table_name] = _table_entry(table, state, {"file": os.path.relpath(path, tmp), **digest})
-        where = os.path.join(tmp, f"rank-{config.rank_id}.json")
-        with open(where, "w", encoding="utf-8") as f:
-            json.dump(entries, f)
+        where = fs.join(tmp, f"rank-{config.rank_id}.json")
+        fs.write_text(where, json.dumps(entries))
         barrier()
         if config.rank_id == 0:
             manifest = {**_manifest(tmp, config.rank_size, step, save_id), **(extra or {})}
             if write_dense is not None:
-                before = {p: os.stat(p).st_ino for p in unit.dense_files(prefix)}
+                before = {p: fs.identity(p) for p in unit.dense_files(prefix)}
                 dense_started, where = True, prefix
                 write_dense()
-            where = os.path.join(tmp, unit.DENSE_DIR)
+            where = fs.join(tmp, unit.DENSE_DIR)
             manifest["dense"] = unit.record_dense(prefix, tmp)
             manifest["digest"] = unit.manifest_digest(manifest)
-            where = os.path.join(tmp, layout.MANIFEST)
+            where = fs.join(tmp, layout.MANIFEST)
             layout.write_manifest(tmp, manifest)
             old = None
-            if os.path.exists(final):
+            if fs.exists(final):
                 old = f"{final}.old-{uuid.uuid4().hex[:8]}"
-                os.rename(final, old)
-            os.rename(tmp, final)  # the new unit is complete
+                fs.rename(final, old, last=[layout.MANIFEST])
+            fs.rename(tmp, final, last=[layout.MANIFEST])  # the new unit is complete
             if old:
-                shutil.rmtree(old, ignore_errors=True)
+                fs.rmtree(old, ignore_errors=True)
         barrier()
     except BaseException as err:
         if config.rank_id == 0:
-            if dense_started and os.path.isdir(tmp):  # TF may have replaced files of the previous unit
+            if dense_started and fs.isdir(tmp):  # TF may have replaced files of the previous unit
                 try:
                     _restore_dense(prefix, before, final)
                 except OSError as undo:
                     logger.error("could not put back TF's files of %s after the failed save: %s (restore still "
                                  "reads the previous unit's copies in %s)", prefix, undo, final)
-            shutil.rmtree(tmp, ignore_errors=True)
+            fs.rmtree(tmp, ignore_errors=True)
         if unit.is_disk_full(err) and not isinstance(err, unit.DiskFullError):
             where = getattr(err, "filename", None) or where
             raise unit.disk_full(where, written + dense_bytes, err) from None
@@ -191,10 +196,10 @@ def check_capacity(name: str, table: EmbeddingTable, state: TableState) -> None:
 
 
 def _load_shard(path: str, table_name: str, dim: int, record: dict, save_id: Optional[str]) -> TableState:
-    if not os.path.isfile(path):
+    if not fs.isfile(path):
         raise CheckpointError(f"table '{table_name}': checkpoint shard {path} is missing")
     try:
-        with np.load(path) as data:
+        with fs.open_read(path) as f, np.load(f) as data:
             state = TableState.from_arrays({k: data[k] for k in data.files})
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise CheckpointError(f"table '{table_name}': checkpoint shard {path} is truncated or unreadable "
@@ -277,9 +282,8 @@ def restore_sparse(session, states: Dict[str, TableState]) -> None:
 def _dead_tmp(path: str) -> bool:
     """True for a temporary sparse directory whose saving process (rank 0) is gone."""
     try:
-        with open(os.path.join(path, OWNER), encoding="utf-8") as f:
-            pid = f.read().split()[0]
-    except (OSError, IndexError):
+        pid = fs.read_text(fs.join(path, OWNER)).split()[0]
+    except (OSError, IndexError, tf.errors.OpError):
         pid = path.rsplit(".tmp-", 1)[1].split("-")[0]  # killed before it wrote its owner file
     return not pid.isdigit() or not pid_alive(int(pid))
 
@@ -295,38 +299,38 @@ def remove_leftovers(directory: str) -> None:
     temporary sparse directories (and the TF files of their prefix when that prefix has no complete
     unit), and replaced units not yet deleted (or puts one back where its successor is not in place).
     Called by rank 0 at the start of every save."""
-    if not os.path.isdir(directory):
+    if not fs.isdir(directory):
         return
-    for entry in sorted(os.listdir(directory)):  # a save killed between its two renames: put the unit back
-        final = os.path.join(directory, entry.split(layout.SUFFIX + ".old-")[0] + layout.SUFFIX)
-        if layout.SUFFIX + ".old-" in entry and not os.path.exists(final):
-            os.rename(os.path.join(directory, entry), final)
-    for entry in os.listdir(directory):
-        path = os.path.join(directory, entry)
-        if os.path.isdir(path) and _TF_TEMP_DIR.fullmatch(entry) and any(
-                p.startswith("part-") for p in os.listdir(path)):
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.isfile(path) and _TF_TEMP_FILE.fullmatch(entry):
-            os.remove(path)
+    for entry in sorted(fs.listdir(directory)):  # a save killed between its two renames: put the unit back
+        final = fs.join(directory, entry.split(layout.SUFFIX + ".old-")[0] + layout.SUFFIX)
+        if layout.SUFFIX + ".old-" in entry and not fs.exists(final):
+            fs.rename(fs.join(directory, entry), final, last=[layout.MANIFEST])
+    for entry in fs.listdir(directory):
+        path = fs.join(directory, entry)
+        if fs.isdir(path) and _TF_TEMP_DIR.fullmatch(entry) and any(
+                p.startswith("part-") for p in fs.listdir(path)):
+            fs.rmtree(path, ignore_errors=True)
+        elif fs.isfile(path) and _TF_TEMP_FILE.fullmatch(entry):
+            fs.remove(path)
         elif layout.SUFFIX + ".tmp-" in entry and _dead_tmp(path):
-            shutil.rmtree(path, ignore_errors=True)
+            fs.rmtree(path, ignore_errors=True)
             prefix = path.split(layout.SUFFIX + ".tmp-")[0]
-            if not os.path.isdir(layout.sparse_dir(prefix)):
+            if not fs.isdir(layout.sparse_dir(prefix)):
                 for leftover in unit.dense_files(prefix):
-                    os.remove(leftover)
+                    fs.remove(leftover)
         elif layout.SUFFIX + ".old-" in entry:
-            shutil.rmtree(path, ignore_errors=True)
+            fs.rmtree(path, ignore_errors=True)
 
 
 def remove_orphans(directory: str, keep: str) -> None:
     """Delete, in ``directory``: sparse directories whose TF checkpoint is gone (max_to_keep), except
     ``keep``, and temporary directories of saves whose process died."""
-    if not os.path.isdir(directory):
+    if not fs.isdir(directory):
         return
-    for entry in os.listdir(directory):
-        path = os.path.join(directory, entry)
+    for entry in fs.listdir(directory):
+        path = fs.join(directory, entry)
         if entry.endswith(layout.SUFFIX) and path != keep:
-            if not os.path.exists(path[:-len(layout.SUFFIX)] + ".index"):
-                shutil.rmtree(path, ignore_errors=True)
+            if not fs.exists(path[:-len(layout.SUFFIX)] + ".index"):
+                fs.rmtree(path, ignore_errors=True)
         elif layout.SUFFIX + ".tmp-" in entry and _dead_tmp(path):
-            shutil.rmtree(path, ignore_errors=True)
+            fs.rmtree(path, ignore_errors=True)

@@ -46,14 +46,15 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from mx_rec.config.graph_registry import registry_of
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import BASE_MODEL, DELTA_MODEL
 from mx_rec.key_process import changes
 from mx_rec.saver import layout, unit
-from mx_rec.config.graph_registry import registry_of
 from mx_rec.saver.checkpoint import check_capacity, load_sparse, saved_tables
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.table_state import TableState, collect, slot_key
+from mx_rec.system import files as fs
 from mx_rec.tables.table import EmbeddingTable
 
 KIND = "kind"    # manifest entry: BASE_MODEL or DELTA_MODEL (absent: a full checkpoint)
@@ -188,10 +189,10 @@ def delta_manifest(prefix: str, step: Optional[int]) -> Dict:
     if last is None:
         raise ValueError(f"Saver.save(save_delta=True) to {prefix}: no checkpoint saved or restored in this job yet; "
                          "save a full (base) checkpoint first")
-    if os.path.dirname(os.path.abspath(last["prefix"])) != os.path.dirname(os.path.abspath(prefix)):
+    if os.path.dirname(fs.abspath(last["prefix"])) != os.path.dirname(fs.abspath(prefix)):
         raise ValueError(f"Saver.save(save_delta=True) to {prefix}: its parent {last['prefix']} is in another "
                          "directory; a chain lives in one directory")
-    if os.path.abspath(last["prefix"]) == os.path.abspath(prefix):
+    if fs.abspath(last["prefix"]) == fs.abspath(prefix):
         raise ValueError(f"Saver.save(save_delta=True) to {prefix}: a delta cannot replace its own parent")
     link = {"prefix": os.path.basename(last["prefix"]), "save_id": last["save_id"], "step": last["step"]}
     return {KIND: DELTA_MODEL, CHAIN: last["chain"] + [link]}
@@ -284,7 +285,7 @@ def _load_delta(prefix: str, checked: unit.Unit, name: str) -> DeltaState:
 
 def _read_shard(path: str, name: str, dim: int, record: Dict, save_id: str) -> DeltaState:
     try:
-        with open(path, "rb") as f, np.load(f) as data:
+        with fs.open_read(path) as f, np.load(f) as data:
             state = DeltaState.from_arrays({k: data[k] for k in data.files})
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise CheckpointError(f"table '{name}': delta shard {path} is truncated or unreadable "

@@ -11,12 +11,16 @@
 ``<prefix>`` is the TF checkpoint prefix (``model.ckpt-100``); the directory is written under a
 temporary name (``<prefix>-mxrec-sparse.tmp-*``) and renamed into place, so it either exists whole
 or not at all; a save to a prefix that already has one moves the old one aside
-(``.old-<id>``) for the instant between the two renames, and readers take it from there.
+(``.old-<id>``) for the instant between the two renames, and readers take it from there. On a
+filesystem without atomic directory renames (``mx_rec.system.files``) the manifest moves last, and
+a directory without its manifest is not yet the unit.
 """
-import glob
 import json
-import os
 from typing import Any, Dict, List
+
+import tensorflow as tf
+
+from mx_rec.system import files as fs
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: before save ids and checksums, read unverified
@@ -37,14 +41,14 @@ def unit_dir(prefix: str) -> str:
     save to the same prefix is between its two renames (previous unit moved aside, new one not yet in
     place), the previous unit, still whole under ``<sparse_dir>.old-<id>``."""
     final = sparse_dir(prefix)
-    if os.path.isdir(final):
+    if fs.isdir(final) and (fs.is_local(final) or fs.isfile(fs.join(final, MANIFEST))):
         return final
-    aside = [p for p in glob.glob(glob.escape(final) + ".old-*") if os.path.isfile(os.path.join(p, MANIFEST))]
-    return max(aside, key=os.path.getmtime) if aside else final
+    aside = [p for p in fs.glob(final, ".old-*") if fs.isfile(fs.join(p, MANIFEST))]
+    return max(aside, key=fs.getmtime) if aside else final
 
 
 def shard_path(root: str, table_name: str, rank: int, rank_size: int) -> str:
-    return os.path.join(root, table_name, f"shard-{rank:05d}-of-{rank_size:05d}.npz")
+    return fs.join(root, table_name, f"shard-{rank:05d}-of-{rank_size:05d}.npz")
 
 
 def table_shard_paths(prefix: str, manifest: Dict[str, Any], table_name: str) -> List[str]:
@@ -56,9 +60,9 @@ def table_shard_paths(prefix: str, manifest: Dict[str, Any], table_name: str) ->
 
 
 def write_manifest(root: str, manifest: Dict[str, Any]) -> None:
-    """Write ``root/manifest.json``; the caller has put its ``digest`` in."""
-    with open(os.path.join(root, MANIFEST), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
+    """Write ``root/manifest.json`` (fsync-ed where local: the rename that follows completes the unit); the caller
+    has put its ``digest`` in."""
+    fs.write_text(fs.join(root, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True), sync=True)
 
 
 def read_manifest(prefix: str) -> Dict[str, Any]:
@@ -67,14 +71,13 @@ def read_manifest(prefix: str) -> Dict[str, Any]:
     Raises:
         CheckpointError: the sparse directory or its manifest is missing or unreadable.
     """
-    path = os.path.join(unit_dir(prefix), MANIFEST)
-    if not os.path.isfile(path):
+    path = fs.join(unit_dir(prefix), MANIFEST)
+    if not fs.isfile(path):
         raise CheckpointError(f"sparse checkpoint manifest {path} does not exist (was the checkpoint saved "
                               "after mx_rec's init()?)")
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as err:  # ValueError: also a damaged byte that is not UTF-8
+        manifest = json.loads(fs.read_text(path))
+    except (OSError, ValueError, tf.errors.OpError) as err:  # ValueError: also a damaged byte that is not UTF-8
         raise CheckpointError(f"sparse checkpoint manifest {path} is unreadable: {err}") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.saver.table_state import collect
+from mx_rec.system import files as fs
 
 
 def export(table_list: Optional[Sequence] = None, path: Optional[str] = None, session=None) -> Dict[str, str]:
@@ -30,11 +31,12 @@ def export(table_list: Optional[Sequence] = None, path: Optional[str] = None, se
     if unknown:
         raise ValueError(f"export: no table(s) named {unknown}; tables: {sorted(tables)}")
     path = path or os.path.join(os.getcwd(), "mxrec_export")
-    os.makedirs(path, exist_ok=True)
+    fs.makedirs(path, exist_ok=True)
     written = {}
     for name in names:
         state = collect(tables[name], session)
         order = np.argsort(state.keys, kind="stable")
-        written[name] = os.path.join(path, f"{name}.npz")
-        np.savez(written[name], keys=state.keys[order], embeddings=state.embeddings[order])
+        written[name] = fs.join(path, f"{name}.npz")
+        with fs.open_write(written[name]) as f:
+            np.savez(f, keys=state.keys[order], embeddings=state.embeddings[order])
     return written

@@ -30,9 +30,10 @@ from mx_rec.communication import collectives
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import DELTA_MODEL
 from mx_rec.key_process import changes
-from mx_rec.saver import delta, delta_schedule, layout, save_timer, unit
+from mx_rec.saver import delta, delta_schedule, layout, save_timer, unit, warm_start
 from mx_rec.saver.checkpoint import load_sparse, remove_orphans, restore_sparse, save_sparse, saved_tables
 from mx_rec.saver.table_state import collect
+from mx_rec.system import files as fs
 
 _Saver = tf.compat.v1.train.Saver
 _original = {}
@@ -135,7 +136,7 @@ def _save(self, sess, save_path, global_step=None, latest_filename=None, meta_gr
                 raise unit.disk_full(os.path.join(os.path.dirname(save_path), latest_filename or "checkpoint"),
                                      4096, err, f"checkpoint {prefix} is complete, but TF's 'checkpoint' file "
                                      "still names the previous one") from None
-        remove_orphans(os.path.dirname(os.path.abspath(prefix)), keep=os.path.abspath(written))
+        remove_orphans(os.path.dirname(fs.abspath(prefix)), keep=fs.abspath(written))
     finally:
         barrier()
     return prefix if result[0] is None else result[0]
@@ -176,7 +177,7 @@ def _restore(self, sess, save_path):
     if not ConfigInitializer.is_initialized() or save_path is None:
         return _original["restore"](self, sess, save_path)  # None: TF's ValueError
     save_path = delta.versioned(compat.as_str(save_path))
-    has_sparse = os.path.isdir(layout.unit_dir(save_path))
+    has_sparse = fs.isdir(layout.unit_dir(save_path))
     if not has_sparse and not self._is_empty and not checkpoint_management.checkpoint_exists_internal(save_path):
         raise ValueError(f"The passed save_path is not a valid checkpoint: {save_path}")  # TF's words
     states, dense_prefix, checked = {}, save_path, None
@@ -205,10 +206,12 @@ def _initialize_unrestored(sess, states) -> None:
 
 
 def install() -> None:
-    """Patch the Saver class, and ``CheckpointSaverHook``'s time-based saves (``save_timer``) (idempotent).
-    With ``init(is_incremental_checkpoint=True)`` tables start tracking what changed (``key_process.changes``)."""
+    """Patch the Saver class, ``CheckpointSaverHook``'s time-based saves (``save_timer``) and TF's warm start
+    (``warm_start``) (idempotent). With ``init(is_incremental_checkpoint=True)`` tables start tracking what
+    changed (``key_process.changes``)."""
     changes.enable(ConfigInitializer.get_instance().is_incremental_checkpoint)
     save_timer.install()
+    warm_start.install()
     if _original:
         return
     for name, replacement in (("__init__", _init), ("build", _build), ("save", _save), ("restore", _restore)):
@@ -220,6 +223,7 @@ def uninstall() -> None:
     """Put the Saver class (and ``CheckpointSaverHook``) back as TensorFlow defines them."""
     save_timer.uninstall()
     changes.enable(False)
+    warm_start.uninstall()
     for name, original in _original.items():
         setattr(_Saver, name, original)
     _original.clear()

@@ -9,9 +9,12 @@ so until that save is complete the previous unit still has its own dense files.
 :func:`verify` is what restore and export both call: it finds the unit's dense files (the live
 ones, or the linked copies when the live ones belong to a newer, unfinished save) and checks every
 file, so no restore and no export ever reads parts of two saves or a damaged byte.
+
+Every path goes through ``mx_rec.system.files``, so a unit may live on any filesystem TF has. Where
+there are no hard links (``ram://``, object stores) the unit keeps copies of TF's files instead,
+with the same guarantee at the cost of their bytes.
 """
 import errno
-import glob
 import hashlib
 import json
 import os
@@ -21,6 +24,7 @@ from typing import Dict, List, Optional
 
 from mx_rec.saver import layout
 from mx_rec.saver.layout import CheckpointError
+from mx_rec.system import files as fs
 from mx_rec.system.log import logger
 
 DENSE_DIR = "dense"
@@ -36,7 +40,7 @@ def file_digest(path: str) -> Dict[str, object]:
     """``{"bytes": int, "sha256": hex str}`` of the file at ``path``."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
+    with fs.open_read(path) as f:
         while True:
             chunk = f.read(_CHUNK)
             if not chunk:
@@ -48,9 +52,9 @@ def file_digest(path: str) -> Dict[str, object]:
 
 def check_file(path: str, expected: Dict[str, object], what: str) -> None:
     """Raise CheckpointError naming ``path`` unless it exists with the recorded size and SHA-256."""
-    if not os.path.isfile(path):
+    if not fs.isfile(path):
         raise CheckpointError(f"{what} {path} is missing")
-    size = os.path.getsize(path)
+    size = fs.getsize(path)
     if size != expected["bytes"]:
         raise CheckpointError(f"{what} {path} is truncated or unreadable: {size} bytes, the manifest records "
                               f"{expected['bytes']} (or it is a file of another save)")
@@ -67,16 +71,16 @@ def manifest_digest(manifest: Dict) -> str:
 
 def dense_files(prefix: str) -> List[str]:
     """TF's files of ``prefix`` that exist: ``.index``, the newest complete ``.data-i-of-n`` set, ``.meta``."""
-    out = [prefix + ".index"] if os.path.isfile(prefix + ".index") else []
+    out = [prefix + ".index"] if fs.isfile(prefix + ".index") else []
     sets: Dict[int, List[str]] = {}
-    for path in glob.glob(glob.escape(prefix) + ".data-*-of-*"):
+    for path in fs.glob(prefix, ".data-*-of-*"):
         found = re.fullmatch(r".*\.data-(\d+)-of-(\d+)", path)
         if found:
             sets.setdefault(int(found.group(2)), []).append(path)
     complete = [paths for n, paths in sets.items() if len(paths) == n]
     if complete:
-        out += sorted(max(complete, key=lambda ps: max(os.path.getmtime(p) for p in ps)))
-    if os.path.isfile(prefix + ".meta"):
+        out += sorted(max(complete, key=lambda ps: max(fs.getmtime(p) for p in ps)))
+    if fs.isfile(prefix + ".meta"):
         out.append(prefix + ".meta")
     return out
 
@@ -84,21 +88,14 @@ def dense_files(prefix: str) -> List[str]:
 def record_dense(prefix: str, root: str) -> Dict[str, Dict[str, object]]:
     """Link TF's files of ``prefix`` into ``root/dense/`` and return ``{file name: digest}``.
 
-    Where the filesystem has no hard links the unit keeps no copy, and a restore that finds the live
-    files replaced by an unfinished save refuses instead of restoring the previous unit.
+    Where the filesystem has no hard links the files are copied (``files.link_or_copy``).
     """
     files = {}
-    copy_dir = os.path.join(root, DENSE_DIR)
-    os.makedirs(copy_dir, exist_ok=True)
+    copy_dir = fs.join(root, DENSE_DIR)
+    fs.makedirs(copy_dir, exist_ok=True)
     for path in dense_files(prefix):
         name = os.path.basename(path)
-        try:
-            os.link(path, os.path.join(copy_dir, name))
-        except OSError as err:
-            if err.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            logger.warning("cannot hard-link %s into %s (%s): this checkpoint keeps no copy of its dense "
-                           "files", path, copy_dir, err)
+        fs.link_or_copy(path, fs.join(copy_dir, name))
         files[name] = file_digest(path)
     return files
 
@@ -126,7 +123,7 @@ def _dense_mismatch(prefix: str, files: Dict[str, Dict[str, object]], need_meta:
         if name.endswith(".meta") and not need_meta:
             continue
         try:
-            check_file(os.path.join(directory, name), expected, "TF checkpoint file")
+            check_file(fs.join(directory, name), expected, "TF checkpoint file")
         except CheckpointError as err:
             return str(err)
     return None
@@ -137,7 +134,7 @@ def _find_dense(prefix: str, manifest: Dict, need_meta: bool) -> str:
     problem = _dense_mismatch(prefix, files, need_meta)
     if problem is None:
         return prefix
-    copy = os.path.join(layout.unit_dir(prefix), DENSE_DIR, os.path.basename(prefix))
+    copy = fs.join(layout.unit_dir(prefix), DENSE_DIR, os.path.basename(prefix))
     if files and _dense_mismatch(copy, files, need_meta) is None:
         logger.warning("%s; it belongs to a save that did not finish: using the dense files of the last complete "
                        "save (save id %s) kept in %s", problem, manifest["save_id"], os.path.dirname(copy))
@@ -165,12 +162,12 @@ def verify(prefix: str, need_meta: bool = False) -> Unit:
         >>> tf.compat.v1.train.Saver().restore(sess, unit.dense_prefix)             # doctest: +SKIP
     """
     manifest = layout.read_manifest(prefix)
-    path = os.path.join(layout.unit_dir(prefix), layout.MANIFEST)
+    path = fs.join(layout.unit_dir(prefix), layout.MANIFEST)
     if manifest["format_version"] == 1 and "digest" not in manifest:  # written before checkpoints were units
         if path not in _legacy_warned:
             _legacy_warned.add(path)
             logger.warning("%s predates save ids and checksums: its files are not verified", path)
-        meta = prefix + ".meta" if os.path.isfile(prefix + ".meta") else None
+        meta = prefix + ".meta" if fs.isfile(prefix + ".meta") else None
         shards = {name: layout.table_shard_paths(prefix, manifest, name) for name in sorted(manifest["tables"])}
         return Unit(manifest, prefix, meta, shards)
     if manifest.get("digest") != manifest_digest(manifest):
@@ -180,7 +177,7 @@ def verify(prefix: str, need_meta: bool = False) -> Unit:
     for name, paths in shards.items():
         records = manifest["tables"][name]["shards"]
         for shard, record in zip(paths, records):
-            if not os.path.isfile(shard):
+            if not fs.isfile(shard):
                 raise CheckpointError(f"table '{name}': checkpoint shard {shard} is missing (saved by "
                                       f"{manifest['rank_size']} ranks)")
             check_file(shard, record, f"table '{name}': checkpoint shard")
@@ -212,9 +209,9 @@ def disk_full(path: str, needed: int, err: BaseException,
               outcome: str = "the previous checkpoint is unchanged") -> DiskFullError:
     """The DiskFullError for ``err`` (ENOSPC/EDQUOT) hit writing ``path``; ``needed`` bytes: about what the save
     writes; ``outcome``: what the failure left."""
-    directory = os.path.abspath(path)
-    while not os.path.isdir(directory) or layout.SUFFIX + ".tmp-" in directory:  # the checkpoint's folder
-        directory = os.path.dirname(directory)
+    directory = fs.abspath(path)
+    while fs.is_local(directory) and (not os.path.isdir(directory) or layout.SUFFIX + ".tmp-" in directory):
+        directory = os.path.dirname(directory)  # the checkpoint's folder
     try:
         free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
     except OSError:
