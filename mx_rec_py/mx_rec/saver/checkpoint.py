@@ -241,21 +241,32 @@ def load_sparse(prefix: str, checked: Optional[unit.Unit] = None) -> Dict[str, T
         missing, extra = sorted(set(tables) - set(saved)), sorted(set(saved) - set(tables))
         raise CheckpointError(f"checkpoint {root} does not match the session's tables: "
                               f"not in the checkpoint: {missing}; only in the checkpoint: {extra}")
-    states = {}
-    for name, table in tables.items():
-        entry = saved[name]
-        if entry["dim"] != table.dim:
-            raise CheckpointError(f"table '{name}': checkpoint {root} has dim {entry['dim']}, the session's "
-                                  f"table has dim {table.dim}")
-        records = unit.shard_records(manifest, name)
-        shards = [_load_shard(path, name, table.dim, record, manifest.get("save_id"))
-                  for path, record in zip(checked.shards[name], records)]
-        state = shards[0] if len(shards) == 1 else _merge(shards)
-        if config.rank_size > 1 and not table.config.is_dp:
-            state = state.owned_by(config.rank_id, config.rank_size)
-        check_capacity(name, table, state)
-        states[name] = state
-    return states
+    return {name: load_table(checked, root, name, table) for name, table in tables.items()}
+
+
+def load_table(checked: unit.Unit, root: str, name: str, table: EmbeddingTable) -> TableState:
+    """One table's state in the verified unit ``checked`` (at ``root``, for messages), as this rank
+    keeps it (``key mod M == rank``); checks the dim and the capacity of the live ``table``.
+
+    Raises:
+        CheckpointError: the unit lacks the table, another dim, too many keys, a damaged shard (named).
+    """
+    config = ConfigInitializer.get_instance()
+    manifest = checked.manifest
+    entry = manifest["tables"].get(name)
+    if entry is None:
+        raise CheckpointError(f"table '{name}': checkpoint {root} does not hold it")
+    if entry["dim"] != table.dim:
+        raise CheckpointError(f"table '{name}': checkpoint {root} has dim {entry['dim']}, the session's "
+                              f"table has dim {table.dim}")
+    records = unit.shard_records(manifest, name)
+    shards = [_load_shard(path, name, table.dim, record, manifest.get("save_id"))
+              for path, record in zip(checked.shards[name], records)]
+    state = shards[0] if len(shards) == 1 else _merge(shards)
+    if config.rank_size > 1 and not table.config.is_dp:
+        state = state.owned_by(config.rank_id, config.rank_size)
+    check_capacity(name, table, state)
+    return state
 
 
 def _merge(shards: List[TableState]) -> TableState:

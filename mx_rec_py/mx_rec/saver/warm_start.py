@@ -223,28 +223,7 @@ def load_tables(prefix: str, names: Sequence[str], checked: Optional[unit.Unit] 
     """
     config = ConfigInitializer.get_instance()
     checked = checked or unit.verify(prefix)
-    manifest = checked.manifest
-    tables = config.tables
-    states = {}
-    for name in names:
-        table = tables[name]
-        entry = manifest["tables"].get(name)
-        if entry is None:
-            raise CheckpointError(f"table '{name}': checkpoint {prefix} does not hold it")
-        if entry["dim"] != table.dim:
-            raise CheckpointError(f"table '{name}': checkpoint {prefix} has dim {entry['dim']}, the session's "
-                                  f"table has dim {table.dim}")
-        records = unit.shard_records(manifest, name)
-        shards = [checkpoint._load_shard(path, name, table.dim, record, manifest.get("save_id"))  # noqa: SLF001
-                  for path, record in zip(checked.shards[name], records)]
-        state = shards[0] if len(shards) == 1 else checkpoint._merge(shards)  # noqa: SLF001
-        if config.rank_size > 1 and not table.config.is_dp:
-            state = state.owned_by(config.rank_id, config.rank_size)
-        if not table.expandable and state.keys.shape[0] > table.capacity() - (table.store.rows if table.tiered else 0):
-            raise CheckpointError(f"table '{name}': checkpoint {prefix} holds {state.keys.shape[0]} keys, more than "
-                                  f"the table's capacity {table.capacity()}; raise device_vocabulary_size")
-        states[name] = state
-    return states
+    return {name: checkpoint.load_table(checked, prefix, name, config.tables[name]) for name in names}
 
 
 def warm_start_sparse(session) -> Dict[str, str]:

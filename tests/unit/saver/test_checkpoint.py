@@ -5,25 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mx_rec.core.embedding import create_table, sparse_lookup
-from mx_rec.optimizers import lazy_adam
 from mx_rec.saver import checkpoint
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.sparse import export
 from tests.graphs import fresh_graph
-
-INIT = tf.compat.v1.truncated_normal_initializer(stddev=0.1, seed=1)
-
-
-def _model(dim=4, names=("t",)):
-    tables = [create_table(tf.int64, dim, n, INIT, device_vocabulary_size=50) for n in names]
-    ids = tf.compat.v1.placeholder(tf.int64, [None])
-    loss = tf.add_n([tf.reduce_sum(sparse_lookup(t, ids)) for t in tables])
-    step = tf.compat.v1.train.get_or_create_global_step()
-    train = lazy_adam.create_hash_optimizer(0.1).minimize(loss, var_list=[t.variable for t in tables],
-                                                          global_step=step)
-    return tables, ids, train
-
+from tests.helpers.checkpoint_model import small_model as _model
 
 def _snapshot(sess, table):
     keys, rows = table.backend.items()

@@ -20,7 +20,7 @@ def _table_rows(sess):
     from mx_rec.config.initializer import ConfigInitializer
     out = {}
     for name, table in ConfigInitializer.get_instance().tables.items():
-        keys, rows = table.store.items()
+        keys, rows = table.backend.items()
         out[name] = dict(zip(keys.tolist(), sess.run(table.variable)[rows].tolist()))
     return out
 

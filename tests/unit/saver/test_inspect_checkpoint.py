@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from mx_rec.saver.inventory import format_inventory, inspect_checkpoint
 from tests.paths import PYTHON, REPO, launch_env
-from tests.unit.test_checkpoint import _model
+from tests.helpers.checkpoint_model import small_model as _model
 
 TOOL = REPO / "tools" / "inspect_checkpoint.py"
 

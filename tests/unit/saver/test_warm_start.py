@@ -33,7 +33,7 @@ def _model(names, ids, dense_value=0.0, lr=0.1):
 
 
 def _snapshot(sess, table):
-    keys, rows = table.store.items()
+    keys, rows = table.backend.items()
     return dict(zip(keys.tolist(), np.asarray(sess.run(table.variable)[rows]).tolist()))
 
 
