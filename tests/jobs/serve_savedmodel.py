@@ -1,12 +1,12 @@
 """Serve SavedModels with plain TensorFlow, in a process where mx_rec, horovod and numba cannot be imported.
 
-    serve_savedmodel.py BATCH.npz OUT.npz MODEL_DIR [MODEL_DIR ...]
+    serve_savedmodel.py OUT.npz MODEL_DIR BATCH.npz [MODEL_DIR BATCH.npz ...]
 
-For each model: ``tf.saved_model.load``, call ``serving_default`` with the arrays of BATCH.npz
+For each model i: ``tf.saved_model.load``, call ``serving_default`` with the arrays of its BATCH.npz
 (keys = the signature's input names) and store ``pred<i>`` (the ``prediction`` output) in OUT.npz;
 also ``ops<i>``: every op type of the model's graph and its function library, and ``unregistered``:
 those of them that stock TensorFlow (this process: ``import tensorflow`` and nothing else) does
-not register.
+not register; ``modules``: blocked modules loaded (none), ``refused``: those an import attempt was refused.
 """
 import importlib.abc
 import sys
@@ -45,10 +45,10 @@ def op_types(model_dir: str) -> set:
 
 
 def main() -> None:
-    batch_path, out_path, *models = sys.argv[1:]
-    batch = dict(np.load(batch_path))
+    out_path, *pairs = sys.argv[1:]
     out = {}
-    for i, model_dir in enumerate(models):
+    for i, (model_dir, batch_path) in enumerate(zip(pairs[::2], pairs[1::2])):
+        batch = dict(np.load(batch_path))
         served = tf.saved_model.load(model_dir).signatures["serving_default"]
         names = sorted(served.structured_input_signature[1])
         out[f"pred{i}"] = served(**{k: tf.constant(batch[k]) for k in names})["prediction"].numpy()
@@ -56,6 +56,13 @@ def main() -> None:
         out[f"ops{i}"] = np.array(ops)
         out[f"unregistered{i}"] = np.array([op for op in ops if op_def_registry.get(op) is None], dtype=str)
     out["modules"] = np.array(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED), dtype=str)
+    refused = []
+    for name in BLOCKED:
+        try:
+            __import__(name)
+        except ImportError:
+            refused.append(name)
+    out["refused"] = np.array(refused, dtype=str)
     np.savez(out_path, **out)
 
 

@@ -92,8 +92,8 @@ def _probe(core: Callable, specs: List[tf.TensorSpec], n: int) -> Optional[str]:
         shape = [n] + [d or 1 for d in s.shape.as_list()[1:]]
         batch.append(np.full(shape, -1 if s.dtype.is_integer else 0, s.dtype.as_numpy_dtype))
     try:
-        tf.function(core)(*batch)
-    except (tf.errors.InvalidArgumentError, ValueError) as err:
+        tf.function(core, autograph=False)(*batch)
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
         return str(err).splitlines()[0]
     return None
 
@@ -113,7 +113,7 @@ def serving_function(graph_def: graph_pb2.GraphDef, spec: Mapping, tables: Mappi
     if fixed and specs and all(s.shape.rank for s in specs) and _probe(core, specs, fixed + 1) is not None:
         chunk_by = int(fixed)
     if chunk_by:
-        traced = tf.function(core).get_concrete_function(
+        traced = tf.function(core, autograph=False).get_concrete_function(
             *[tf.TensorSpec([chunk_by] + s.shape.as_list()[1:], s.dtype) for s in specs]).structured_outputs
         body = _chunked(core, chunk_by, tf.TensorSpec(traced.shape, traced.dtype))
     else:
@@ -122,5 +122,5 @@ def serving_function(graph_def: graph_pb2.GraphDef, spec: Mapping, tables: Mappi
     def serve(*entries):
         return {"prediction": tf.identity(body(*entries), name="prediction")}
 
-    return tf.function(serve, input_signature=specs).get_concrete_function(), chunk_by
+    return tf.function(serve, input_signature=specs, autograph=False).get_concrete_function(), chunk_by
 

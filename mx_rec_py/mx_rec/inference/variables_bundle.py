@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import tensorflow as tf
 
-MIN_SLICE_BYTES = 4096
+MIN_SLICE_BYTES = 256
 
 
 def _slice_spec(shape: Tuple[int, ...], start: int, length: int) -> str:
