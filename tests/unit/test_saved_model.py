@@ -112,7 +112,10 @@ def test_savedmodel_serves_what_the_session_evaluated_with_stock_ops_only(graph,
         assert out[f"unregistered{i}"].tolist() == [] and not set(FORBIDDEN) & set(ops), ops
         assert not [op for op in ops if op.startswith("Horovod")], ops
     shapes = dict(tf.train.list_variables(str(tmp_path / "sm" / "variables" / "variables")))
-    assert shapes["tables/1/rows/.ATTRIBUTES/VARIABLE_VALUE"] == [report.tables["users"].keys, 4]
+    # tables/0 = items (a zero row and its default row after its keys' rows), tables/1 = users (a zero row)
+    assert shapes["tables/0/rows/.ATTRIBUTES/VARIABLE_VALUE"] == [report.tables["items"].keys + 2, 6]
+    assert shapes["tables/1/rows/.ATTRIBUTES/VARIABLE_VALUE"] == [report.tables["users"].keys + 1, 4]
+    assert shapes["tables/1/keys/.ATTRIBUTES/VARIABLE_VALUE"] == [report.tables["users"].keys]
     assert (tmp_path / "sm" / "saved_model.pb").stat().st_size < 200_000, "rows are not constants in the graph"
 
 

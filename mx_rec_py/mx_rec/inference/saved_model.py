@@ -104,7 +104,8 @@ def export_savedmodel(checkpoint: str, output: str, meta_graph: Optional[str] = 
             report.tables[name] = merge_shards(paths[name], name, manifest["tables"][name]["dim"],
                                                os.path.join(merged, name), budget)
         with context.eager_mode():  # the caller's graph mode (training scripts disable eager) stays as it is
-            tables = {n: ServingTable(n, report.tables[n].dim, report.tables[n].keys, tf.as_dtype(row_dtype))
+            tables = {n: ServingTable(n, report.tables[n].dim, report.tables[n].keys, tf.as_dtype(row_dtype),
+                                      [lk["default"] for lk in spec["lookups"] if lk["table"] == n])
                       for n in used}
             function, report.chunk_batch = serving_function(graph_def, spec, tables)
             root = _Served(tables[n] for n in used)
@@ -112,10 +113,10 @@ def export_savedmodel(checkpoint: str, output: str, meta_graph: Optional[str] = 
             replaced = {}
             for i, name in enumerate(used):
                 folder = os.path.join(merged, name)
-                replaced[_variable_key(i, "keys")] = (np.load(os.path.join(folder, "keys.npy"), mmap_mode="r"),
+                replaced[_variable_key(i, "keys")] = ([np.load(os.path.join(folder, "keys.npy"), mmap_mode="r")],
                                                       np.int64)
-                replaced[_variable_key(i, "rows")] = (np.load(os.path.join(folder, "rows.npy"), mmap_mode="r"),
-                                                      np.dtype(row_dtype))
+                replaced[_variable_key(i, "rows")] = ([np.load(os.path.join(folder, "rows.npy"), mmap_mode="r"),
+                                                       tables[name].extra_rows()], np.dtype(row_dtype))
             report.slices = write_variables(os.path.join(tmp, "variables", "variables"), replaced, budget)
         description = {"format": FORMAT, "checkpoint": prefix, "step": manifest.get("step"),
                        "saved_by_ranks": manifest["rank_size"], "chunk_batch": report.chunk_batch,

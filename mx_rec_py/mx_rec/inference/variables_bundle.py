@@ -10,7 +10,7 @@ TF Serving's) reads a tensor stored in slices as the whole tensor.
 """
 import os
 import shutil
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -25,13 +25,13 @@ def _slice_spec(shape: Tuple[int, ...], start: int, length: int) -> str:
     return f"{dims} {start},{length}{rest}"
 
 
-def write_variables(prefix: str, replaced: Dict[str, Tuple[np.ndarray, np.dtype]], budget_bytes: int) -> int:
+def write_variables(prefix: str, replaced: Dict[str, Tuple[Sequence[np.ndarray], np.dtype]], budget_bytes: int) -> int:
     """Rewrite the checkpoint ``prefix`` (``<savedmodel>/variables/variables``) in place.
 
     Args:
         prefix: the stand-in checkpoint that ``tf.saved_model.save`` wrote.
-        replaced: checkpoint key -> (array [N, ...], possibly memory-mapped, dtype to store it as); the
-            key must be in the stand-in checkpoint.
+        replaced: checkpoint key -> (arrays [N_i, ...], possibly memory-mapped, stored one after the other
+            as one tensor [sum N_i, ...]; dtype to store it as); the key must be in the stand-in checkpoint.
         budget_bytes: memory one slice may use.
 
     Returns:
@@ -58,17 +58,20 @@ def write_variables(prefix: str, replaced: Dict[str, Tuple[np.ndarray, np.dtype]
     kept = sorted(set(dtypes) - set(replaced))
     save(kept, [""] * len(kept), [reader.get_tensor(n) for n in kept])
     for name in sorted(replaced):
-        array, dtype = replaced[name]
+        arrays, dtype = replaced[name]
         dtype = np.dtype(dtype)
-        shape = tuple(int(d) for d in array.shape)
-        row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * max(dtype.itemsize, array.dtype.itemsize))
+        shape = (sum(int(a.shape[0]) for a in arrays),) + tuple(int(d) for d in arrays[0].shape[1:])
+        row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * max(dtype.itemsize, 8))
         step = max(1, max(MIN_SLICE_BYTES, budget_bytes) // (2 * row_bytes))  # the slice and its converted copy
         if shape[0] <= step:
-            save([name], [""], [np.ascontiguousarray(array, dtype=dtype)])
+            save([name], [""], [np.concatenate([np.asarray(a, dtype=dtype) for a in arrays])])
             continue
-        for start in range(0, shape[0], step):
-            chunk = np.ascontiguousarray(array[start:start + step], dtype=dtype)
-            save([name], [_slice_spec(shape, start, chunk.shape[0])], [chunk])
+        offset = 0
+        for array in arrays:
+            for start in range(0, array.shape[0], step):
+                chunk = np.ascontiguousarray(array[start:start + step], dtype=dtype)
+                save([name], [_slice_spec(shape, offset + start, chunk.shape[0])], [chunk])
+            offset += array.shape[0]
     for path in tf.io.gfile.glob(prefix + ".data-*") + [prefix + ".index"]:
         os.remove(path)
     tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=parts, destination_prefix=prefix, delete_old_dirs=True)
