@@ -44,8 +44,10 @@ def input_specs(spec: Mapping) -> List[tf.TensorSpec]:
     return specs
 
 
-def _core(graph_def: graph_pb2.GraphDef, spec: Mapping, tables: Mapping[str, ServingTable]) -> Callable:
-    """f(*entries) -> prediction, for entries in ``input_specs`` order."""
+def _core(graph_def: graph_pb2.GraphDef, spec: Mapping, tables: Mapping[str, ServingTable],
+          zero_rows: bool = False) -> Callable:
+    """f(*entries) -> prediction, for entries in ``input_specs`` order; ``zero_rows``: lookups give zeros
+    (the probe runs before the tables' variables hold their rows)."""
     lookups = spec["lookups"]
     relaxed = _relax_batch(graph_def, [e["tensor"] for e in spec["inputs"].values()] +
                            [lk["embeddings"] for lk in lookups])
@@ -58,8 +60,12 @@ def _core(graph_def: graph_pb2.GraphDef, spec: Mapping, tables: Mapping[str, Ser
 
     def core(*entries):
         ids = ids_of(*entries) if ids_of is not None else []
-        rows = [tables[lk["table"]].lookup(i, lk["dim"], lk["default"], lk.get("padding_keys", ()), e.dtype)
-                for lk, i, e in zip(lookups, ids, embeddings)]
+        if zero_rows:
+            rows = [tf.zeros(tf.concat([tf.shape(i), [lk["dim"]]], axis=0), e.dtype)
+                    for lk, i, e in zip(lookups, ids, embeddings)]
+        else:
+            rows = [tables[lk["table"]].lookup(i, lk["dim"], lk["default"], lk.get("padding_keys", ()), e.dtype)
+                    for lk, i, e in zip(lookups, ids, embeddings)]
         return predict(*entries, *rows)
 
     return core
@@ -86,7 +92,7 @@ def _chunked(core: Callable, batch: int, out: tf.TensorSpec) -> Callable:
 
 
 def _probe(core: Callable, specs: List[tf.TensorSpec], n: int) -> Optional[str]:
-    """None when ``core`` runs on ``n`` samples of padding ids and zeros, else TF's message."""
+    """None when ``core`` runs on ``n`` samples of padding ids and zeros, else TF's message (why it cannot)."""
     batch = []
     for s in specs:
         shape = [n] + [d or 1 for d in s.shape.as_list()[1:]]
@@ -94,7 +100,7 @@ def _probe(core: Callable, specs: List[tf.TensorSpec], n: int) -> Optional[str]:
     try:
         tf.function(core, autograph=False)(*batch)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
-        return str(err).splitlines()[0]
+        return str(err)
     return None
 
 
@@ -110,7 +116,8 @@ def serving_function(graph_def: graph_pb2.GraphDef, spec: Mapping, tables: Mappi
     leading = {(e["shape"] or [None])[0] for e in spec["inputs"].values()}
     fixed = leading.pop() if len(leading) == 1 else None
     chunk_by = None
-    if fixed and specs and all(s.shape.rank for s in specs) and _probe(core, specs, fixed + 1) is not None:
+    if fixed and specs and all(s.shape.rank for s in specs) and \
+            _probe(_core(graph_def, spec, tables, zero_rows=True), specs, fixed + 1) is not None:
         chunk_by = int(fixed)
     if chunk_by:
         traced = tf.function(core, autograph=False).get_concrete_function(
