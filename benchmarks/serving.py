@@ -173,7 +173,8 @@ def main(argv=None) -> int:
         results = measure(settings, models)
     report = {"benchmark": "serving", "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "settings": dataclasses.asdict(settings), "model": "models/dlrm (zoo DLRM, default architecture)",
-              "tables": export["tables"], "savedmodel_chunk_batch": export["chunk_batch"], "machine": machine_info(), "source": _mx_rec_source(),
+              "tables": export["tables"], "savedmodel_chunk_batch": export["chunk_batch"],
+              "machine": machine_info(), "source": _mx_rec_source(),
               "by_batch_size": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as f:

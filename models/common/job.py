@@ -158,7 +158,7 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
     if rank == 0 and cfg.savedmodel_dir:  # every rank's shards are in the manifest once rank 0's save returned
         from mx_rec.inference.saved_model import export_savedmodel
         if not cfg.checkpoint_dir:
-            raise SystemExit("main_mxrec.py: error: --savedmodel_dir needs --checkpoint_dir (it exports the checkpoint)")
+            raise SystemExit("main_mxrec.py: error: --savedmodel_dir needs --checkpoint_dir (it exports it)")
         exported = export_savedmodel(cfg.checkpoint_dir, cfg.savedmodel_dir)
         print(f"savedmodel {exported.output}", flush=True)
     wall = time.perf_counter() - wall_start

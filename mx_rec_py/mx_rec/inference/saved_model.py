@@ -1,7 +1,10 @@
-"""Export a checkpoint as a TF2 SavedModel that stock TensorFlow, TF Serving or Triton load (``tools/export_savedmodel.py``).
+"""Export a checkpoint as a TF2 SavedModel that stock TensorFlow, TF Serving or Triton load.
+
+``tools/export_savedmodel.py`` is its command line.
 
     <output>/saved_model.pb                      the serving graph: stock TF ops only, no mx_rec, no Horovod
-    <output>/variables/variables.{index,data-*}  every table's sorted keys (int64 [K]) and rows ([K, dim])
+    <output>/variables/variables.{index,data-*}  every table's sorted keys (int64 [K]) and rows ([K + 1 + D, dim]:
+                                                 its rows, a zero row, the D lookup defaults)
     <output>/assets.extra/mx_rec_export.json     where it came from: checkpoint, step, ranks, tables, inputs
 
 Signature ``serving_default``: one input per batch entry given to ``set_prediction`` (by its
@@ -124,7 +127,8 @@ def export_savedmodel(checkpoint: str, output: str, meta_graph: Optional[str] = 
                        "tables": {n: {"dim": s.dim, "keys": s.keys, "row_dtype": row_dtype,
                                       "variables": [_variable_key(i, "keys"), _variable_key(i, "rows")]}
                                   for i, (n, s) in enumerate(sorted(report.tables.items()))},
-                       "lookups": [{k: lk[k] for k in ("table", "dim", "default") if k in lk} for lk in spec["lookups"]]}
+                       "lookups": [{k: lk[k] for k in ("table", "dim", "default") if k in lk}
+                                   for lk in spec["lookups"]]}
         os.makedirs(os.path.join(tmp, os.path.dirname(DESCRIPTION_FILE)), exist_ok=True)
         with open(os.path.join(tmp, DESCRIPTION_FILE), "w", encoding="utf-8") as f:
             json.dump(description, f, indent=1)
