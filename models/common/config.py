@@ -62,6 +62,7 @@ class TrainConfig:
     table_keys: int = 0
     metrics_file: str = ""
     checkpoint_dir: str = ""
+    savedmodel_dir: str = ""  # rank 0 exports checkpoint_dir's model there as a TF SavedModel (export_savedmodel)
 
     def __post_init__(self) -> None:
         if self.sparse_optimizer not in OPTIMIZERS:

@@ -155,6 +155,12 @@ def run_job(spec: ModelSpec, cfg: TrainConfig) -> Dict[str, evaluation.TaskMetri
                                                          spec.tasks, graph.metrics, graph.tables)
     finally:
         terminate_config_initializer()
+    if rank == 0 and cfg.savedmodel_dir:  # every rank's shards are in the manifest once rank 0's save returned
+        from mx_rec.inference.saved_model import export_savedmodel
+        if not cfg.checkpoint_dir:
+            raise SystemExit("main_mxrec.py: error: --savedmodel_dir needs --checkpoint_dir (it exports it)")
+        exported = export_savedmodel(cfg.checkpoint_dir, cfg.savedmodel_dir)
+        print(f"savedmodel {exported.output}", flush=True)
     wall = time.perf_counter() - wall_start
     print(f"done in {wall:.1f} s (train {stats.seconds:.1f} s, {stats.samples_per_sec * ranks:.1f} samples/s "
           f"over {ranks} rank(s))", flush=True)

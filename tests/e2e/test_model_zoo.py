@@ -115,17 +115,40 @@ def test_zoo_checkpoint_exports_and_predicts_what_the_job_evaluated(job_dirs, tm
     """main_mxrec.py --checkpoint_dir, then tools/export_local.py and tools/predict_local.py on the test split."""
     ckpt, model_dir, out = tmp_path / "ckpt", tmp_path / "local", tmp_path / "pred.tsv"
     proc = subprocess.run([PYTHON, str(REPO / "models" / "dlrm" / "main_mxrec.py"), "--data_path",
-                           str(job_dirs["criteo"]), *ARGS.split(), "--checkpoint_dir", str(ckpt)],
+                           str(job_dirs["criteo"]), *ARGS.split(), "--checkpoint_dir", str(ckpt),
+                           "--savedmodel_dir", str(tmp_path / "sm")],
                           cwd=REPO, env=launch_env({}, SWITCHES), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"savedmodel {tmp_path / 'sm'}" in proc.stdout
     (_, task, auc, logloss, _, samples), = EVAL_RE.findall(proc.stdout)
     for tool, args in (("export_local.py", ["--checkpoint", ckpt, "--output", model_dir]),
                        ("predict_local.py", ["--model", model_dir, "--data", job_dirs["criteo"], "--output", out])):
         step = subprocess.run([PYTHON, str(REPO / "tools" / tool), *map(str, args)], cwd=REPO, capture_output=True,
                               text=True, timeout=300)
         assert step.returncode == 0, f"{tool}: {step.stderr[-4000:]}"
+    _assert_savedmodel_predicts_like(tmp_path / "sm", model_dir)
     metrics = json.loads(out.with_name("pred.tsv.metrics.json").read_text())
     (figures,) = metrics["tasks"]  # DLRM has one task (ctr)
     assert task == "ctr" and figures["samples"] == int(samples) == 409
     # the job prints 4 decimals
     assert abs(figures["auc"] - float(auc)) <= 5e-5 and abs(figures["logloss"] - float(logloss)) <= 5e-5
+
+
+def _assert_savedmodel_predicts_like(saved_model: Path, local_dir: Path) -> None:
+    """The job's --savedmodel_dir export predicts what the local model predicts (known, unknown, padding ids)."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    from mx_rec.inference import load_inference_model
+
+    local = load_inference_model(str(local_dir))
+    keys = np.asarray(local.tables["sparse_table"].keys)
+    rng = np.random.default_rng(0)
+    ids = np.where(rng.random((300, 26)) < 0.1, -1, keys[rng.integers(0, keys.shape[0], (300, 26))])
+    ids[:5] = 10**15  # unknown keys
+    batch = {"sparse_feature": ids, "dense_feature": rng.standard_normal((300, 13)).astype(np.float32)}
+    with context.eager_mode():
+        served = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+        predicted = served(**{k: tf.constant(v) for k, v in batch.items()})["prediction"].numpy()
+    np.testing.assert_allclose(predicted, local.predict(batch), atol=1e-6, rtol=0)

@@ -12,17 +12,22 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 from tensorflow.core.framework import graph_pb2
 
-from mx_rec.inference import export_local, load_inference_model
+from mx_rec.inference import export_local, export_savedmodel, load_inference_model
 from mx_rec.saver.layout import CheckpointError
 from tests.parallel.harness import run_job
 from tests.paths import PYTHON, REPO, launch_env
 
 JOB = REPO / "tests" / "jobs" / "inference_job.py"
+SERVE = REPO / "tests" / "jobs" / "serve_savedmodel.py"
 TOOLS = REPO / "tools"
 ATOL = 1e-6
 # runs the CLI with Horovod unimportable: the exported model must not need it
 NO_HOROVOD = ("import runpy, sys; sys.modules['horovod'] = None; sys.argv = sys.argv[1:]; "
               "runpy.run_path(sys.argv[0], run_name='__main__')")
+# TF's saved_model_cli, with mx_rec, horovod and numba unimportable
+SAVED_MODEL_CLI = ("import runpy, sys; sys.modules.update(dict.fromkeys(('mx_rec', 'horovod', 'numba'))); "
+                   "sys.argv = ['saved_model_cli'] + sys.argv[1:]; "
+                   "runpy.run_module('tensorflow.python.tools.saved_model_cli', run_name='__main__')")
 
 
 def _tool(script: str, *args, expect_ok: bool = True) -> subprocess.CompletedProcess:
@@ -144,13 +149,18 @@ def test_2_rank_prediction_job_from_a_1_rank_ssd_checkpoint(work, ssd1):
     np.testing.assert_allclose(predicted["probs"], evaluation["probs"], atol=ATOL, rtol=0)
 
 
-def test_export_of_ssd_and_ddr_modify_graph_checkpoints(work, ssd1, test_split):
+@pytest.fixture(scope="module")
+def ddr2(work):
+    """A 2-rank DDR job with multi-lookup and graph modification: (checkpoint dir, its own evaluation)."""
+    return _train(work, "ddr2", 2, work / "data", cache_mode="DDR", multi_lookup=True, modify_graph=True)
+
+
+def test_export_of_ssd_and_ddr_modify_graph_checkpoints(work, ssd1, ddr2, test_split):
     ckpt, evaluation = ssd1
     export_local(str(ckpt), str(work / "ssd1_local"))
     _assert_same(load_inference_model(str(work / "ssd1_local")).predict(test_split), evaluation)
     # the lookups recorded the ids of the iterator that graph modification replaced: set_prediction's aliases
-    ddr_ckpt, ddr_eval = _train(work, "ddr2", 2, work / "data", cache_mode="DDR", multi_lookup=True,
-                                modify_graph=True)
+    ddr_ckpt, ddr_eval = ddr2
     export_local(str(ddr_ckpt), str(work / "ddr2_local"))
     model = load_inference_model(str(work / "ddr2_local"))
     assert len(model.lookups) == 26, "one lookup per field (USE_MULTI_LOOKUP=1): ids computed in the graph"
@@ -176,3 +186,73 @@ def test_missing_shard_is_named_by_the_export_tool(work, hbm2):
     assert f"table 'sparse_table': checkpoint shard {shard} is missing" in proc.stderr
     with pytest.raises(CheckpointError, match=str(shard)):
         export_local(str(broken), str(work / "broken_local"))
+
+
+@pytest.fixture(scope="module")
+def hbm1(work):
+    return _train(work, "hbm1", 1, work / "data")
+
+
+@pytest.fixture(scope="module")
+def ddr1(work):
+    return _train(work, "ddr1", 1, work / "data", cache_mode="DDR")
+
+
+@pytest.fixture(scope="module")
+def ssd2(work):
+    return _train(work, "ssd2", 2, work / "data", cache_mode="SSD")
+
+
+def _with_padding(test_split: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The test split's model inputs plus 4 rows that hold padding (-1) ids, appended after its 300 rows."""
+    extra = test_split["sparse_feature"][:4].copy()
+    extra[0] = -1
+    extra[1, ::2] = -1
+    extra[2, 3] = -1
+    extra[3, :5] = 10**12  # keys no table holds
+    return {"sparse_feature": np.concatenate([test_split["sparse_feature"], extra]),
+            "dense_feature": np.concatenate([test_split["dense_feature"], test_split["dense_feature"][:4]])}
+
+
+def test_savedmodels_of_1_and_2_ranks_in_every_mode_serve_the_jobs_evaluation(work, hbm1, hbm2, ddr1, ddr2, ssd1,
+                                                                              ssd2, test_split):
+    """tools/export_savedmodel.py, then tf.saved_model.load in a process where mx_rec, horovod and numba cannot
+    be imported (tests/jobs/serve_savedmodel.py); saved_model_cli run on one of them gives the same numbers."""
+    jobs = {"hbm1": hbm1, "hbm2": hbm2, "ddr1": ddr1, "ddr2": ddr2, "ssd1": ssd1, "ssd2": ssd2}
+    batch = _with_padding(test_split)
+    np.savez(work / "serve_batch.npz", **batch)
+    args = []
+    for name, (ckpt, _) in jobs.items():
+        if name == "hbm2":
+            out = _tool("export_savedmodel.py", "--checkpoint", ckpt, "--output", work / f"{name}_sm")
+            assert "serving_default: any batch size in one call" in out.stdout, out.stdout
+        else:
+            assert export_savedmodel(str(ckpt), str(work / f"{name}_sm")).chunk_batch is None
+        args += [work / f"{name}_sm", work / "serve_batch.npz"]
+    proc = subprocess.run([PYTHON, str(SERVE), str(work / "served.npz"), *map(str, args)], cwd=REPO,
+                          env=launch_env({"TF_CPP_MIN_LOG_LEVEL": "2"}), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    served = dict(np.load(work / "served.npz"))
+    assert served["refused"].tolist() == ["mx_rec", "horovod", "numba"] and served["modules"].tolist() == []
+    if not (work / "hbm2_local").exists():
+        export_local(str(hbm2[0]), str(work / "hbm2_local"))
+    local = load_inference_model(str(work / "hbm2_local"))
+    for i, (name, (_, evaluation)) in enumerate(jobs.items()):
+        predicted = served[f"pred{i}"]
+        assert predicted.shape == (304, 1), name
+        _assert_same(predicted[:300], evaluation)
+        assert served[f"unregistered{i}"].tolist() == [], served[f"ops{i}"]
+        if name == "hbm2":  # padding and unknown keys: as the local model reads them
+            np.testing.assert_allclose(predicted[300:], local.predict({k: v[300:] for k, v in batch.items()}),
+                                       atol=ATOL, rtol=0)
+    assert not np.allclose(served["pred1"][300:303], served["pred1"][:3]), "padding changes the prediction"
+    for key in ("sparse_feature", "dense_feature"):
+        np.save(work / f"cli_{key}.npy", batch[key])
+    cli = subprocess.run(
+        [PYTHON, "-c", SAVED_MODEL_CLI, "run", "--dir",
+         str(work / "hbm2_sm"), "--tag_set", "serve", "--signature_def", "serving_default", "--inputs",
+         f"sparse_feature={work / 'cli_sparse_feature.npy'};dense_feature={work / 'cli_dense_feature.npy'}",
+         "--outdir", str(work / "cli_out")], cwd=REPO, env=launch_env({"TF_CPP_MIN_LOG_LEVEL": "2"}),
+        capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr[-4000:]
+    np.testing.assert_array_equal(np.load(work / "cli_out" / "prediction.npy"), served["pred1"])

@@ -23,9 +23,10 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
+from tensorflow.core.framework import graph_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from mx_rec.inference.freeze import ExportError, freeze
@@ -94,6 +95,35 @@ def shard_paths(prefix: str, manifest: dict, table: str) -> List[str]:
     return paths
 
 
+def prepare(checkpoint: str, meta_graph: Optional[str] = None
+            ) -> Tuple[str, dict, Dict[str, List[str]], graph_pb2.GraphDef, Dict]:
+    """What every export starts from: the checkpoint verified as restore verifies it, and its frozen graph.
+
+    Returns:
+        (prefix, manifest, table name -> shard paths, frozen GraphDef, spec of :func:`freeze.freeze`).
+
+    Raises:
+        ExportError: no usable graph or signature, or a lookup of a table the checkpoint lacks;
+        CheckpointError (ShardError): a missing, damaged or mixed file, or key counts other than the
+        manifest's, naming the file.
+    """
+    prefix = resolve_checkpoint(checkpoint)
+    checked = unit.verify(prefix, need_meta=meta_graph is None)
+    manifest = checked.manifest
+    tables = sorted(manifest["tables"])
+    paths = {name: shard_paths(prefix, manifest, name) for name in tables}
+    for name in tables:
+        for path, record in zip(paths[name], unit.shard_records(manifest, name)):
+            unit.check_counts(path, name, record, int(npz_member(path, "keys").shape[0]))
+    meta_path = meta_graph or checked.meta or prefix + ".meta"
+    graph_def, spec = freeze(read_meta_graph(meta_path), checked.dense_prefix)
+    unknown = sorted({lk["table"] for lk in spec["lookups"]} - set(tables))
+    if unknown:
+        raise ExportError(f"the prediction looks up table(s) {unknown} that checkpoint {prefix} does not hold "
+                          f"(is_save=False?); it holds {tables}")
+    return prefix, manifest, paths, graph_def, spec
+
+
 def export_local(checkpoint: str, output: str, meta_graph: Optional[str] = None,
                  memory_budget_bytes: Optional[int] = None) -> ExportReport:
     """Write the local model of ``checkpoint`` to ``output`` (replacing it).
@@ -114,20 +144,8 @@ def export_local(checkpoint: str, output: str, meta_graph: Optional[str] = None,
         ExportError: no usable graph or signature; CheckpointError (ShardError): a missing, damaged or
         mixed checkpoint file, or key counts other than the manifest's, naming the file.
     """
-    prefix = resolve_checkpoint(checkpoint)
-    checked = unit.verify(prefix, need_meta=meta_graph is None)
-    manifest = checked.manifest
+    prefix, manifest, paths, graph_def, spec = prepare(checkpoint, meta_graph)
     tables = sorted(manifest["tables"])
-    paths = {name: shard_paths(prefix, manifest, name) for name in tables}
-    for name in tables:
-        for path, record in zip(paths[name], unit.shard_records(manifest, name)):
-            unit.check_counts(path, name, record, int(npz_member(path, "keys").shape[0]))
-    meta_path = meta_graph or checked.meta or prefix + ".meta"
-    graph_def, spec = freeze(read_meta_graph(meta_path), checked.dense_prefix)
-    unknown = sorted({lk["table"] for lk in spec["lookups"]} - set(tables))
-    if unknown:
-        raise ExportError(f"the prediction looks up table(s) {unknown} that checkpoint {prefix} does not hold "
-                          f"(is_save=False?); it holds {tables}")
     budget = memory_budget_bytes or default_memory_budget()
     output = fs.abspath(output)
     remote_tmp = None if fs.is_local(output) else f"{output}.tmp-{uuid.uuid4().hex[:8]}"
