@@ -8,7 +8,7 @@ from typing import Dict
 
 import tensorflow as tf
 
-from common.layers import dense, mlp
+from models.common.layers import dense, mlp
 
 from config import DCNv2Config
 

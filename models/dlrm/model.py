@@ -10,7 +10,7 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from common.layers import mlp
+from models.common.layers import mlp
 
 from config import DLRMConfig
 

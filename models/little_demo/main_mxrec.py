@@ -18,7 +18,6 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # models/: the ``common`` package
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -15,7 +15,7 @@ from typing import Dict
 
 import tensorflow as tf
 
-from common.layers import dense
+from models.common.layers import dense
 
 from config import NUM_TASKS, MMoEConfig
 
