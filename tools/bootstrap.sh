@@ -46,7 +46,9 @@ fi
 site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 cached_site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 printf 'import site; site.addsitedir(%s)\n' "'$cached_site'" > "$site/mxrec_cached_env.pth"
-printf '%s\n' "$repo/mx_rec_py" > "$site/mxrec_checkout.pth"
+# mx_rec from mx_rec_py, and the checkout root: the zoo (models.common) and the tools (tools.criteo, ...)
+# import as packages, and no script edits its own import path
+printf '%s\n%s\n' "$repo/mx_rec_py" "$repo" > "$site/mxrec_checkout.pth"
 for tool in horovodrun:horovod.runner.launch:run_commandline pytest:pytest:console_main; do
   IFS=: read -r name module func <<< "$tool"
   # the __main__ guard matters: horovodrun's multiprocessing re-imports the main module

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "models"))  # the record format (models/common)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from sklearn.metrics import log_loss, roc_auc_score  # noqa: E402
 
-from common.records import Field, Schema, read_meta, schema_from_json  # noqa: E402
+from mx_rec.data.records import Field, Schema, read_meta, schema_from_json  # noqa: E402
 from mx_rec.inference.model import InferenceModel, load_inference_model  # noqa: E402
 
 EPS = 1e-7

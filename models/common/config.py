@@ -1,4 +1,5 @@
-"""Training settings every model shares, and command-line flags made from config dataclasses.
+"""The zoo's flags: training settings every model shares, and command-line flags made from config
+dataclasses (``parse_configs`` for the Criteo / census models, ``parse_flags`` for the little demo).
 
 Each model's ``config.py`` holds a frozen dataclass of its architecture and a ``TrainConfig``
 with its default training settings; ``parse_configs`` turns both into flags (``--batch_size 256``,
@@ -65,6 +66,8 @@ class TrainConfig:
     savedmodel_dir: str = ""  # rank 0 exports checkpoint_dir's model there as a TF SavedModel (export_savedmodel)
 
     def __post_init__(self) -> None:
+        if self.savedmodel_dir and not self.checkpoint_dir:
+            raise ValueError("--savedmodel_dir needs --checkpoint_dir (the SavedModel is exported from that checkpoint)")
         if self.sparse_optimizer not in OPTIMIZERS:
             raise ValueError(f"sparse_optimizer must be one of {OPTIMIZERS}, got {self.sparse_optimizer!r}")
         for name in ("batch_size", "eval_batch_size", "log_every"):
@@ -101,12 +104,34 @@ def _flag_type(default: Any):
     return type(default)
 
 
-def _add_flags(parser: argparse.ArgumentParser, defaults: Any, group: str) -> None:
+def _add_flags(parser: argparse.ArgumentParser, defaults: Any, group: str,
+               names: Optional[Sequence[str]] = None) -> None:
     section = parser.add_argument_group(group)
-    for f in dataclasses.fields(defaults):
-        value = getattr(defaults, f.name)
+    for name in names or [f.name for f in dataclasses.fields(defaults)]:
+        value = getattr(defaults, name)
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-        section.add_argument(f"--{f.name}", type=_flag_type(value), default=value, help=f"default {shown}")
+        section.add_argument(f"--{name}", type=_flag_type(value), default=value, help=f"default {shown}")
+
+
+def parse_flags(argv: Optional[Sequence[str]], description: str, defaults: T, names: Sequence[str]) -> T:
+    """Flags for the fields ``names`` of ``defaults`` (a dataclass instance holding the defaults).
+
+    Returns:
+        ``defaults`` with the flags applied; its ``__post_init__`` checks run (a bad value exits
+        with the parser's usage message).
+
+    Example:
+        >>> parse_flags(["--steps", "20"], "demo", DemoConfig(), ("steps", "seed")).steps  # doctest: +SKIP
+        20
+    """
+    parser = argparse.ArgumentParser(description=description)
+    _add_flags(parser, defaults, "flags", names)
+    args = vars(parser.parse_args(argv))
+    try:
+        return dataclasses.replace(defaults, **args)
+    except ValueError as err:
+        parser.error(str(err))
+        raise  # unreachable: parser.error exits
 
 
 def parse_configs(argv: Optional[Sequence[str]], description: str, train: T, model: M) -> Tuple[T, M]:

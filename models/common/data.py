@@ -1,4 +1,4 @@
-"""Reading the model zoo's TFRecords (see ``records.py``) with ``tf.data``, one shard per rank.
+"""Reading the model zoo's TFRecords (``mx_rec.data.records``) with ``tf.data``, one shard per rank.
 
 Batches are dicts:
     label          float32 [B, L]  (the file's int64 labels, cast)
@@ -18,7 +18,7 @@ from typing import Any, Dict, Tuple
 
 import tensorflow as tf
 
-from common.records import SPLITS, Schema, read_meta, schema_from_json
+from mx_rec.data.records import SPLITS, Schema, read_meta, schema_from_json
 
 READ_BATCH = 64  # records parsed per parse_example call
 

@@ -8,7 +8,7 @@ from typing import Dict
 
 import tensorflow as tf
 
-from common.layers import dense, mlp
+from models.common.layers import dense, mlp
 
 from config import DCNv2Config
 
@@ -30,7 +30,7 @@ def cross_network(x0: tf.Tensor, layers: int, rank: int, seed: int) -> tf.Tensor
 
 
 def build_fn(cfg: DCNv2Config, seed: int):
-    """The ``build(embeddings, batch) -> logits [B, 1]`` function of ``common.job``."""
+    """The ``build(embeddings, batch) -> logits [B, 1]`` of ``main_mxrec.py`` (train and eval share its variables)."""
     def build(embeddings: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor]) -> tf.Tensor:
         emb = embeddings[TABLE]
         x0 = tf.concat([tf.reshape(emb, [-1, int(emb.shape[1]) * int(emb.shape[2])]), batch["dense_feature"]],

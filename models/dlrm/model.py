@@ -10,7 +10,7 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from common.layers import mlp
+from models.common.layers import mlp
 
 from config import DLRMConfig
 
@@ -34,7 +34,7 @@ def dot_interactions(bottom: tf.Tensor, emb: tf.Tensor) -> tf.Tensor:
 
 
 def build_fn(cfg: DLRMConfig, seed: int):
-    """The ``build(embeddings, batch) -> logits [B, 1]`` function of ``common.job``."""
+    """The ``build(embeddings, batch) -> logits [B, 1]`` of ``main_mxrec.py`` (train and eval share its variables)."""
     def build(embeddings: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor]) -> tf.Tensor:
         with tf.compat.v1.variable_scope("dlrm", reuse=tf.compat.v1.AUTO_REUSE):
             bottom = mlp(batch["dense_feature"], cfg.bottom_mlp, "bottom_mlp", seed)

@@ -2,12 +2,14 @@
 from dataclasses import dataclass, field
 from typing import Dict, Tuple
 
-OPTIMIZERS = ("lazy_adam", "adagrad", "ftrl", "gradient_descent")
+from models.common.config import OPTIMIZERS
+
+FLAGS = ("steps", "batch_size", "eval_steps", "log_every", "seed", "optimizer", "checkpoint_dir")  # command line
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Everything ``main_mxrec.py`` needs; command-line flags override a few fields.
+    """Everything ``main_mxrec.py`` needs; command-line flags override the ``FLAGS`` fields.
 
     Data (synthetic, see ``dataset.py``):
         n_users / n_items / n_tags: distinct ids of each feature.
@@ -20,6 +22,9 @@ class DemoConfig:
 
     Training: ``steps`` batches of ``batch_size``; ``eval_steps`` held-out batches; a log line
     every ``log_every`` steps. Learning rates are per optimizer (sparse tables) plus ``dense_lr``.
+
+    Output: ``checkpoint_dir`` (empty: none) receives the trained model (``model-<steps>``: dense
+    variables and every table's shards), saved by ``tf.compat.v1.train.Saver``.
     """
 
     # data
@@ -48,6 +53,8 @@ class DemoConfig:
     sparse_lr: Dict[str, float] = field(default_factory=lambda: {
         "lazy_adam": 0.01, "adagrad": 0.1, "ftrl": 0.1, "gradient_descent": 0.5})
     prefetch: int = 4
+    # output
+    checkpoint_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:

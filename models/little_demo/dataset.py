@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from mx_rec.core.asc.helper import FeatureSpec, get_asc_insert_func
+from mx_rec.data.zipf import zipf_cdf
 
-from common.zipf import zipf_cdf
 from config import DemoConfig
 
 TAG_KEY_OFFSET = 10_000_000

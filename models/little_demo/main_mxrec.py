@@ -5,12 +5,11 @@ FeatureSpec mode, hash optimizers for the tables, a dense optimizer for the MLP)
 
     python models/little_demo/main_mxrec.py [--steps 300] [--batch_size 512] [--seed 2024]
                                             [--optimizer lazy_adam|adagrad|ftrl|gradient_descent]
+                                            [--checkpoint_dir DIR]
 
 It prints ``step N loss L samples/s S`` every ``--log_every`` steps (L is the mean loss since the
 previous line), a ``final ...`` summary, then ``eval auc A ...`` on held-out batches.
 """
-import argparse
-import dataclasses
 import importlib
 import os
 import sys
@@ -18,7 +17,6 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # models/: the ``common`` package
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -32,26 +30,13 @@ from mx_rec.util.initialize import init, terminate_config_initializer  # noqa: E
 from mx_rec.util.log import logger  # noqa: E402
 from mx_rec.util.variable import get_dense_and_sparse_variable  # noqa: E402
 
-from config import OPTIMIZERS, DemoConfig  # noqa: E402
+from models.common.config import parse_flags  # noqa: E402
+
+from config import FLAGS, DemoConfig  # noqa: E402
 from dataset import SyntheticWorld, make_dataset, make_feature_specs  # noqa: E402
 from model import ModelOutputs, build_model  # noqa: E402
 
 tf.compat.v1.disable_eager_execution()
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> DemoConfig:
-    """Command-line flags over the defaults of :class:`DemoConfig`."""
-    defaults = DemoConfig()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="training steps (batches)")
-    parser.add_argument("--batch_size", type=int, default=defaults.batch_size, help="samples per batch")
-    parser.add_argument("--eval_steps", type=int, default=defaults.eval_steps, help="held-out batches")
-    parser.add_argument("--log_every", type=int, default=defaults.log_every, help="steps between log lines")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the data and the dense weights")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
-                        help="hash optimizer for the sparse tables")
-    args = parser.parse_args(argv)
-    return dataclasses.replace(defaults, **vars(args))
 
 
 def create_tables(cfg: DemoConfig) -> Dict[str, object]:
@@ -147,7 +132,7 @@ def evaluate(sess: tf.compat.v1.Session, outputs: ModelOutputs, batch: Dict[str,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Build the graph, train, evaluate; returns the process exit code."""
-    cfg = parse_args(argv)
+    cfg = parse_flags(argv, __doc__.split("\n")[0], DemoConfig(), FLAGS)
     tf.compat.v1.set_random_seed(cfg.seed)
     config = init(train_steps=cfg.steps, eval_steps=cfg.eval_steps, use_dynamic=True)
     world = SyntheticWorld(cfg, seed=cfg.seed)
@@ -170,9 +155,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start_asc_pipeline()
     logger.info("little demo: %d steps of %d, optimizer %s", cfg.steps, cfg.batch_size, cfg.optimizer)
 
+    saver = tf.compat.v1.train.Saver() if cfg.checkpoint_dir else None  # dense variables and table shards
     with tf.compat.v1.Session() as sess:
         sess.run([tf.compat.v1.global_variables_initializer(), train_iter.initializer])
         train(sess, train_op, train_out.loss, cfg, tables)
+        if saver is not None:  # every rank writes its own table shards
+            print(f"checkpoint {saver.save(sess, os.path.join(cfg.checkpoint_dir, 'model'), global_step=cfg.steps)}",
+                  flush=True)
         sess.run(eval_iter.initializer)
         evaluate(sess, eval_out, eval_batch, cfg, world, tables)
     terminate_config_initializer()

@@ -24,7 +24,7 @@ not know, stops the conversion with its file and line number; ``--skip_malformed
 counts such lines instead. Empty lines are counted and reported. A truncated or damaged gzip input
 stops the conversion naming the file and its last whole line.
 
-The output folder is replaced whole at the end (``models/common/output_folder.py``): a run that
+The output folder is replaced whole at the end (``mx_rec.data.output_folder``): a run that
 fails or is killed leaves the previous output exactly as it was.
 """
 import argparse
@@ -38,12 +38,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # models/: the shared ``common`` package
-
-from common.output_folder import OutputFolderError, replace_folder  # noqa: E402
-from common.records import CENSUS_SCHEMA, SplitStats, SplitWriter, write_meta  # noqa: E402
-from common.text_input import (InputError, MalformedLines, Where, parse_finite, read_lines,  # noqa: E402
-                               require_files)
+from mx_rec.data.output_folder import OutputFolderError, replace_folder
+from mx_rec.data.records import CENSUS_SCHEMA, SplitStats, SplitWriter, write_meta
+from mx_rec.data.text_input import InputError, MalformedLines, Where, parse_finite, read_lines, require_files
 
 COLUMNS = (
     "age", "class_worker", "det_ind_code", "det_occ_code", "education", "wage_per_hour", "hs_college",

@@ -1,7 +1,7 @@
 """MMoE settings: the architecture (``MMoEConfig``) and its default training settings (``TRAIN``)."""
 from dataclasses import dataclass
 
-from common.config import TrainConfig
+from models.common.config import TrainConfig
 
 EXPERT_INPUTS = ("sum", "concat")
 NUM_TASKS = 2

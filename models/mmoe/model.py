@@ -15,7 +15,7 @@ from typing import Dict
 
 import tensorflow as tf
 
-from common.layers import dense
+from models.common.layers import dense
 
 from config import NUM_TASKS, MMoEConfig
 
@@ -24,7 +24,7 @@ BUCKET_BASE = 1 << 40  # far above census.py's ids (0 .. vocabulary size - 1)
 
 
 def prepare_fn(cfg: MMoEConfig):
-    """``prepare(batch)`` of ``common.job``: appends the dense buckets' ids to ``sparse_feature``
+    """``prepare(batch)`` of ``main_mxrec.py``: appends the dense buckets' ids to ``sparse_feature``
     (int64 [B, 29] -> [B, 29 + 11]), or None when ``dense_buckets`` is 0."""
     if not cfg.dense_buckets:
         return None
@@ -56,7 +56,7 @@ def _experts_and_gates(cfg: MMoEConfig, emb: tf.Tensor, features: tf.Tensor, see
 
 
 def build_fn(cfg: MMoEConfig, seed: int):
-    """The ``build(embeddings, batch) -> logits [B, 2]`` function of ``common.job``."""
+    """The ``build(embeddings, batch) -> logits [B, 2]`` of ``main_mxrec.py`` (train and eval share its variables)."""
     def build(embeddings: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor]) -> tf.Tensor:
         with tf.compat.v1.variable_scope("mmoe", reuse=tf.compat.v1.AUTO_REUSE):
             experts, gates = _experts_and_gates(cfg, embeddings[TABLE], batch["dense_feature"], seed)

@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from typing import Tuple
 
-from common.config import OPTIMIZERS, TrainConfig
+from models.common.config import OPTIMIZERS, TrainConfig
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Dict
 
 import tensorflow as tf
 
-from common.layers import dense, mlp
+from models.common.layers import dense, mlp
 
 from config import WideDeepConfig
 
@@ -17,7 +17,7 @@ DEEP_TABLE = "deep_table"
 
 
 def build_fn(cfg: WideDeepConfig, seed: int):
-    """The ``build(embeddings, batch) -> logits [B, 1]`` function of ``common.job``."""
+    """The ``build(embeddings, batch) -> logits [B, 1]`` of ``main_mxrec.py`` (train and eval share its variables)."""
     def build(embeddings: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor]) -> tf.Tensor:
         features = batch["dense_feature"]
         with tf.compat.v1.variable_scope("wide_deep", reuse=tf.compat.v1.AUTO_REUSE):

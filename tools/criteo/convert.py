@@ -14,7 +14,7 @@ Categorical values are unsigned 64-bit numbers (at most 16 hex digits). Exact id
 0``) need them below 2**32; with ``--hash_buckets N`` a value v becomes ``v mod N`` (v read as an
 unsigned 64-bit integer, so values at or above 2**63 hash like any other).
 
-The output folder is replaced whole at the end (``models/common/output_folder.py``): a run that
+The output folder is replaced whole at the end (``mx_rec.data.output_folder``): a run that
 fails or is killed leaves the previous output exactly as it was.
 """
 import argparse
@@ -27,10 +27,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-import layout  # noqa: E402  (puts models/ on sys.path)
-from common.output_folder import OutputFolderError, replace_folder  # noqa: E402
-from common.records import CRITEO_SCHEMA, SplitStats, SplitWriter, write_meta  # noqa: E402
-from common.text_input import InputError, MalformedLines, parse_finite, read_lines, require_files  # noqa: E402
+from mx_rec.data.output_folder import OutputFolderError, replace_folder
+from mx_rec.data.records import CRITEO_SCHEMA, SplitStats, SplitWriter, write_meta
+from mx_rec.data.text_input import InputError, MalformedLines, parse_finite, read_lines, require_files
+from tools.criteo import layout
 
 CHUNK = 8192
 MAX_EXACT = 2**32

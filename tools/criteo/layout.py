@@ -3,7 +3,7 @@
 Kaggle text: ``label``, 13 integer features ``I1..I13``, 26 categorical features ``C1..C26``
 (32-bit hashes written as 8 hex digits), tab separated; an empty field is missing.
 
-In the TFRecords (``models/common/records.py``, ``CRITEO_SCHEMA``):
+In the TFRecords (``mx_rec.data.records``, ``CRITEO_SCHEMA``):
     label          int64 [1]
     dense_feature  float [13]  log(x + 1) for x >= 0; negative values and missing ones -> 0 (as DLRM)
     sparse_feature int64 [26]  one id space over all fields:
@@ -11,14 +11,7 @@ In the TFRecords (``models/common/records.py``, ``CRITEO_SCHEMA``):
                                hashed (``hash_buckets`` N):    field * (N + 1) + value % N, missing: field * (N + 1) + N
                                (value: the hex string as an unsigned 64-bit integer)
 """
-import sys
-from pathlib import Path
-
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "models") not in sys.path:
-    sys.path.insert(0, str(REPO / "models"))  # the shared record format lives in models/common
 
 N_DENSE = 13
 N_SPARSE = 26

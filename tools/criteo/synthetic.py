@@ -18,7 +18,7 @@ Each sample has the Criteo shape (``layout.py``: label, 13 dense, 26 sparse ids,
 The generator prints (and stores in ``meta.json``) the oracle AUC of each split: the AUC of the
 planted probabilities against the sampled labels, the most any model can reach on that split.
 
-The output folder is replaced whole at the end (``models/common/output_folder.py``): a run that
+The output folder is replaced whole at the end (``mx_rec.data.output_folder``): a run that
 fails or is killed leaves the previous output exactly as it was.
 """
 import argparse
@@ -32,10 +32,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-import layout  # noqa: E402  (puts models/ on sys.path)
-from common.zipf import zipf_cdf  # noqa: E402
-from common.output_folder import OutputFolderError, replace_folder  # noqa: E402
-from common.records import CRITEO_SCHEMA, SplitWriter, write_meta  # noqa: E402
+from mx_rec.data.output_folder import OutputFolderError, replace_folder
+from mx_rec.data.records import CRITEO_SCHEMA, SplitWriter, write_meta
+from mx_rec.data.zipf import zipf_cdf
+from tools.criteo import layout
 
 CHUNK = 100_000
 

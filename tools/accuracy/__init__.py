@@ -1,0 +1,1 @@
+"""The model zoo's accuracy experiments (``python -m tools.accuracy.accuracy``)."""
