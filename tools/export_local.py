@@ -10,7 +10,6 @@ Tables larger than ``--memory_budget_mb`` (default: a quarter of RAM) are merged
 key range, and ``load_inference_model`` memory-maps them. The model needs neither Horovod nor
 the training code: ``tools/predict_local.py`` or ``mx_rec.inference.load_inference_model``.
 """
-import argparse
 import os
 import sys
 from typing import Optional, Sequence
@@ -20,17 +19,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from mx_rec.inference.export import export_local  # noqa: E402
 from mx_rec.inference.freeze import ExportError  # noqa: E402
 from mx_rec.saver.layout import CheckpointError  # noqa: E402
+from tools.export_args import budget_bytes, export_parser  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (its latest checkpoint) or prefix")
-    parser.add_argument("--output", required=True, help="model folder to write (replaced if it exists)")
-    parser.add_argument("--meta_graph", help="the training graph's .meta (default: <prefix>.meta)")
-    parser.add_argument("--memory_budget_mb", type=float, default=0.0,
-                        help="memory the table merge may use (0: a quarter of RAM)")
-    args = parser.parse_args(argv)
-    budget = int(args.memory_budget_mb * 2**20) or None
+    args = export_parser(__doc__.split("\n")[0], "model").parse_args(argv)
+    budget = budget_bytes(args)
     try:
         report = export_local(args.checkpoint, args.output, args.meta_graph, budget)
     except (ExportError, CheckpointError) as err:

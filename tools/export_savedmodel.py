@@ -11,7 +11,6 @@ needs neither mx_rec nor Horovod: ``tf.saved_model.load``, ``saved_model_cli``, 
 Tables larger than ``--memory_budget_mb`` (default: a quarter of RAM) are merged and written
 key range by key range.
 """
-import argparse
 import os
 import sys
 from typing import Optional, Sequence
@@ -21,19 +20,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from mx_rec.inference.freeze import ExportError  # noqa: E402
 from mx_rec.inference.saved_model import ROW_DTYPES, export_savedmodel  # noqa: E402
 from mx_rec.saver.layout import CheckpointError  # noqa: E402
+from tools.export_args import budget_bytes, export_parser  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (its latest checkpoint) or prefix")
-    parser.add_argument("--output", required=True, help="SavedModel folder to write (replaced if it exists)")
-    parser.add_argument("--meta_graph", help="the training graph's .meta (default: <prefix>.meta)")
-    parser.add_argument("--memory_budget_mb", type=float, default=0.0,
-                        help="memory merging and writing one table may use (0: a quarter of RAM)")
+    parser = export_parser(__doc__.split("\n")[0], "SavedModel")
     parser.add_argument("--row_dtype", choices=ROW_DTYPES, default="float32",
                         help="how rows are stored (float16: half the size, cast to float32 in the graph)")
     args = parser.parse_args(argv)
-    budget = int(args.memory_budget_mb * 2**20) or None
+    budget = budget_bytes(args)
     try:
         report = export_savedmodel(args.checkpoint, args.output, args.meta_graph, budget, args.row_dtype)
     except (ExportError, CheckpointError) as err:

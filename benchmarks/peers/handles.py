@@ -12,9 +12,9 @@ REPLY_TIMEOUT_S = 900.0
 
 
 def worker_env() -> Dict[str, str]:
-    """This environment with the checkout, mx_rec_py and the model zoo's folders on PYTHONPATH."""
+    """This environment with the checkout (the zoo imports as ``models``) and mx_rec_py on PYTHONPATH."""
     env = dict(os.environ)
-    paths = [REPO, REPO / "mx_rec_py", REPO / "models", REPO / "models" / "dlrm"]
+    paths = [REPO, REPO / "mx_rec_py"]
     env["PYTHONPATH"] = os.pathsep.join([str(p) for p in paths] + [p for p in [env.get("PYTHONPATH")] if p])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env

@@ -23,8 +23,7 @@ Workloads, fed through placeholders ``ids`` int64 [B, F], ``dense`` float32 [B, 
   would run the DLRM backward twice, ~40% more step time on 2 CPUs).
 
 Every system starts rows from truncated normal (stddev 0.05) and uses the same learning rate.
-The DLRM code is imported from ``models/`` (the worker puts ``models`` and ``models/dlrm`` on
-PYTHONPATH, as the zoo's run.sh does).
+The DLRM code is imported from the zoo as ``models.dlrm`` (the worker puts the checkout on PYTHONPATH).
 """
 import dataclasses
 from typing import Callable, Dict, List, Optional, Tuple
@@ -131,9 +130,9 @@ def _plain(ids: tf.Tensor, settings: Settings, name: str) -> _Sparse:
 
 def _dlrm_logits(emb: tf.Tensor, dense: tf.Tensor, seed: int) -> tf.Tensor:
     """The zoo's DLRM head: emb float32 [B, F, dim], dense float32 [B, D] -> logits float32 [B, 1]."""
-    from common.layers import mlp  # models/ on PYTHONPATH
-    from config import DLRMConfig  # models/dlrm on PYTHONPATH
-    from model import dot_interactions
+    from models.common.layers import mlp
+    from models.dlrm.config import DLRMConfig
+    from models.dlrm.model import dot_interactions
 
     cfg = DLRMConfig(emb_dim=int(emb.shape[-1]))
     with tf.compat.v1.variable_scope("dlrm"):

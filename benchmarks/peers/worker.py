@@ -1,8 +1,7 @@
 """One system's worker process: builds its graphs once, then steps them when the parent asks.
 
 Started by ``run.py`` as ``python -m benchmarks.peers.worker --system S --workloads micro,dlrm
---pool DIR --settings JSON --sizes JSON`` with the checkout, ``mx_rec_py``, ``models`` and
-``models/dlrm`` on PYTHONPATH. Protocol: one JSON object a line; replies go to the original
+--pool DIR --settings JSON --sizes JSON`` with the checkout and ``mx_rec_py`` on PYTHONPATH. Protocol: one JSON object a line; replies go to the original
 stdout, while fd 1 is pointed at stderr so that library prints cannot corrupt it.
 
 Requests (``op``) and replies:

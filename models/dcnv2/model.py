@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from models.common.layers import dense, mlp
 
-from config import DCNv2Config
+from models.dcnv2.config import DCNv2Config
 
 TABLE = "sparse_table"
 

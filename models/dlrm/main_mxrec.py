@@ -7,6 +7,7 @@ The script is a Rec SDK training script: ``init``, the input pipelines, the hash
 ``create_table``, ``sparse_lookup`` of the 26 fields (once, or once per field with
 ``USE_MULTI_LOOKUP=1``; plain iterator tensors and the graph modifier with ``USE_MODIFY_GRAPH=1``),
 the dense and sparse updates, the training loop, the Saver and the evaluation over all ranks.
+DCNv2 (``models/dcnv2/main_mxrec.py``) runs this same script with its own network and settings.
 Every field of ``models.common.config.TrainConfig`` and ``config.DLRMConfig`` is a flag
 (``--help``); the switches (``USE_DYNAMIC``, ``USE_FAAE``, ...) come from the environment
 (``models.common.switches``). Data: ``tools/criteo/convert.py`` or ``tools/criteo/synthetic.py`` output.
@@ -38,8 +39,8 @@ from models.common.config import parse_configs  # noqa: E402
 from models.common.switches import SwitchError, read_switches  # noqa: E402
 from models.common.training import TrainLog, learning_rate, task_loss  # noqa: E402
 
-from config import TRAIN, DLRMConfig  # noqa: E402
-from model import TABLE, build_fn  # noqa: E402
+from models.dlrm.config import TRAIN, DLRMConfig  # noqa: E402
+from models.dlrm.model import TABLE, build_fn  # noqa: E402
 
 TASKS = ("ctr",)
 HASH_OPTIMIZERS = {"lazy_adam": lazy_adam.create_hash_optimizer, "adagrad": adagrad.create_hash_optimizer,
@@ -70,8 +71,12 @@ def lookup(table, ids: tf.Tensor, is_train: bool, switches, access_threshold: in
                      for f in range(fields)], axis=1)
 
 
-def main(argv=None) -> int:
-    cfg, model_cfg = parse_configs(argv, __doc__.split("\n")[0], TRAIN, DLRMConfig())
+def main(argv=None, name: str = "dlrm", description: str = __doc__.split("\n")[0], train=TRAIN,
+         model_config=None, build_model=build_fn) -> int:
+    """Train and evaluate a Criteo model: DLRM by default; ``name``, ``train`` (the default
+    ``TrainConfig``), ``model_config`` (its architecture dataclass) and ``build_model`` (config, seed ->
+    ``build(emb, batch)`` returning logits) let another network run the same script (DCNv2 does)."""
+    cfg, model_cfg = parse_configs(argv, description, train, model_config or DLRMConfig())
     wall_start = time.perf_counter()
     tf.compat.v1.disable_eager_execution()
     switches = read_switches()
@@ -83,7 +88,7 @@ def main(argv=None) -> int:
         info = data.load_data_info(Path(cfg.resolved_data_path()), CRITEO_SCHEMA)
         steps = cfg.steps or data.train_steps(info, cfg.batch_size, ranks, cfg.epochs)
         n_eval = data.eval_steps(info, cfg.eval_batch_size, ranks, cfg.eval_steps)
-        with table_sizes.ssd_folder(switches.cache_mode, cfg.ssd_data_path, f"dlrm_rank{rank}") as ssd_path:
+        with table_sizes.ssd_folder(switches.cache_mode, cfg.ssd_data_path, f"{name}_rank{rank}") as ssd_path:
             # input pipelines: this rank's shard of train/ (repeated) and of test/ (padded to equal batch counts)
             train_iter, train_batch = data.make_iterator(
                 data.train_dataset(info, cfg.batch_size, steps, rank, ranks, cfg.seed, cfg.shuffle_buffer))
@@ -117,7 +122,7 @@ def main(argv=None) -> int:
                 raise SwitchError(f"CACHE_MODE={switches.cache_mode}: {err}") from None
 
             # training graph: lookups, model, loss; one backward pass for the dense and the sparse variables
-            build = build_fn(model_cfg, cfg.seed)
+            build = build_model(model_cfg, cfg.seed)
             train_emb = {name: lookup(table, train_batch["sparse_feature"], True, switches, cfg.access_threshold)
                          for name, table in tables.items()}
             loss = task_loss(build(train_emb, train_batch), train_batch["label"])
@@ -155,7 +160,7 @@ def main(argv=None) -> int:
             set_prediction(eval_probs, read_batch, aliases=rebuilt_batch)  # what tools/export_local.py exports
             metrics = evaluation.MetricsCombiner(2 * len(TASKS), ranks)
             start_asc_pipeline()
-            report.announce("dlrm", rank, ranks, cfg, switches, info, steps, n_eval, {TABLE: model_cfg.emb_dim},
+            report.announce(name, rank, ranks, cfg, switches, info, steps, n_eval, {TABLE: model_cfg.emb_dim},
                             keys, note)
 
             saver = tf.compat.v1.train.Saver() if cfg.checkpoint_dir else None  # dense variables and table shards
@@ -174,7 +179,7 @@ def main(argv=None) -> int:
         terminate_config_initializer()
     if rank == 0 and cfg.savedmodel_dir:  # once rank 0's save returned, every rank's shards are in the checkpoint
         print(f"savedmodel {export_savedmodel(cfg.checkpoint_dir, cfg.savedmodel_dir).output}", flush=True)
-    report.finish("dlrm", rank, ranks, cfg, switches, stats, results, eval_rate, time.perf_counter() - wall_start,
+    report.finish(name, rank, ranks, cfg, switches, stats, results, eval_rate, time.perf_counter() - wall_start,
                   info)
     return 0
 

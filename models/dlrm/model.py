@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from models.common.layers import mlp
 
-from config import DLRMConfig
+from models.dlrm.config import DLRMConfig
 
 TABLE = "sparse_table"
 

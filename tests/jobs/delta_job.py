@@ -6,7 +6,6 @@ Imported by tests/unit/test_delta_checkpoint.py (one process), and run as its ow
     delta_job.py DIR [OTHER]   train on this job's ranks into DIR, restore every version of DIR (and of the
                                chain OTHER saved by another rank count) here, write DIR/ok-<rank>.json
 """
-import contextlib
 import json
 import os
 import sys
@@ -22,8 +21,8 @@ from mx_rec.core.feature_process import EvictHook  # noqa: E402
 from mx_rec.optimizers import lazy_adam  # noqa: E402
 from mx_rec.saver.table_state import collect  # noqa: E402
 from mx_rec.communication import collectives  # noqa: E402
-from mx_rec.util.initialize import init, terminate_config_initializer  # noqa: E402
 from mx_rec.util.variable import get_dense_and_sparse_variable  # noqa: E402
+from tests.graphs import fresh_graph  # noqa: E402
 
 B, F, D, POOL = 32, 3, 4, 3000
 BASE_STEP, DELTA_EVERY, DELTAS = 8, 4, 5
@@ -33,16 +32,6 @@ TIERS = {"hbm": {"device_vocabulary_size": POOL},
          "ddr": {"device_vocabulary_size": 160, "host_vocabulary_size": POOL},
          "ssd": {"device_vocabulary_size": 160, "host_vocabulary_size": 100, "ssd_vocabulary_size": POOL}}
 tf.compat.v1.disable_eager_execution()
-
-
-@contextlib.contextmanager
-def fresh_graph(**init_kwargs):
-    """A new graph and mx_rec configuration (as tests/graphs.py; run as a script this job cannot import tests)."""
-    terminate_config_initializer()
-    with tf.Graph().as_default() as graph:
-        init(**init_kwargs)
-        yield graph
-    terminate_config_initializer()
 
 
 def batch(step: int):

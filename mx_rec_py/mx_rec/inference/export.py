@@ -32,6 +32,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from mx_rec.inference.freeze import ExportError, freeze
 from mx_rec.inference.table_merge import MergeStats, ShardError, merge_shards, npz_member
 from mx_rec.saver import layout, unit
+from mx_rec.saver.layout import CheckpointError
 from mx_rec.system import files as fs
 
 FORMAT = "mx_rec-local-model-v1"
@@ -55,20 +56,15 @@ def default_memory_budget() -> int:
 
 
 def resolve_checkpoint(path: str) -> str:
-    """A TF checkpoint prefix from a folder (its latest checkpoint) or a prefix.
+    """A TF checkpoint prefix from a folder (its latest checkpoint) or a prefix (``layout.resolve_prefix``).
 
     Raises:
         ExportError: neither, naming the path.
     """
-    if fs.isdir(path) and not fs.isdir(layout.unit_dir(path)):
-        state = tf.train.get_checkpoint_state(path)
-        if state is None or not state.model_checkpoint_path:
-            raise ExportError(f"{path} holds no TF checkpoint (no 'checkpoint' file naming one)")
-        # the 'checkpoint' file may hold absolute paths: a copied or moved folder must read its own files
-        return fs.join(path, os.path.basename(state.model_checkpoint_path))
-    if fs.isfile(path + ".index") or fs.isdir(layout.unit_dir(path)):
-        return path
-    raise ExportError(f"{path} is neither a checkpoint folder nor a checkpoint prefix (no {path}.index)")
+    try:
+        return layout.resolve_prefix(path)
+    except CheckpointError as err:
+        raise ExportError(str(err)) from None
 
 
 def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:

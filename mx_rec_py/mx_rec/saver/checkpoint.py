@@ -195,24 +195,27 @@ def check_capacity(name: str, table: EmbeddingTable, state: TableState) -> None:
                               f"table's capacity {table.capacity()}; raise device_vocabulary_size")
 
 
-def _load_shard(path: str, table_name: str, dim: int, record: dict, save_id: Optional[str]) -> TableState:
+def load_shard(path: str, table_name: str, dim: int, record: dict, save_id: Optional[str],
+               state_class: type = TableState, what: str = "checkpoint shard") -> TableState:
+    """One shard file as ``state_class`` (``TableState``, or a delta's ``DeltaState``), checked against its
+    manifest ``record`` and ``save_id``. Raises CheckpointError naming the table and the file."""
     if not fs.isfile(path):
-        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} is missing")
+        raise CheckpointError(f"table '{table_name}': {what} {path} is missing")
     try:
         with fs.open_read(path) as f, np.load(f) as data:
-            state = TableState.from_arrays({k: data[k] for k in data.files})
+            state = state_class.from_arrays({k: data[k] for k in data.files})
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} is truncated or unreadable "
+        raise CheckpointError(f"table '{table_name}': {what} {path} is truncated or unreadable "
                               f"({type(err).__name__}: {err})") from None
     if save_id is not None and state.save_id != save_id:
-        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} belongs to save {state.save_id!r}, "
+        raise CheckpointError(f"table '{table_name}': {what} {path} belongs to save {state.save_id!r}, "
                               f"the manifest to save {save_id}")
     k = state.keys.shape[0]
     if state.embeddings.shape != (k, dim) or any(v.shape != (k, dim) for v in state.slots.values()):
-        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} holds arrays of inconsistent shapes")
+        raise CheckpointError(f"table '{table_name}': {what} {path} holds arrays of inconsistent shapes")
     s = state.stat_keys.shape[0]
     if state.counts.shape != (s,) or state.last_seen.shape != (s,):
-        raise CheckpointError(f"table '{table_name}': checkpoint shard {path} holds admission counts of "
+        raise CheckpointError(f"table '{table_name}': {what} {path} holds admission counts of "
                               "inconsistent shapes")
     unit.check_counts(path, table_name, record, k, s)
     return state
@@ -260,7 +263,7 @@ def load_table(checked: unit.Unit, root: str, name: str, table: EmbeddingTable) 
         raise CheckpointError(f"table '{name}': checkpoint {root} has dim {entry['dim']}, the session's "
                               f"table has dim {table.dim}")
     records = unit.shard_records(manifest, name)
-    shards = [_load_shard(path, name, table.dim, record, manifest.get("save_id"))
+    shards = [load_shard(path, name, table.dim, record, manifest.get("save_id"))
               for path, record in zip(checked.shards[name], records)]
     state = shards[0] if len(shards) == 1 else _merge(shards)
     if config.rank_size > 1 and not table.config.is_dp:

@@ -39,7 +39,6 @@ Example:
 import os
 import re
 import weakref
-import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -51,7 +50,7 @@ from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.constants.constants import BASE_MODEL, DELTA_MODEL
 from mx_rec.key_process import changes
 from mx_rec.saver import layout, unit
-from mx_rec.saver.checkpoint import check_capacity, load_sparse, saved_tables
+from mx_rec.saver.checkpoint import check_capacity, load_shard, load_sparse, saved_tables
 from mx_rec.saver.layout import CheckpointError
 from mx_rec.saver.table_state import TableState, collect, slot_key
 from mx_rec.system import files as fs
@@ -271,7 +270,7 @@ def _load_delta(prefix: str, checked: unit.Unit, name: str) -> DeltaState:
     if name not in checked.manifest["tables"]:
         raise CheckpointError(f"table '{name}': delta checkpoint {prefix} does not hold it")
     records = unit.shard_records(checked.manifest, name)
-    shards = [_read_shard(path, name, table.dim, record, checked.manifest["save_id"])
+    shards = [load_shard(path, name, table.dim, record, checked.manifest["save_id"], DeltaState, "delta shard")
               for path, record in zip(checked.shards[name], records)]
     state = _concat(shards)
     if config.rank_size > 1 and not table.config.is_dp:
@@ -280,23 +279,6 @@ def _load_delta(prefix: str, checked: unit.Unit, name: str) -> DeltaState:
         state = DeltaState(**{f: getattr(owned, f) for f in owned.__dataclass_fields__},
                            deleted_keys=state.deleted_keys[state.deleted_keys % size == rank],
                            deleted_stat_keys=state.deleted_stat_keys[state.deleted_stat_keys % size == rank])
-    return state
-
-
-def _read_shard(path: str, name: str, dim: int, record: Dict, save_id: str) -> DeltaState:
-    try:
-        with fs.open_read(path) as f, np.load(f) as data:
-            state = DeltaState.from_arrays({k: data[k] for k in data.files})
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise CheckpointError(f"table '{name}': delta shard {path} is truncated or unreadable "
-                              f"({type(err).__name__}: {err})") from None
-    if state.save_id != save_id:
-        raise CheckpointError(f"table '{name}': delta shard {path} belongs to save {state.save_id!r}, the manifest "
-                              f"to save {save_id}")
-    k = state.keys.shape[0]
-    if state.embeddings.shape != (k, dim) or any(v.shape != (k, dim) for v in state.slots.values()):
-        raise CheckpointError(f"table '{name}': delta shard {path} holds arrays of inconsistent shapes")
-    unit.check_counts(path, name, record, k, state.stat_keys.shape[0])
     return state
 
 

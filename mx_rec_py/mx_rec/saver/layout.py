@@ -16,6 +16,7 @@ filesystem without atomic directory renames (``mx_rec.system.files``) the manife
 a directory without its manifest is not yet the unit.
 """
 import json
+import os
 from typing import Any, Dict, List
 
 import tensorflow as tf
@@ -84,3 +85,22 @@ def read_manifest(prefix: str) -> Dict[str, Any]:
         raise CheckpointError(f"sparse checkpoint manifest {path}: format version {version!r}, "
                               f"this mx_rec reads {READABLE_VERSIONS}")
     return manifest
+
+
+def resolve_prefix(path: str) -> str:
+    """The checkpoint prefix of ``path``: a folder's latest checkpoint (by its ``checkpoint`` file), or
+    ``path`` itself when it is a prefix (``<path>.index`` or its sparse unit exists).
+
+    Raises:
+        CheckpointError: a folder without a ``checkpoint`` file naming one, or no checkpoint at ``path``.
+    """
+    path = os.fspath(path)
+    if fs.isdir(path) and not fs.isdir(unit_dir(path)):
+        state = tf.train.get_checkpoint_state(path)
+        if state is None or not state.model_checkpoint_path:
+            raise CheckpointError(f"{path} holds no checkpoint (no 'checkpoint' file naming one)")
+        # the 'checkpoint' file may hold absolute paths: a copied or moved folder must read its own files
+        return fs.join(path, os.path.basename(state.model_checkpoint_path))
+    if fs.isfile(path + ".index") or fs.isdir(unit_dir(path)):
+        return path
+    raise CheckpointError(f"{path} is neither a checkpoint folder nor a checkpoint prefix (no {path}.index)")

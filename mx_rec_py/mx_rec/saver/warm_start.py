@@ -95,22 +95,11 @@ def _plan(graph: tf.Graph, create: bool = False) -> Optional[WarmStartPlan]:
 
 
 def resolve_prefix(path: str) -> str:
-    """The checkpoint prefix of ``path``: a folder's latest checkpoint (by its ``checkpoint`` file), or ``path``.
-
-    Raises:
-        CheckpointError: a folder without a ``checkpoint`` file naming one, or no checkpoint at ``path``.
-    """
-    path = os.fspath(path)
-    if fs.isdir(path) and not fs.isdir(layout.sparse_dir(path)):
-        state = tf.train.get_checkpoint_state(path)
-        if state is None or not state.model_checkpoint_path:
-            raise CheckpointError(f"warm start: {path} holds no checkpoint (no 'checkpoint' file naming one)")
-        # the 'checkpoint' file may hold absolute paths of a folder since moved: read this folder's files
-        return fs.join(path, os.path.basename(state.model_checkpoint_path))
-    if fs.isfile(path + ".index") or fs.isdir(layout.sparse_dir(path)):
-        return path
-    raise CheckpointError(f"warm start: {path} is neither a checkpoint folder nor a checkpoint prefix "
-                          f"(no {path}.index)")
+    """The checkpoint prefix of ``path`` (see ``layout.resolve_prefix``); errors say they come from warm start."""
+    try:
+        return layout.resolve_prefix(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"warm start: {err}") from None
 
 
 def saved_table_names(prefix: str) -> List[str]:
