@@ -316,8 +316,7 @@ def _export(case_dir, out_dir):
     """tools/export_local.py's main in this process: (exit code, stderr text)."""
     import contextlib
     import io
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
-    import export_local  # noqa: E402 - the tool itself
+    from tools import export_local  # the tool itself
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         rc = export_local.main(["--checkpoint", case_dir, "--output", out_dir])
