@@ -317,11 +317,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="timed steps per round (default: the preset's)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON path (default {DEFAULT_OUTPUT})")
     args = parser.parse_args(argv)
-    for flag in ("rounds", "steps"):
+    check_counts(parser, args)
+    return args
+
+
+def check_counts(parser: argparse.ArgumentParser, args: argparse.Namespace, flags=("rounds", "steps")) -> None:
+    """Stop with a usage error when a given ``--rounds`` / ``--steps`` is below 1 (None: the preset's)."""
+    for flag in flags:
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag} must be >= 1, got {value}")
-    return args
 
 
 def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> dict:

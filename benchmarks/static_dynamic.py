@@ -47,7 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.lookup_update import REPO, _mx_rec_source, machine_info  # noqa: E402
+from benchmarks.lookup_update import REPO, _mx_rec_source, check_counts, machine_info  # noqa: E402
 from benchmarks.readme_block import replace_block  # noqa: E402
 
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "static_dynamic.json"
@@ -308,10 +308,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # a horovodrun rank: rank 0 writes here
     parser.add_argument("--settings", help=argparse.SUPPRESS)  # the worker's Settings as JSON
     args = parser.parse_args(argv)
-    for flag in ("rounds", "steps"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            parser.error(f"--{flag} must be >= 1, got {value}")
+    check_counts(parser, args)
     return args
 
 
