@@ -13,7 +13,7 @@ lookup adds its distinct keys and their sightings to the log (the counts serve
 ``recent_key_count_threshold``).
 
 Example:
-    >>> enable(True); planned(table, np.array([3, 3, 7]))               # doctest: +SKIP
+    >>> enable(True); planned(table, np.array([3, 7]), np.array([2, 1]))  # doctest: +SKIP
     >>> tracker(table).take()                    # (keys [3, 7], sightings [2, 1], removed [])  doctest: +SKIP
 """
 import threading
@@ -33,7 +33,7 @@ class ChangeLog:
     """Keys planned for training (with sightings) and keys removed since the last save, of one table shard.
 
     Planned keys go into a hash index (the one tables use) with a count per key: a training batch costs
-    one dedup and one index probe, whatever the number of batches since the save.
+    one index probe of the distinct keys its plan found, whatever the number of batches since the save.
     """
 
     def __init__(self) -> None:
@@ -50,6 +50,11 @@ class ChangeLog:
             valid = inverse < unique.shape[0]
             occurrences = np.bincount(inverse[valid], weights=np.asarray(weights).reshape(-1)[valid],
                                       minlength=unique.shape[0])
+        self.planned_distinct(unique, occurrences)
+
+    def planned_distinct(self, unique: np.ndarray, occurrences: np.ndarray) -> None:
+        """Record distinct keys int64 [U] (no padding) seen ``occurrences`` int64 [U] times: what a
+        lookup's plan already counted, so the batch is not deduplicated twice."""
         with self._lock:
             self._add(unique, occurrences)
 
@@ -128,10 +133,11 @@ def tracker(table) -> ChangeLog:
     return table.changes
 
 
-def planned(table, keys: np.ndarray, weights: Optional[np.ndarray] = None) -> None:
-    """Hook of a training lookup's host step: ``keys`` int64 [N] may change (no-op unless enabled)."""
+def planned(table, unique: np.ndarray, occurrences: np.ndarray) -> None:
+    """Hook of a training lookup's host step, after its plan: the distinct keys int64 [U] it planned
+    (seen ``occurrences`` int64 [U] times) may change (no-op unless enabled)."""
     if _enabled:
-        tracker(table).planned(keys, weights)
+        tracker(table).planned_distinct(unique, occurrences)
 
 
 def removed(table, keys: np.ndarray) -> None:

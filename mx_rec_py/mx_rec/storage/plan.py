@@ -27,6 +27,7 @@ class BatchPlan:
         write_values: float [M, dim]; their contents (DDR/SSD: [parts, M, dim], the embedding then
             each optimizer slot).
         unique_keys: int64 [U]; the distinct keys, in order of first appearance.
+        occurrences: int64 [U]; the sightings each distinct key stands for in this batch.
         rejected: keys of this batch refused admission (int).
         device_rows: rows the device variable must have for this plan (keys' rows + the scratch row).
         swap_out: device rows (DDR mode) to read back to the host before the writes, with their keys.
@@ -37,6 +38,7 @@ class BatchPlan:
     write_rows: np.ndarray
     write_values: np.ndarray
     unique_keys: np.ndarray
+    occurrences: np.ndarray
     rejected: int = 0
     device_rows: int = 0
     swap_out: SwapOut = field(default_factory=SwapOut)
@@ -107,22 +109,22 @@ def plan_batch(store: RowStore, keys: np.ndarray, insert: bool, send_count: Opti
         rejected = int((placement.rows < 0).sum())
     else:
         placement = store.locate(unique, insert, lookup_id)
-    return gather_plan(placement, unique, inverse, store.padding_row, rejected)
+    return gather_plan(placement, unique, inverse, occurrences, store.padding_row, rejected)
 
 
-def gather_plan(placement: Placement, unique: np.ndarray, inverse: np.ndarray, padding_row: int,
-                rejected: int = 0) -> BatchPlan:
-    """The gather plan of a placement of ``unique`` (int64 [U]); ``inverse`` int32 [N] maps ids to
-    them (U for padding)."""
+def gather_plan(placement: Placement, unique: np.ndarray, inverse: np.ndarray, occurrences: np.ndarray,
+                padding_row: int, rejected: int = 0) -> BatchPlan:
+    """The gather plan of a placement of ``unique`` (int64 [U], seen ``occurrences`` int64 [U] times);
+    ``inverse`` int32 [N] maps ids to them (U for padding)."""
     has_row = placement.rows >= 0
     if has_row.all():  # the steady state: every distinct key is gathered, in order
         return BatchPlan(gather_rows=placement.rows, inverse=inverse, write_rows=placement.write_rows,
-                         write_values=placement.write_values, unique_keys=unique, rejected=rejected,
+                         write_values=placement.write_values, unique_keys=unique, occurrences=occurrences, rejected=rejected,
                          device_rows=padding_row + 1, swap_out=placement.swap_out)
     gather_rows = placement.rows[has_row]
     n_gather = gather_rows.shape[0]
     position = np.where(has_row, np.cumsum(has_row) - 1, n_gather + 1)
     position = np.append(position, n_gather).astype(np.int32)
     return BatchPlan(gather_rows=gather_rows, inverse=position[inverse], write_rows=placement.write_rows,
-                     write_values=placement.write_values, unique_keys=unique, rejected=rejected,
+                     write_values=placement.write_values, unique_keys=unique, occurrences=occurrences, rejected=rejected,
                      device_rows=padding_row + 1, swap_out=placement.swap_out)

@@ -123,12 +123,14 @@ class TieredBackend(Backend):
         if request.seq is not None:
             rows = self.store.take_prepared(request.lookup_id, request.seq, request.keys)
             if rows is not None:
-                return self._placed_plan(request.keys, rows, request.lookup_id)
+                return self._placed_plan(request.keys, rows, request.lookup_id, request.weights)
         return self._plan_batch(self.store, request, lifecycle, stats)
 
-    def _placed_plan(self, unique: np.ndarray, rows: np.ndarray, lookup_id: int) -> BatchPlan:
-        """The plan of distinct keys int64 [U] that a lookahead placed at ``rows`` int64 [U]; the keys it
-        left out (row -1, not held by the table then) are inserted now (``TieredStore.place_new``)."""
+    def _placed_plan(self, unique: np.ndarray, rows: np.ndarray, lookup_id: int,
+                     weights: Optional[np.ndarray]) -> BatchPlan:
+        """The plan of distinct keys int64 [U] (seen ``weights`` int64 [U] times, None: once each) that a
+        lookahead placed at ``rows`` int64 [U]; the keys it left out (row -1, not held by the table
+        then) are inserted now (``TieredStore.place_new``)."""
         new = np.flatnonzero(rows < 0)
         if new.shape[0]:
             placement = self.store.place_new(unique[new], lookup_id)
@@ -137,7 +139,9 @@ class TieredBackend(Backend):
             placement.rows = all_rows  # the new keys' writes and swaps, with every key's row
         else:
             placement = Placement(rows, np.empty(0, np.int64), self.store.no_values())
-        return gather_plan(placement, unique, np.arange(unique.shape[0], dtype=np.int32), self.padding_row)
+        occurrences = weights if weights is not None else np.ones(unique.shape[0], np.int64)
+        return gather_plan(placement, unique, np.arange(unique.shape[0], dtype=np.int32), occurrences,
+                           self.padding_row)
 
     def prepare(self, keys: np.ndarray, lookup_id: int, seq: int) -> Optional[Placement]:
         return self.store.prepare(keys, lookup_id, seq)

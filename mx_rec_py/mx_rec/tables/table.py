@@ -110,9 +110,10 @@ class EmbeddingTable:
     def plan(self, request: PlanRequest) -> BatchPlan:
         """Host step of one lookup, with the table's admission settings; see ``Backend.plan``."""
         with self.backend.host_lock:
-            if request.insert:
-                changes.planned(self, request.keys, request.weights)  # delta checkpoints: these keys may change
-            return self.backend.plan(request, self.lifecycle, self.stats)
+            plan = self.backend.plan(request, self.lifecycle, self.stats)
+            if request.insert:  # delta checkpoints: these keys may change
+                changes.planned(self, plan.unique_keys, plan.occurrences)
+            return plan
 
     def prepare(self, keys: np.ndarray, lookup_id: int, seq: int, send_count: Optional[int]) -> Optional[Placement]:
         """Lookahead (DDR/SSD): place the distinct keys int64 [U] of a lookup's next batch ``seq``; None
