@@ -59,4 +59,10 @@ for tool in horovodrun:horovod.runner.launch:run_commandline pytest:pytest:conso
 done
 touch "$venv"  # in use: keep it; environments unused for a week are pruned
 find "$cache" -mindepth 1 -maxdepth 1 -type d -mtime +7 ! -path "$venv" -exec rm -rf {} + 2>/dev/null || true
+# mx_rec's fused TF ops, compiled against this TensorFlow (cached by sources, compiler and TF version; ~15 s)
+if ! kernels="$(TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python -m mx_rec.kernels.build)"; then
+  log "building mx_rec's fused kernels failed (see above); TF's own ops will run instead"
+else
+  log "fused kernels: $kernels"
+fi
 log "ready: $repo/.venv (packages from $venv)"

@@ -17,6 +17,7 @@ import tensorflow as tf
 from mx_rec.config.graph_registry import registry_of
 from mx_rec.constants.constants import (ASCEND_SPARSE_LOOKUP_ID_OFFSET, ASCEND_SPARSE_LOOKUP_LOCAL_EMB,
                                        ASCEND_SPARSE_LOOKUP_UNIQUE_KEYS)
+from mx_rec.kernels.ops import segment_sum
 from mx_rec.key_process.key_stats import NO_TIMESTAMP
 from mx_rec.lookup.request import LookupRequest
 from mx_rec.storage.plan import PlanRequest
@@ -29,7 +30,7 @@ def expand_rows(rows: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
     @tf.custom_gradient
     def gather(values):
         def grad(dy):
-            return tf.math.unsorted_segment_sum(dy, indices, tf.shape(values, out_type=indices.dtype)[0])
+            return segment_sum(dy, indices, tf.shape(values, out_type=indices.dtype)[0])
         return tf.gather(values, indices), grad
     return gather(rows)
 

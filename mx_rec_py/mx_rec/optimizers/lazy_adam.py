@@ -9,6 +9,7 @@ former LazyAdamOptimizer did, and equal to the global step when it runs once per
 """
 import tensorflow as tf
 
+from mx_rec.kernels.ops import sparse_lazy_adam
 from mx_rec.optimizers.base import CustomizedOptimizer, check_learning_rate, check_name
 from mx_rec.system.log import log_once
 
@@ -19,22 +20,14 @@ class CustomizedLazyAdam(tf.compat.v1.train.AdamOptimizer, CustomizedOptimizer):
     slot_init_values = {"m": 0.0, "v": 0.0}
 
     def _resource_apply_sparse(self, grad, var, indices):
-        dtype = var.dtype.base_dtype
+        dtype = grad.dtype.base_dtype  # the math dtype (float32 for float16 / bfloat16 storage)
         beta1_power, beta2_power = (tf.cast(p, dtype) for p in self._get_beta_accumulators())
         lr = tf.cast(self._lr_t, dtype)
-        beta1 = tf.cast(self._beta1_t, dtype)
-        beta2 = tf.cast(self._beta2_t, dtype)
-        epsilon = tf.cast(self._epsilon_t, dtype)
         step_size = lr * tf.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
-        m = self.get_slot(var, "m")
-        v = self.get_slot(var, "v")
-        m_t = beta1 * tf.gather(m, indices) + (1.0 - beta1) * grad
-        v_t = beta2 * tf.gather(v, indices) + (1.0 - beta2) * tf.square(grad)
-        m_update = tf.raw_ops.ResourceScatterUpdate(resource=m.handle, indices=indices, updates=m_t)
-        v_update = tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=indices, updates=v_t)
-        var_update = tf.raw_ops.ResourceScatterAdd(resource=var.handle, indices=indices,
-                                                   updates=-step_size * m_t / (tf.sqrt(v_t) + epsilon))
-        return tf.group(m_update, v_update, var_update)
+        # one pass over the rows and both slots (mx_rec.kernels); TF's ops where the kernel does not apply
+        return sparse_lazy_adam(var, self.get_slot(var, "m"), self.get_slot(var, "v"), step_size,
+                                tf.cast(self._beta1_t, dtype), tf.cast(self._beta2_t, dtype),
+                                tf.cast(self._epsilon_t, dtype), grad, indices, use_locking=self._use_locking)
 
 
 def create_hash_optimizer(learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from mx_rec.constants.constants import ApplyGradientsStrategy
+from mx_rec.kernels.ops import segment_sum
 
 ENV_NAME = "APPLY_GRADIENTS_STRATEGY"
 DEFAULT = ApplyGradientsStrategy.SUM_SAME_ID_GRADIENTS_AND_APPLY
@@ -129,7 +130,7 @@ class SumSameIdGradients(ApplyStrategy):
 
     def apply(self, apply_unique: ApplyUnique, values: tf.Tensor, indices: tf.Tensor, lookups: int) -> tf.Operation:
         unique, position = tf.unique(indices)
-        return apply_unique(tf.math.unsorted_segment_sum(values, position, tf.shape(unique)[0]), unique)
+        return apply_unique(segment_sum(values, position, tf.shape(unique)[0]), unique)
 
 
 class DirectApply(ApplyStrategy):

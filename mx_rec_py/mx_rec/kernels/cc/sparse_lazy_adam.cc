@@ -1,0 +1,172 @@
+// MxrecSparseLazyAdam: lazy Adam on the rows a step looked up, in one pass over row, m and v.
+//
+// For each position i of `indices` (row r = indices[i]) and column j:
+//   m[r, j] = beta1 * m[r, j] + (1 - beta1) * g          (g = grad[i, j])
+//   v[r, j] = beta2 * v[r, j] + (1 - beta2) * g * g
+//   var[r, j] += (-step_size) * m[r, j] / (sqrt(v[r, j]) + epsilon)
+// with the same operation order as the TF-op path (mx_rec/optimizers/lazy_adam.py), so both give the
+// same float32 numbers. Storage T may be float, double, half or bfloat16; math is in Tgrad (float or
+// double). Work is split by row (row % shards), each shard walking `indices` in order, so a repeated
+// row is updated once per occurrence, in order, and the result never depends on the thread count.
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_var.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/kernels/training_op_helpers.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace tensorflow {
+namespace {
+
+using CPUDevice = Eigen::ThreadPoolDevice;
+
+REGISTER_OP("MxrecSparseLazyAdam")
+    .Input("var: resource")
+    .Input("m: resource")
+    .Input("v: resource")
+    .Input("step_size: Tgrad")
+    .Input("beta1: Tgrad")
+    .Input("beta2: Tgrad")
+    .Input("epsilon: Tgrad")
+    .Input("grad: Tgrad")
+    .Input("indices: Tindices")
+    .Attr("T: {float, double, half, bfloat16}")
+    .Attr("Tgrad: {float, double}")
+    .Attr("Tindices: {int32, int64}")
+    .Attr("use_locking: bool = false")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle unused;
+      for (int i = 3; i < 7; ++i) TF_RETURN_IF_ERROR(c->WithRank(c->input(i), 0, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(7), 2, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(8), 1, &unused));
+      return OkStatus();
+    })
+    .Doc("Lazy Adam on the rows `indices` of var, m and v, in one pass (mx_rec).");
+
+template <typename T, typename G>
+inline G Load(const T& x) { return static_cast<G>(x); }
+
+template <typename T, typename G>
+inline T Store(G x) { return static_cast<T>(x); }
+
+// One row: scalars by value and restrict pointers, so the compiler vectorizes the columns.
+template <typename T, typename G>
+inline void AdamRow(T* __restrict row, T* __restrict m, T* __restrict v, const G* __restrict g, int64_t dim,
+                    const G beta1, const G one_minus_beta1, const G beta2, const G one_minus_beta2, const G neg_step,
+                    const G epsilon) {
+  for (int64_t j = 0; j < dim; ++j) {
+    const G gj = g[j];
+    const G m_t = beta1 * Load<T, G>(m[j]) + one_minus_beta1 * gj;
+    const G v_t = beta2 * Load<T, G>(v[j]) + one_minus_beta2 * (gj * gj);
+    m[j] = Store<T, G>(m_t);
+    v[j] = Store<T, G>(v_t);
+    row[j] = Store<T, G>(Load<T, G>(row[j]) + (neg_step * m_t) / (std::sqrt(v_t) + epsilon));
+  }
+}
+
+template <typename T, typename G, typename Index>
+class SparseLazyAdamOp : public OpKernel {
+ public:
+  explicit SparseLazyAdamOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("use_locking", &use_locking_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(ctx, use_locking_, /*sparse=*/true, {0, 1, 2});
+    Tensor var, m, v;
+    OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, T>(ctx, 0, use_locking_, true, &var));
+    OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, T>(ctx, 1, use_locking_, true, &m));
+    OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, T>(ctx, 2, use_locking_, true, &v));
+    OP_REQUIRES(ctx, var.IsInitialized() && m.IsInitialized() && v.IsInitialized(),
+                errors::FailedPrecondition("MxrecSparseLazyAdam: the variable or a slot is not initialized"));
+    OP_REQUIRES(ctx, var.dims() == 2, errors::InvalidArgument("MxrecSparseLazyAdam: var must be 2-D, got ",
+                                                              var.shape().DebugString()));
+    const int64_t rows = var.dim_size(0);
+    const int64_t dim = var.dim_size(1);
+    OP_REQUIRES(ctx, m.dim_size(0) >= rows && v.dim_size(0) >= rows && m.dims() == 2 && v.dims() == 2 &&
+                         m.dim_size(1) == dim && v.dim_size(1) == dim,
+                errors::InvalidArgument("MxrecSparseLazyAdam: slots ", m.shape().DebugString(), " / ",
+                                        v.shape().DebugString(), " do not cover var ", var.shape().DebugString()));
+    const Tensor& grad = ctx->input(7);
+    const Tensor& indices = ctx->input(8);
+    const int64_t n = indices.dim_size(0);
+    OP_REQUIRES(ctx, grad.dim_size(0) == n && grad.dim_size(1) == dim,
+                errors::InvalidArgument("MxrecSparseLazyAdam: grad ", grad.shape().DebugString(), " does not match ",
+                                        n, " indices of rows of width ", dim));
+    const G step_size = ctx->input(3).scalar<G>()();
+    const G beta1 = ctx->input(4).scalar<G>()();
+    const G beta2 = ctx->input(5).scalar<G>()();
+    const G epsilon = ctx->input(6).scalar<G>()();
+    const Index* idx = indices.flat<Index>().data();
+    for (int64_t i = 0; i < n; ++i) {
+      OP_REQUIRES(ctx, idx[i] >= 0 && idx[i] < rows,
+                  errors::InvalidArgument("MxrecSparseLazyAdam: indices[", i, "] = ", static_cast<int64_t>(idx[i]),
+                                          " is not a row of var (", rows, " rows)"));
+    }
+    if (n == 0) return;
+    T* var_p = var.flat<T>().data();
+    T* m_p = m.flat<T>().data();
+    T* v_p = v.flat<T>().data();
+    const G* g_p = grad.flat<G>().data();
+    const G one_minus_beta1 = G(1) - beta1;
+    const G one_minus_beta2 = G(1) - beta2;
+    const G neg_step = -step_size;
+
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    // one shard per thread at most, and none smaller than ~16k values
+    const int64_t shards = std::max<int64_t>(1, std::min<int64_t>(workers->num_threads, n * dim / 16384));
+    auto update = [&](int64_t i) {
+      const int64_t r = static_cast<int64_t>(idx[i]);
+      AdamRow<T, G>(var_p + r * dim, m_p + r * dim, v_p + r * dim, g_p + i * dim, dim, beta1, one_minus_beta1, beta2,
+                    one_minus_beta2, neg_step, epsilon);
+    };
+    auto prefetch = [&](int64_t i) {  // rows are scattered over the table: ask for them ahead
+      const int64_t r = static_cast<int64_t>(idx[i]);
+      __builtin_prefetch(var_p + r * dim, 1);
+      __builtin_prefetch(m_p + r * dim, 1);
+      __builtin_prefetch(v_p + r * dim, 1);
+    };
+    constexpr int64_t kAhead = 32;
+    auto work = [&](int64_t first, int64_t last) {
+      std::vector<int64_t> mine;
+      for (int64_t s = first; s < last; ++s) {
+        mine.clear();
+        for (int64_t i = 0; i < n; ++i) {
+          if (shards == 1 || static_cast<int64_t>(idx[i]) % shards == s) mine.push_back(i);
+        }
+        const int64_t count = static_cast<int64_t>(mine.size());
+        for (int64_t k = 0; k < std::min(count, kAhead); ++k) prefetch(mine[k]);
+        for (int64_t k = 0; k < count; ++k) {
+          if (k + kAhead < count) prefetch(mine[k + kAhead]);
+          update(mine[k]);
+        }
+      }
+    };
+    Shard(workers->num_threads, workers->workers, shards, /*cost_per_unit=*/1 << 30, work);
+  }
+
+ private:
+  bool use_locking_;
+};
+
+#define REGISTER(T, G, I)                                                                              \
+  REGISTER_KERNEL_BUILDER(Name("MxrecSparseLazyAdam")                                                  \
+                              .Device(DEVICE_CPU)                                                      \
+                              .TypeConstraint<T>("T")                                                  \
+                              .TypeConstraint<G>("Tgrad")                                              \
+                              .TypeConstraint<I>("Tindices"),                                          \
+                          SparseLazyAdamOp<T, G, I>);
+#define REGISTER_INDICES(T, G) REGISTER(T, G, int32) REGISTER(T, G, int64_t)
+REGISTER_INDICES(float, float)
+REGISTER_INDICES(double, double)
+REGISTER_INDICES(Eigen::half, float)
+REGISTER_INDICES(bfloat16, float)
+#undef REGISTER_INDICES
+#undef REGISTER
+
+}  // namespace
+}  // namespace tensorflow
