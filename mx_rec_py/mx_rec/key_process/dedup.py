@@ -16,8 +16,7 @@ def _dedup_kernel(keys):
     while size < 2 * n:
         size *= 2
     mask = np.uint64(size - 1)
-    slot_key = np.empty(size, dtype=np.int64)
-    slot_pos = np.full(size, -1, dtype=np.int32)
+    slot_pos = np.full(size, -1, dtype=np.int32)  # a slot holds the key's position in unique (4 B, not 12)
     unique = np.empty(n, dtype=np.int64)
     counts = np.zeros(n, dtype=np.int32)
     inverse = np.empty(n, dtype=np.int32)
@@ -34,13 +33,12 @@ def _dedup_kernel(keys):
             p = slot_pos[s]
             if p < 0:
                 slot_pos[s] = u
-                slot_key[s] = k
                 unique[u] = k
                 counts[u] = 1
                 inverse[i] = u
                 u += 1
                 break
-            if slot_key[s] == k:
+            if unique[p] == k:
                 inverse[i] = p
                 counts[p] += 1
                 break

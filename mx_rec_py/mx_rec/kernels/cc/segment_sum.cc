@@ -1,9 +1,10 @@
 // MxrecSegmentSum: out[s] = sum of data[i] over the i with segment_ids[i] == s, in increasing i.
 //
-// TF's UnsortedSegmentSum adds the rows one after another on one thread; here the positions are
-// first grouped by segment (a counting sort, keeping their order), then segments are summed in
-// parallel, each in increasing i: the same additions in the same order, so the same numbers,
-// whatever the thread count. Negative ids are dropped (as TF does); ids >= num_segments are an error.
+// TF's UnsortedSegmentSum adds the rows one after another on one thread. Here each thread owns
+// every shards-th segment (interleaved: the hot keys, numbered first, spread over the threads) and walks all of `segment_ids` in order, adding the rows of its segments: the
+// same additions in the same order, so the same numbers whatever the thread count, and `data` is
+// still read front to back. Negative ids are dropped (as TF does); ids >= num_segments are an error.
+#include <algorithm>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -32,6 +33,11 @@ REGISTER_OP("MxrecSegmentSum")
     })
     .Doc("Deterministic parallel segment sum of rows (mx_rec).");
 
+template <typename T>
+inline void AddRow(T* __restrict out, const T* __restrict in, int64_t dim) {
+  for (int64_t j = 0; j < dim; ++j) out[j] += in[j];
+}
+
 template <typename T, typename Index, typename NumSegments>
 class SegmentSumOp : public OpKernel {
  public:
@@ -50,36 +56,26 @@ class SegmentSumOp : public OpKernel {
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({segments, dim}), &out));
     const Index* id = ids.flat<Index>().data();
-    std::vector<int64_t> start(segments + 1, 0);
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t s = static_cast<int64_t>(id[i]);
-      OP_REQUIRES(ctx, s < segments, errors::InvalidArgument("MxrecSegmentSum: segment_ids[", i, "] = ", s,
-                                                             " is not below num_segments = ", segments));
-      if (s >= 0) ++start[s + 1];
-    }
-    for (int64_t s = 0; s < segments; ++s) start[s + 1] += start[s];
-    std::vector<int64_t> order(start[segments]);
-    {
-      std::vector<int64_t> fill(start.begin(), start.end() - 1);
-      for (int64_t i = 0; i < n; ++i) {
-        if (id[i] >= 0) order[fill[id[i]]++] = i;
-      }
+      OP_REQUIRES(ctx, static_cast<int64_t>(id[i]) < segments,
+                  errors::InvalidArgument("MxrecSegmentSum: segment_ids[", i, "] = ", static_cast<int64_t>(id[i]),
+                                          " is not below num_segments = ", segments));
     }
     const T* in = data.flat<T>().data();
     T* o = out->flat<T>().data();
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    const int64_t shards = std::max<int64_t>(1, std::min<int64_t>({workers->num_threads, segments,
+                                                                  n * dim / 32768}));
     auto work = [&](int64_t first, int64_t last) {
       for (int64_t s = first; s < last; ++s) {
-        T* row = o + s * dim;
-        for (int64_t j = 0; j < dim; ++j) row[j] = T(0);
-        for (int64_t k = start[s]; k < start[s + 1]; ++k) {
-          const T* src = in + order[k] * dim;
-          for (int64_t j = 0; j < dim; ++j) row[j] += src[j];
+        for (int64_t seg = s; seg < segments; seg += shards) std::fill(o + seg * dim, o + (seg + 1) * dim, T(0));
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t seg = static_cast<int64_t>(id[i]);
+          if (seg >= 0 && seg % shards == s) AddRow<T>(o + seg * dim, in + i * dim, dim);
         }
       }
     };
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    const int64_t cost = std::max<int64_t>(1, (n / std::max<int64_t>(segments, 1) + 1) * dim);
-    Shard(workers->num_threads, workers->workers, segments, cost, work);
+    Shard(workers->num_threads, workers->workers, shards, /*cost_per_unit=*/1 << 30, work);
   }
 };
 
