@@ -14,7 +14,7 @@ from typing import List, Optional
 from benchmarks.readme_block import replace_block
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-LABELS = {"mx_rec_hbm": "mx_rec HBM", "mx_rec_ddr": "mx_rec DDR", "mx_rec_ssd": "mx_rec SSD",
+LABELS = {"mx_rec_hbm": "mx_rec HBM", "mx_rec_hbm_tf_ops": "mx_rec HBM, TF ops", "mx_rec_ddr": "mx_rec DDR", "mx_rec_ssd": "mx_rec SSD",
           "tfra": "TFRA 0.7.0", "plain_tf": "plain TF (mod hash)"}
 
 

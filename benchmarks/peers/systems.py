@@ -4,6 +4,8 @@ Systems (the sparse part; everything else is the same graph code):
 
 - ``mx_rec_hbm`` / ``mx_rec_ddr`` / ``mx_rec_ssd``: ``create_table`` (sizes from
   ``settings.tier_sizes``) + ``sparse_lookup`` + ``lazy_adam.create_hash_optimizer``.
+- ``mx_rec_hbm_tf_ops``: mx_rec HBM with its fused kernels off (``MXREC_FUSED_KERNELS=0``: the lazy
+  Adam update and the gradient's segment sum as TF's own ops), to show what the kernels bring.
 - ``tfra``: ``de.get_variable`` (CPU cuckoo hash table) + ``de.embedding_lookup_unique`` +
   ``de.DynamicEmbeddingOptimizer(AdamOptimizer)`` (TFRA's documented TF1 usage).
 - ``plain_tf``: one ``tf.Variable`` of ``num_keys`` rows, ids hashed in the graph by
@@ -33,8 +35,10 @@ import tensorflow as tf
 from benchmarks.lookup_update import _lazy_adam_update, loss_weights
 from benchmarks.peers.settings import Settings
 
-MX_REC_MODES = {"mx_rec_hbm": "hbm", "mx_rec_ddr": "ddr", "mx_rec_ssd": "ssd"}
-SYSTEMS = ("mx_rec_hbm", "mx_rec_ddr", "mx_rec_ssd", "tfra", "plain_tf")
+MX_REC_MODES = {"mx_rec_hbm": "hbm", "mx_rec_hbm_tf_ops": "hbm", "mx_rec_ddr": "ddr", "mx_rec_ssd": "ssd"}
+SYSTEMS = ("mx_rec_hbm", "mx_rec_hbm_tf_ops", "mx_rec_ddr", "mx_rec_ssd", "tfra", "plain_tf")
+# systems whose worker runs with mx_rec's fused kernels off (MXREC_FUSED_KERNELS=0): TF's own ops instead
+TF_OPS_SYSTEMS = ("mx_rec_hbm_tf_ops",)
 WORKLOADS = ("micro", "dlrm")
 INIT_STDDEV = 0.05
 

@@ -69,6 +69,10 @@ def main() -> int:
         proto.write(json.dumps(obj) + "\n")
 
     try:
+        from benchmarks.peers.systems import TF_OPS_SYSTEMS
+
+        if args.system in TF_OPS_SYSTEMS:
+            os.environ["MXREC_FUSED_KERNELS"] = "0"
         import tensorflow as tf
 
         from benchmarks.peers import data, profiling, systems

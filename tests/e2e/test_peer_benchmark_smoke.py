@@ -9,7 +9,7 @@ import subprocess
 
 from tests.paths import PYTHON, REPO
 
-SYSTEMS = {"mx_rec_hbm", "mx_rec_ddr", "mx_rec_ssd", "tfra", "plain_tf"}
+SYSTEMS = {"mx_rec_hbm", "mx_rec_hbm_tf_ops", "mx_rec_ddr", "mx_rec_ssd", "tfra", "plain_tf"}
 
 
 def test_peer_benchmark_small_preset(tmp_path):
