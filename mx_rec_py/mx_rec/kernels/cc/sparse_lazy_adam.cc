@@ -6,8 +6,9 @@
 //   var[r, j] += (-step_size) * m[r, j] / (sqrt(v[r, j]) + epsilon)
 // with the same operation order as the TF-op path (mx_rec/optimizers/lazy_adam.py), so both give the
 // same float32 numbers. Storage T may be float, double, half or bfloat16; math is in Tgrad (float or
-// double). Work is split by row (row % shards), each shard walking `indices` in order, so a repeated
-// row is updated once per occurrence, in order, and the result never depends on the thread count.
+// double). Distinct rows (the usual case) are split among the threads by position; when a row repeats,
+// by row number (row % shards), each shard walking `indices` in order, so a repeated row is updated
+// once per occurrence, in order. Either way the result never depends on the thread count.
 #include <atomic>
 #include <cmath>
 #include <vector>
@@ -102,10 +103,24 @@ class SparseLazyAdamOp : public OpKernel {
     const G beta2 = ctx->input(5).scalar<G>()();
     const G epsilon = ctx->input(6).scalar<G>()();
     const Index* idx = indices.flat<Index>().data();
-    for (int64_t i = 0; i < n; ++i) {
-      OP_REQUIRES(ctx, idx[i] >= 0 && idx[i] < rows,
-                  errors::InvalidArgument("MxrecSparseLazyAdam: indices[", i, "] = ", static_cast<int64_t>(idx[i]),
-                                          " is not a row of var (", rows, " rows)"));
+    bool repeats = false;  // a row twice: then rows are split among threads by number, see below
+    {
+      mutex_lock lock(seen_mu_);
+      if (static_cast<int64_t>(seen_.size()) * 64 < rows) seen_.resize((rows + 63) / 64, 0);
+      int64_t checked = 0;
+      for (; checked < n; ++checked) {
+        const int64_t r = static_cast<int64_t>(idx[checked]);
+        if (r < 0 || r >= rows) break;
+        uint64_t& word = seen_[r >> 6];
+        const uint64_t bit = uint64_t{1} << (r & 63);
+        repeats |= (word & bit) != 0;
+        word |= bit;
+      }
+      for (int64_t i = 0; i < checked; ++i) seen_[static_cast<int64_t>(idx[i]) >> 6] = 0;  // clean for the next call
+      OP_REQUIRES(ctx, checked == n,
+                  errors::InvalidArgument("MxrecSparseLazyAdam: indices[", checked, "] = ",
+                                          static_cast<int64_t>(idx[checked]), " is not a row of var (", rows,
+                                          " rows)"));
     }
     if (n == 0) return;
     T* var_p = var.flat<T>().data();
@@ -117,8 +132,6 @@ class SparseLazyAdamOp : public OpKernel {
     const G neg_step = -step_size;
 
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    // one shard per thread at most, and none smaller than ~16k values
-    const int64_t shards = std::max<int64_t>(1, std::min<int64_t>(workers->num_threads, n * dim / 16384));
     auto update = [&](int64_t i) {
       const int64_t r = static_cast<int64_t>(idx[i]);
       AdamRow<T, G>(var_p + r * dim, m_p + r * dim, v_p + r * dim, g_p + i * dim, dim, beta1, one_minus_beta1, beta2,
@@ -131,6 +144,22 @@ class SparseLazyAdamOp : public OpKernel {
       __builtin_prefetch(v_p + r * dim, 1);
     };
     constexpr int64_t kAhead = 32;
+    auto run_in_order = [&](const int64_t* positions, int64_t count) {
+      for (int64_t k = 0; k < std::min(count, kAhead); ++k) prefetch(positions[k]);
+      for (int64_t k = 0; k < count; ++k) {
+        if (k + kAhead < count) prefetch(positions[k + kAhead]);
+        update(positions[k]);
+      }
+    };
+    if (!repeats) {  // distinct rows (the usual case): any split of the positions gives the same numbers
+      std::vector<int64_t> all(n);
+      for (int64_t i = 0; i < n; ++i) all[i] = i;
+      Shard(workers->num_threads, workers->workers, n, /*cost_per_unit=*/dim * 24,
+            [&](int64_t first, int64_t last) { run_in_order(all.data() + first, last - first); });
+      return;
+    }
+    // a repeated row is updated once per occurrence, in order: each shard owns the rows r % shards == s
+    const int64_t shards = std::max<int64_t>(1, std::min<int64_t>(workers->num_threads, n * dim / 16384));
     auto work = [&](int64_t first, int64_t last) {
       std::vector<int64_t> mine;
       for (int64_t s = first; s < last; ++s) {
@@ -138,12 +167,7 @@ class SparseLazyAdamOp : public OpKernel {
         for (int64_t i = 0; i < n; ++i) {
           if (shards == 1 || static_cast<int64_t>(idx[i]) % shards == s) mine.push_back(i);
         }
-        const int64_t count = static_cast<int64_t>(mine.size());
-        for (int64_t k = 0; k < std::min(count, kAhead); ++k) prefetch(mine[k]);
-        for (int64_t k = 0; k < count; ++k) {
-          if (k + kAhead < count) prefetch(mine[k + kAhead]);
-          update(mine[k]);
-        }
+        run_in_order(mine.data(), static_cast<int64_t>(mine.size()));
       }
     };
     Shard(workers->num_threads, workers->workers, shards, /*cost_per_unit=*/1 << 30, work);
@@ -151,6 +175,8 @@ class SparseLazyAdamOp : public OpKernel {
 
  private:
   bool use_locking_;
+  mutex seen_mu_;
+  std::vector<uint64_t> seen_ TF_GUARDED_BY(seen_mu_);  // one bit a row, all zero between calls
 };
 
 #define REGISTER(T, G, I)                                                                              \
