@@ -1,8 +1,9 @@
 """Peak RSS probe: one process per system trains the micro workload on N distinct keys.
 
 ``python -m benchmarks.peers.memory --system S --keys N [--settings JSON | --preset P]`` prints one
-JSON line: ``{"system", "keys", "keys_held", "rss_after_init_bytes", "maxrss_bytes", "rss_bytes",
-"process", "parts"}`` (RSS after the graph and session are built, peak RSS, RSS at the end; bytes;
+JSON line: ``{"system", "keys", "keys_held", "rss_after_init_bytes", "maxrss_bytes", "ru_maxrss_bytes",
+"rss_bytes", "process", "parts"}`` (RSS after the graph and session are built, this process's peak RSS
+(VmHWM), getrusage's (which Linux carries over from the parent), RSS at the end; bytes;
 ``process`` and ``parts`` as ``benchmarks.peers.memory_parts`` has them). Every probe imports the same
 modules (TensorFlow, mx_rec, TFRA), so ``--system baseline`` (a session that ran a trivial op) is
 subtracted to leave what the table costs: its rows, its optimizer slots (lazy Adam: m and v, so the
@@ -81,9 +82,13 @@ def probe(system: str, keys: int, settings) -> dict:
             parts = memory_parts.plain_tf_parts(built.session, "micro_table")
         else:
             parts = memory_parts.tfra_parts(held, settings.dim)
+    process = memory_parts.process_memory()
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so a probe started by a large
+    # parent (the benchmark driver, ~600 MB) would report the parent's peak when its own is lower
+    # (the baseline did: every figure over it came out ~90 bytes a key low)
     return {"system": system, "keys": keys, "keys_held": held, "rss_after_init_bytes": after_init,
-            "maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "rss_bytes": _rss_bytes(),
-            "process": memory_parts.process_memory(), "parts": parts}
+            "maxrss_bytes": process["peak_rss"], "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "rss_bytes": _rss_bytes(), "process": process, "parts": parts}
 
 
 def run_probe(system: str, keys: int, settings, env: Dict[str, str] = None, timeout: float = 1800) -> dict:
@@ -129,7 +134,7 @@ def section(settings, runs: Dict[str, List[dict]]) -> dict:
     out = {"keys": settings.memory_keys, "dim": settings.dim, "repeats": len(runs["baseline"]),
            "raw_row_bytes": raw_row, "raw_row_with_adam_slots_bytes": 3 * raw_row,
            "baseline_maxrss_bytes": base_peak, "baseline_maxrss_bytes_all": [r["maxrss_bytes"] for r in runs["baseline"]],
-           "note": "peak = ru_maxrss of the probe minus the baseline probe's (medians over repeats); after_init "
+           "note": "peak = peak RSS (VmHWM) of the probe minus the baseline probe's (medians over repeats); after_init "
                    "and at_end = current RSS minus the baseline's current RSS; breakdown: the peak split into "
                    "the table's parts (exact sizes) and the rest (benchmarks/peers/memory_parts.py)",
            "systems": {}}

@@ -67,3 +67,17 @@ def test_section_splits_the_peak_into_parts_and_remainder_exactly():
     assert "| key index | 24.0 |" in lines and not any(line.startswith("| change log") for line in lines)
     text = memory_parts.format_table({"mx_rec_hbm": dict(split, keys=1000)})
     assert "peak RSS over baseline" in text and "216.0 B/key" in text
+
+
+def test_a_probe_started_by_a_large_parent_reports_its_own_peak():
+    import subprocess
+    import sys
+
+    from tests.paths import REPO
+
+    ballast = bytearray(300 << 20)  # touched: the parent's RSS is >= 300 MB
+    code = ("import resource; from benchmarks.peers.memory_parts import _status; "
+            "print(_status()['VmHWM'], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    own_peak, _inherited = map(int, out.stdout.split())
+    assert own_peak < 200 << 20 and len(ballast) == 300 << 20  # what memory.probe reports as maxrss_bytes
