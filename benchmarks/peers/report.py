@@ -109,9 +109,39 @@ def section(result: dict, json_rel: str) -> str:
     for n, e in mem["systems"].items():
         lines.append(f"| {LABELS[n]} | {e['peak_rss_per_1e6_keys_bytes'] / 2**20:.0f} | {e['bytes_per_key']:.0f} | "
                      f"{e['bytes_per_key_over_raw_row']:.2f} |")
+    lines += _memory_parts_lines(mem)
     lines += _profile_lines(result)
     lines += [END]
     return "\n".join(lines) + "\n"
+
+
+def _memory_parts_lines(mem: dict) -> List[str]:
+    """Bytes a key of each part of the peak above (``benchmarks/peers/memory_parts.py``); none for a
+    JSON written before the breakdown existed."""
+    systems = {n: e["breakdown"] for n, e in mem["systems"].items() if "breakdown" in e}
+    if not systems:
+        return []
+    names = list(systems)
+    lines = ["", "Each byte of that peak with its owner, bytes per key: the table's parts from exact sizes "
+             "(TF variables' shapes, numpy arrays' sizes; TFRA: keys x (key + row) in each of its three hash "
+             "tables), then the rest, split with `/proc/self/status` and glibc's `mallinfo2` at the end of the probe "
+             "(`python -m benchmarks.peers.memory --parts --system mx_rec_hbm --keys N` prints it alone):", "",
+             "| part | " + " | ".join(LABELS[n] for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+
+    def row(label: str, values: List[float]) -> str:
+        return f"| {label} | " + " | ".join(f"{v:.1f}" for v in values) + " |"
+
+    for part in [r["part"] for r in systems[names[0]]["parts"]]:
+        values = [next(r["bytes_per_key"] for r in systems[n]["parts"] if r["part"] == part) for n in names]
+        if any(values):
+            lines.append(row(part, values))
+    lines.append(row("**table state**", [systems[n]["state_bytes_per_key"] for n in names]))
+    for part in [r["part"] for r in systems[names[0]]["remainder"]]:
+        lines.append(row(f"TF and allocator: {part}",
+                         [next(r["bytes_per_key"] for r in systems[n]["remainder"] if r["part"] == part) for n in names]))
+    lines.append(row("**TF and allocator**", [systems[n]["remainder_bytes_per_key"] for n in names]))
+    lines.append(row("**peak RSS over baseline**", [systems[n]["bytes_per_key"] for n in names]))
+    return lines
 
 
 def _profile_lines(result: dict) -> List[str]:
@@ -158,7 +188,10 @@ def summary(result: dict) -> str:
     for key, t in result["targets"].items():
         out.append(f"  target {key} >= {t['target']}: {_fmt(t['ratio'], '.3f')} met={t['met']}")
     for n, e in result["memory"]["systems"].items():
-        out.append(f"  memory {LABELS[n]:20s} {e['bytes_per_key']:8.0f} bytes/key ({e['bytes_per_key_over_raw_row']:.2f}x raw row)")
+        parts = (f"; table state {e['breakdown']['state_bytes_per_key']:.0f}, TF and allocator "
+                 f"{e['breakdown']['remainder_bytes_per_key']:.0f}" if "breakdown" in e else "")
+        out.append(f"  memory {LABELS[n]:20s} {e['bytes_per_key']:8.0f} bytes/key ({e['bytes_per_key_over_raw_row']:.2f}x "
+                   f"raw row{parts})")
     return "\n".join(out)
 
 

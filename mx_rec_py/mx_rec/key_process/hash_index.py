@@ -2,6 +2,8 @@
 
 The padding key -1 doubles as the empty-slot marker, since it is never stored.
 Rows are handed out from a free list first, then in increasing order, up to ``capacity``.
+The slot arrays hold int64 keys and, when every row fits (``capacity`` < 2**31), int32 rows: 12 bytes
+a slot instead of 16 (the kernels take either; rows handed to callers are int64 whatever the index keeps).
 """
 from typing import Tuple
 
@@ -12,11 +14,18 @@ from mx_rec.key_process.hashing import mix64
 
 _EMPTY = -1
 _MAX_LOAD = 0.5
+_INT32_ROWS = 1 << 31  # capacities below this keep int32 rows
+
+
+def rows_dtype(capacity: int) -> np.dtype:
+    """The dtype an index of ``capacity`` rows keeps its slots' rows in: int32 below 2**31, else int64."""
+    return np.dtype(np.int32) if capacity < _INT32_ROWS else np.dtype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def find_row(slot_keys, slot_rows, k):
-    """Row of key ``k`` (int64) in an index's slot arrays (``HashIndex.slot_arrays``), -1 if absent."""
+    """Row of key ``k`` (int64) in an index's slot arrays (``HashIndex.slot_arrays``; rows int32 or
+    int64), -1 if absent."""
     mask = np.uint64(slot_keys.shape[0] - 1)
     s = mix64(np.uint64(k)) & mask
     while True:
@@ -123,9 +132,16 @@ class HashIndex:
     """Maps int64 keys to row numbers in ``[0, capacity)``.
 
     Args:
-        capacity: the most rows that may be in use at once.
+        capacity: the most rows that may be in use at once (below 2**31: the slots keep int32 rows).
         initial_slots: starting size of the slot array (rounded up to a power of two);
             the array doubles whenever the load factor would pass 0.5.
+
+    Memory: ``nbytes`` bytes, 12 a slot (16 when ``capacity`` >= 2**31) plus the free list
+    (8 bytes a freed row not yet reused); the slots are 2 to 4 a key held.
+
+    Example:
+        >>> index = HashIndex(100)
+        >>> rows, new = index.lookup_or_insert(np.array([7, 3], np.int64))   # rows [0, 1], new [0, 1]
     """
 
     def __init__(self, capacity: int, initial_slots: int = 1024) -> None:
@@ -133,8 +149,9 @@ class HashIndex:
         slots = 16
         while slots < initial_slots:
             slots *= 2
+        self._rows_dtype = rows_dtype(self.capacity)
         self._slot_keys = np.full(slots, _EMPTY, dtype=np.int64)
-        self._slot_rows = np.full(slots, -1, dtype=np.int64)
+        self._slot_rows = np.full(slots, -1, dtype=self._rows_dtype)
         self._free_rows = np.empty(0, dtype=np.int64)
         self._n_free = 0
         self._next_row = 0
@@ -155,9 +172,15 @@ class HashIndex:
         return rows
 
     @property
+    def nbytes(self) -> int:
+        """Bytes the index holds: its slot arrays and free list (int)."""
+        return self._slot_keys.nbytes + self._slot_rows.nbytes + self._free_rows.nbytes
+
+    @property
     def slot_arrays(self) -> Tuple[np.ndarray, np.ndarray]:
-        """The live slot arrays (keys int64 [S], rows int64 [S]; S a power of two, empty key -1) for
-        kernels that probe the index themselves; read-only for them, and replaced when the index grows."""
+        """The live slot arrays (keys int64 [S], rows int32 or int64 [S] (see :func:`rows_dtype`); S a power
+        of two, empty key -1) for kernels that probe the index themselves; read-only for them, and replaced
+        when the index grows."""
         return self._slot_keys, self._slot_rows
 
     def insert_absent(self, keys: np.ndarray) -> np.ndarray:
@@ -229,7 +252,7 @@ class HashIndex:
     def items(self) -> Tuple[np.ndarray, np.ndarray]:
         """All (keys int64 [K], rows int64 [K]) pairs, in slot order."""
         used = self._slot_keys != _EMPTY
-        return self._slot_keys[used].copy(), self._slot_rows[used].copy()
+        return self._slot_keys[used], self._slot_rows[used].astype(np.int64)
 
     def _reserve_slots(self, n_keys: int) -> None:
         slots = self._slot_keys.shape[0]
@@ -237,7 +260,19 @@ class HashIndex:
             return
         while n_keys > slots * _MAX_LOAD:
             slots *= 2
-        new_keys = np.full(slots, _EMPTY, dtype=np.int64)
-        new_rows = np.full(slots, -1, dtype=np.int64)
-        _rehash(self._slot_keys, self._slot_rows, new_keys, new_rows)
-        self._slot_keys, self._slot_rows = new_keys, new_rows
+        # Only the used slots (at most half) wait beside the new arrays: 2.5x the old arrays at the
+        # peak instead of 3x (old and new at once).
+        used = self._slot_keys != _EMPTY
+        keys, rows = self._slot_keys[used], self._slot_rows[used]
+        del used
+        old_slots, self._slot_keys, self._slot_rows = self._slot_keys.shape[0], None, None
+        try:
+            self._slot_keys = np.full(slots, _EMPTY, dtype=np.int64)
+            self._slot_rows = np.full(slots, -1, dtype=self._rows_dtype)
+        except MemoryError:  # keep every key: back to the old size (its memory was just freed)
+            slots = old_slots
+            self._slot_keys = np.full(slots, _EMPTY, dtype=np.int64)
+            self._slot_rows = np.full(slots, -1, dtype=self._rows_dtype)
+            _rehash(keys, rows, self._slot_keys, self._slot_rows)
+            raise
+        _rehash(keys, rows, self._slot_keys, self._slot_rows)
