@@ -145,43 +145,10 @@ def _targets(workloads: dict) -> dict:
 
 
 def _memory(settings: Settings, systems: Sequence[str], log) -> dict:
-    """Peak RSS of each probe minus the baseline probe's (medians of ``memory_repeats`` alternating
-    repeats), per 10^6 keys and per key."""
-    from benchmarks.peers.memory import PROBED
+    """Peak RSS of each probe over the baseline probe's, with each byte's owner (``memory.measure``)."""
+    from benchmarks.peers.memory import measure
 
-    names = ("baseline",) + tuple(s for s in PROBED if s in systems)
-    runs: Dict[str, List[dict]] = {n: [] for n in names}
-    for _ in range(settings.memory_repeats):
-        for name in names:
-            cmd = [sys.executable, "-m", "benchmarks.peers.memory", "--system", name,
-                   "--keys", str(settings.memory_keys), "--settings", json.dumps(dataclasses.asdict(settings))]
-            proc = subprocess.run(cmd, cwd=REPO, env=worker_env(), capture_output=True, text=True, timeout=1800)
-            if proc.returncode != 0:
-                raise RuntimeError(f"memory probe {name} failed:\n{proc.stderr[-3000:]}")
-            runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        log("memory: " + ", ".join(f"{n} {r[-1]['maxrss_bytes'] / 2**20:.0f} MiB" for n, r in runs.items()))
-
-    def median(name: str, field: str) -> float:
-        return statistics.median(r[field] for r in runs[name])
-
-    raw_row = settings.dim * 4
-    base_peak, base_rss = median("baseline", "maxrss_bytes"), median("baseline", "rss_bytes")
-    out = {"keys": settings.memory_keys, "dim": settings.dim, "repeats": settings.memory_repeats,
-           "raw_row_bytes": raw_row, "raw_row_with_adam_slots_bytes": 3 * raw_row,
-           "baseline_maxrss_bytes": base_peak, "baseline_maxrss_bytes_all": [r["maxrss_bytes"] for r in runs["baseline"]],
-           "note": "peak = ru_maxrss of the probe minus the baseline probe's (medians over repeats); after_init "
-                   "and at_end = current RSS minus the baseline's current RSS", "systems": {}}
-    for name in names[1:]:
-        extra = median(name, "maxrss_bytes") - base_peak
-        per_key = extra / settings.memory_keys
-        out["systems"][name] = {
-            "maxrss_bytes_all": [r["maxrss_bytes"] for r in runs[name]], "keys_held": runs[name][-1]["keys_held"],
-            "rss_after_init_over_baseline_bytes": median(name, "rss_after_init_bytes") - base_rss,
-            "rss_at_end_over_baseline_bytes": median(name, "rss_bytes") - base_rss,
-            "peak_rss_over_baseline_bytes": extra, "peak_rss_per_1e6_keys_bytes": per_key * 1e6,
-            "bytes_per_key": per_key, "bytes_per_key_over_raw_row": per_key / raw_row,
-            "bytes_per_key_over_raw_row_with_slots": per_key / (3 * raw_row)}
-    return out
+    return measure(settings, systems, log)
 
 
 def _profiles(workers: Dict[str, Worker], settings: Settings, workloads: dict, log) -> dict:

@@ -39,10 +39,14 @@ class FtrlTBase(tf.compat.v1.train.Optimizer):
         self._tensors = {key: tf.convert_to_tensor(self._call_if_callable(value), name=key)
                          for key, value in self._params.items()}
 
+    def slot_op_name(self, slot: str) -> str:
+        """The name slot ``slot``'s variable gets under its table variable's."""
+        return f"{self._name}/{self._slot_suffixes.get(slot) or slot}"
+
     def _create_slots(self, var_list):
         for var in var_list:
             for slot in ("z", "n", "g", "w"):
-                self._zeros_slot(var, slot, f"{self._name}/{self._slot_suffixes.get(slot) or slot}")
+                self._zeros_slot(var, slot, self.slot_op_name(slot))
 
     def _params_for(self, var) -> dict:
         return {key: tf.cast(value, var.dtype.base_dtype) for key, value in self._tensors.items()}

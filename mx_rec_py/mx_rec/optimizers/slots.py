@@ -13,6 +13,7 @@ import tensorflow as tf
 from tensorflow.python.training.optimizer import _var_key
 
 from mx_rec.system.log import logger
+from mx_rec.tables.variable_init import filled
 
 
 def slot_names_of(optimizer, var) -> List[str]:
@@ -62,13 +63,22 @@ def slot_init_value(optimizer, var, slot_name: str) -> float:
     return value
 
 
-def make_growable_slots(optimizer, var) -> None:
-    """Dynamic expansion: the declared slots, with an open leading dimension so they grow with the
-    table, made before the class's own ``_create_slots`` runs (which then finds and keeps them)."""
+def make_table_slots(optimizer, var, growable: bool) -> None:
+    """The declared slots of table variable ``var``, made before the class's own ``_create_slots`` runs
+    (which then finds and keeps them), from initial values TF neither folds nor copies
+    (``tables.variable_init.filled``); ``growable`` (dynamic expansion): with an open leading
+    dimension so they grow with the table."""
     for slot_name, init in (getattr(optimizer, "slot_init_values", None) or {}).items():
-        value = tf.fill(tf.shape(var.initial_value), tf.cast(init, var.dtype.base_dtype))
-        value = tf.compat.v1.placeholder_with_default(value, shape=[None, var.shape[1]])
-        optimizer._get_or_make_slot(var, value, slot_name, optimizer._name)
+        dtype = var.dtype.base_dtype
+        if growable:
+            value = filled(tf.shape(var.initial_value), init, dtype)
+            value = tf.compat.v1.placeholder_with_default(value, shape=[None, var.shape[1]])
+            op_name = optimizer._name
+        else:  # the variable names the class's own _create_slots would give
+            value = filled(var.shape.as_list(), init, dtype)
+            op_name = (optimizer.slot_op_name(slot_name) if hasattr(optimizer, "slot_op_name")  # FTRL-T's suffixes
+                       else getattr(optimizer, f"_{slot_name}_name", None) or optimizer._name)  # TF Ftrl's accum_name
+        optimizer._get_or_make_slot(var, value, slot_name, op_name)
 
 
 def register_slots(optimizer, var, table) -> None:

@@ -79,6 +79,8 @@ def initial_rows(spec: InitSpec, keys: np.ndarray, dim: int, dtype=np.float32) -
         ``dtype`` [M, dim]; row i depends only on (spec, keys[i]).
     """
     keys = np.ascontiguousarray(keys, dtype=np.int64)
-    out = np.empty((keys.shape[0], dim), dtype=np.float64)
+    # values are computed in float64 and rounded once on the store, as astype would: no float64 copy
+    native = np.dtype(dtype) in (np.float32, np.float64)
+    out = np.empty((keys.shape[0], dim), dtype=dtype if native else np.float64)
     _fill(spec.kind, spec.a, spec.b, np.uint64(spec.seed), spec.scale, keys, out)
-    return out.astype(dtype, copy=False)
+    return out if native else out.astype(dtype)

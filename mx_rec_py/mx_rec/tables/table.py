@@ -16,6 +16,7 @@ from mx_rec.storage.choose import choose_backend
 from mx_rec.storage.plan import BatchPlan, PlanRequest
 from mx_rec.tables.config import TableConfig
 from mx_rec.tables.initializers import parse_initializer
+from mx_rec.tables.variable_init import filled
 
 
 class EmbeddingTable:
@@ -44,7 +45,7 @@ class EmbeddingTable:
             config.table_name, config.dim, config.value_dtype, self.init_spec,
             math.ceil(config.device_vocabulary_size / rank_size), math.ceil(config.host_vocabulary_size / rank_size),
             math.ceil(config.ssd_vocabulary_size / rank_size), config.ssd_data_path, rank, expandable)
-        initial = tf.zeros([self.backend.device_rows + 1, config.dim], dtype=config.value_dtype)
+        initial = filled([self.backend.device_rows + 1, config.dim], 0.0, config.value_dtype)
         if expandable:  # an open leading dimension, so restore can feed any row count
             initial = tf.compat.v1.placeholder_with_default(initial, [None, config.dim])
         self.variable = tf.compat.v1.Variable(
