@@ -10,14 +10,27 @@ former LazyAdamOptimizer did, and equal to the global step when it runs once per
 import tensorflow as tf
 
 from mx_rec.kernels.ops import sparse_lazy_adam
+from mx_rec.optimizers import slots
 from mx_rec.optimizers.base import CustomizedOptimizer, check_learning_rate, check_name
 from mx_rec.system.log import log_once
 
 
 class CustomizedLazyAdam(tf.compat.v1.train.AdamOptimizer, CustomizedOptimizer):
-    """Adam whose sparse update touches only the rows in the gradient (slots ``m`` and ``v``)."""
+    """Adam whose sparse update touches only the rows in the gradient (slots ``m`` and ``v``).
+
+    Tables with float16 / bfloat16 rows or slots (``create_table(storage_dtype=, slot_dtype=)``) get
+    the same float32 update, each value rounded once to its storage type."""
 
     slot_init_values = {"m": 0.0, "v": 0.0}
+    supports_compact_storage = True  # float16 / bfloat16 rows and slots, float32 math (sparse_lazy_adam)
+
+    def _valid_dtypes(self):
+        return {tf.float32, tf.float64, tf.float16, tf.bfloat16}
+
+    def _create_slots(self, var_list):
+        for var in var_list:  # slots in the table's slot_dtype (TF's would take the variable's)
+            slots.make_typed_slots(self, var)
+        super()._create_slots(var_list)
 
     def _resource_apply_sparse(self, grad, var, indices):
         dtype = grad.dtype.base_dtype  # the math dtype (float32 for float16 / bfloat16 storage)
