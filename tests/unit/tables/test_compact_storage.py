@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.core.embedding import create_table, sparse_lookup
 from mx_rec.kernels import library
 from mx_rec.optimizers import adagrad, lazy_adam
@@ -143,8 +144,7 @@ def test_optimizers_without_float32_math_on_compact_storage_are_refused(graph):
     with pytest.raises(TypeError, match="table 'early' keeps rows as bfloat16 and slots as float32, which only hash "
                                         "lazy Adam updates .* optimizer 'EarlyAdagrad'"):
         create_table(tf.int64, D, "early", INIT, device_vocabulary_size=8, storage_dtype=tf.bfloat16)
-    ConfigInstance = __import__("mx_rec.config.initializer", fromlist=["ConfigInitializer"]).ConfigInitializer
-    ConfigInstance.get_instance().hash_optimizers.remove(before)
+    ConfigInitializer.get_instance().hash_optimizers.remove(before)  # as if made after the tables
     table = create_table(tf.int64, D, "late", INIT, device_vocabulary_size=8, slot_dtype=tf.float16)
     loss = tf.reduce_sum(sparse_lookup(table, tf.constant([1, 2], tf.int64)))
     opt = adagrad.create_hash_optimizer(0.1, name="LateAdagrad")
