@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.core.embedding import create_table, sparse_lookup
+from mx_rec.inference import export_local, load_inference_model, set_prediction
 from mx_rec.kernels import library
 from mx_rec.optimizers import adagrad, lazy_adam
 from tests.graphs import fresh_graph
@@ -137,6 +138,10 @@ def test_ddr_mode_and_other_dtypes_are_refused_naming_the_table(graph):
         create_table(tf.int64, D, "bad", INIT, slot_dtype=tf.int32)
     with pytest.raises(TypeError, match="table 'wide': storage_dtype=bfloat16 needs value_dtype=tf.float32"):
         create_table(tf.int64, D, "wide", INIT, value_dtype=tf.float64, storage_dtype=tf.bfloat16)
+    table = create_table(tf.int64, D, "evicting", INIT, device_vocabulary_size=8, storage_dtype=tf.float16)
+    with pytest.raises(ValueError, match="table 'evicting': eviction \\(eviction_threshold\\) does not support "
+                                         "storage_dtype=float16 yet"):
+        sparse_lookup(table, tf.constant([1, 2], tf.int64), access_and_evict_config={"access_threshold": 0, "eviction_threshold": 50})
 
 
 def test_optimizers_without_float32_math_on_compact_storage_are_refused(graph):
@@ -171,3 +176,20 @@ def test_dynamic_expansion_grows_compact_rows_and_slots_with_the_same_numbers():
     for key in fixed:
         for a, b in zip(fixed[key], grown[key]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_export_reads_float32_rows_and_predicts_like_the_session(graph, tmp_path):
+    ids_all, labels, w = _batches()
+    table, ids, y, _, _, train = _model(tf.bfloat16, tf.bfloat16)
+    prediction = tf.reduce_sum(sparse_lookup(table, ids, is_train=False, name="serve") * w, axis=[1, 2])
+    set_prediction(prediction, {"ids": ids, "y": y})
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for step in range(3):
+            sess.run(train, {ids: ids_all[step], y: labels[step]})
+        prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "ckpt" / "model"), global_step=3)
+        expected = sess.run(prediction, {ids: ids_all[3]})
+    export_local(prefix, str(tmp_path / "local"))
+    assert np.load(tmp_path / "local" / "tables" / "c" / "rows.npy").dtype == np.float32
+    model = load_inference_model(str(tmp_path / "local"))
+    np.testing.assert_allclose(model.predict({"ids": ids_all[3]}), expected, atol=1e-6, rtol=0)
