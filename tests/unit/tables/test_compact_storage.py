@@ -141,7 +141,8 @@ def test_ddr_mode_and_other_dtypes_are_refused_naming_the_table(graph):
     table = create_table(tf.int64, D, "evicting", INIT, device_vocabulary_size=8, storage_dtype=tf.float16)
     with pytest.raises(ValueError, match="table 'evicting': eviction \\(eviction_threshold\\) does not support "
                                          "storage_dtype=float16 yet"):
-        sparse_lookup(table, tf.constant([1, 2], tf.int64), access_and_evict_config={"access_threshold": 0, "eviction_threshold": 50})
+        sparse_lookup(table, tf.constant([1, 2], tf.int64),
+                      access_and_evict_config={"access_threshold": 0, "eviction_threshold": 50})
 
 
 def test_optimizers_without_float32_math_on_compact_storage_are_refused(graph):

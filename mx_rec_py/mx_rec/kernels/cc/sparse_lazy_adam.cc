@@ -8,8 +8,9 @@
 // same float32 numbers. Row storage T and slot storage Tslot (m, v) may each be float, half or
 // bfloat16 with float math, or both double with double math (Tgrad): each value is read, updated in
 // Tgrad and rounded once to its storage type (m and v are rounded after the row's delta is computed
-// from their unrounded values). Work is split by row (row % shards), each shard walking `indices` in order, so a repeated
-// row is updated once per occurrence, in order, and the result never depends on the thread count.
+// from their unrounded values). Work is split by row (row % shards), each shard walking `indices` in
+// order, so a repeated row is updated once per occurrence, in order, and the result never depends on
+// the thread count.
 #include <atomic>
 #include <cmath>
 #include <vector>
@@ -78,8 +79,9 @@ Status SparseAccess(OpKernelContext* ctx, int input, Tensor* out) {
   core::RefCountPtr<Var> var;
   TF_RETURN_IF_ERROR(LookupResource(ctx, HandleFromInput(ctx, input), &var));
   if (var->tensor()->dtype() != DataTypeToEnum<X>::v()) {
-    return errors::InvalidArgument("MxrecSparseLazyAdam: input ", input, " is a ", DataTypeString(var->tensor()->dtype()),
-                                   " variable, the op was given ", DataTypeString(DataTypeToEnum<X>::v()));
+    return errors::InvalidArgument("MxrecSparseLazyAdam: input ", input, " is a ",
+                                   DataTypeString(var->tensor()->dtype()), " variable, the op was given ",
+                                   DataTypeString(DataTypeToEnum<X>::v()));
   }
   TF_RETURN_IF_ERROR(EnsureSparseVariableAccess<CPUDevice, X>(ctx, var.get(), /*lock_held=*/true));
   *out = *var->tensor();
@@ -144,8 +146,8 @@ class SparseLazyAdamOp : public OpKernel {
     const int64_t shards = std::max<int64_t>(1, std::min<int64_t>(workers->num_threads, n * dim / 16384));
     auto update = [&](int64_t i) {
       const int64_t r = static_cast<int64_t>(idx[i]);
-      AdamRow<T, S, G>(var_p + r * dim, m_p + r * dim, v_p + r * dim, g_p + i * dim, dim, beta1, one_minus_beta1, beta2,
-                    one_minus_beta2, neg_step, epsilon);
+      AdamRow<T, S, G>(var_p + r * dim, m_p + r * dim, v_p + r * dim, g_p + i * dim, dim, beta1, one_minus_beta1,
+                       beta2, one_minus_beta2, neg_step, epsilon);
     };
     auto prefetch = [&](int64_t i) {  // rows are scattered over the table: ask for them ahead
       const int64_t r = static_cast<int64_t>(idx[i]);
