@@ -55,3 +55,30 @@ def test_slots_of_two_dtypes_are_refused(monkeypatch):
         with pytest.raises(TypeError, match="slots m \\(float16\\) and v \\(bfloat16\\) of .* must share one dtype"):
             ops.sparse_lazy_adam(var, m, v, tf.constant(0.1), tf.constant(0.9), tf.constant(0.999),
                                  tf.constant(1e-8), tf.zeros([1, 2]), tf.constant([0], tf.int64))
+
+
+def test_bfloat16_rounding_of_ties_extremes_and_nans_is_tf_casts(monkeypatch):
+    """beta1 = beta2 = 0 and step 0: m = bf16(g), v = bf16(g * g), rows unchanged unless g is NaN."""
+    bits = np.array([0x3F808000, 0x3F818000, 0x3F800001, 0x7F7FFFFF, 0xFF800000, 0x7FC00001, 0xFFC00000,
+                     0x00000001, 0x80000001, 0x00000000], np.uint32)
+    grads = bits.view(np.float32)[None, :]
+    results = []
+    for fused in (True, False):
+        monkeypatch.setenv(library.ENV_NAME, "1" if fused else "0")
+        with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+            var, m, v = (tf.compat.v1.Variable(tf.ones([2, bits.size], tf.bfloat16), use_resource=True)
+                         for _ in range(3))
+            zero = tf.compat.v1.placeholder(tf.float32, [])  # fed, so grappler folds no multiplication by 0
+            update = ops.sparse_lazy_adam(var, m, v, zero, zero, zero, tf.constant(1e-8), tf.constant(grads),
+                                          tf.constant([1], tf.int64))
+            session.run(tf.compat.v1.global_variables_initializer())
+            session.run(update, {zero: 0.0})
+            results.append([np.asarray(x).view(np.uint16) for x in session.run([var, m, v])])
+    for a, b in zip(*results):  # bit for bit, but a NaN's sign (x86's 0 * inf is -NaN, Eigen's ops may differ)
+        nan = (a & 0x7FFF) > 0x7F80
+        np.testing.assert_array_equal(nan, (b & 0x7FFF) > 0x7F80)
+        np.testing.assert_array_equal(a[~nan], b[~nan])
+    normal = slice(0, 7)  # TF's threads flush denormal floats to zero, numpy does not
+    np.testing.assert_array_equal(results[0][1][1][normal],
+                                  grads[0, normal].astype(tf.bfloat16.as_numpy_dtype).view(np.uint16))
+    assert results[0][1][1][:2].tolist() == [0x3F80, 0x3F82]  # ties to even
