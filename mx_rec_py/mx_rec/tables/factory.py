@@ -4,7 +4,7 @@ import tensorflow as tf
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.storage.ssd import check_paths
 from mx_rec.tables.config import make_table_config
-from mx_rec.tables.table import EmbeddingTable
+from mx_rec.tables.table import EmbeddingTable, check_optimizer
 
 
 def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1, host_vocabulary_size=0,
@@ -67,10 +67,10 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
     if ddr and config.use_dynamic_expansion:
         raise ValueError(f"table '{name}': DDR mode and dynamic expansion exclude each other (the device variable "
                          "is a fixed-size cache in DDR mode)")
+    for optimizer in config.hash_optimizers:  # those made later are checked when they make their slots
+        check_optimizer(table_config, optimizer)
     table = EmbeddingTable(table_config, rank_size=config.rank_size, expandable=config.use_dynamic_expansion,
                            rank=config.rank_id)
-    for optimizer in config.hash_optimizers:  # those made later are checked when they make their slots
-        table.check_optimizer(optimizer)
     config.register_table(table)
     if table.backend.holds_slots:  # its rows carry the optimizer slots: they exist before any lookup
         for optimizer in config.hash_optimizers:

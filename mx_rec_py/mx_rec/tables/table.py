@@ -178,18 +178,8 @@ class EmbeddingTable:
         return self.backend.initial_values(keys)
 
     def check_optimizer(self, optimizer) -> None:
-        """Refuse an optimizer that cannot update this table's storage: with float16 / bfloat16 rows or
-        slots only classes declaring ``supports_compact_storage = True`` (hash lazy Adam) may.
-
-        Raises:
-            TypeError: naming the table, the optimizer and the dtypes.
-        """
-        if self.config.compact and not getattr(optimizer, "supports_compact_storage", False):
-            name = optimizer.get_name() if hasattr(optimizer, "get_name") else type(optimizer).__name__
-            raise TypeError(f"table '{self.table_name}' keeps rows as {self.storage_dtype.name} and slots as "
-                            f"{self.slot_dtype.name}, which only hash lazy Adam updates (in float32); optimizer "
-                            f"{name!r} ({type(optimizer).__name__}) cannot: leave storage_dtype / slot_dtype "
-                            "unset for this table or use mx_rec.optimizers.lazy_adam")
+        """See :func:`check_optimizer`."""
+        check_optimizer(self.config, optimizer)
 
     def register_slot(self, optimizer_name: str, slot_name: str, variable: tf.Variable, init_value: float) -> None:
         """Record an optimizer slot that moves row-for-row with this table."""
@@ -197,3 +187,18 @@ class EmbeddingTable:
 
     def __repr__(self) -> str:
         return f"EmbeddingTable(name={self.table_name!r}, dim={self.dim}, capacity={self.capacity()})"
+
+
+def check_optimizer(config: TableConfig, optimizer) -> None:
+    """Refuse an optimizer that cannot update a table of ``config``: with float16 / bfloat16 rows or
+    slots only classes declaring ``supports_compact_storage = True`` (hash lazy Adam) may.
+
+    Raises:
+        TypeError: naming the table, the optimizer and the dtypes.
+    """
+    if config.compact and not getattr(optimizer, "supports_compact_storage", False):
+        name = optimizer.get_name() if hasattr(optimizer, "get_name") else type(optimizer).__name__
+        raise TypeError(f"table '{config.table_name}' keeps rows as {config.storage_dtype.name} and slots as "
+                        f"{config.slot_dtype.name}, which only hash lazy Adam updates (in float32); optimizer "
+                        f"{name!r} ({type(optimizer).__name__}) cannot: leave storage_dtype / slot_dtype "
+                        "unset for this table or use mx_rec.optimizers.lazy_adam")
