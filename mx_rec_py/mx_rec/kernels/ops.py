@@ -42,18 +42,24 @@ def fused_library_for(variable) -> Optional[object]:
 def sparse_lazy_adam(var, m, v, step_size: tf.Tensor, beta1: tf.Tensor, beta2: tf.Tensor, epsilon: tf.Tensor,
                      grad: tf.Tensor, indices: tf.Tensor, use_locking: bool = False) -> tf.Operation:
     """Lazy Adam on rows ``indices`` (int32/int64 [N], distinct for the usual result; a repeated row is
-    updated once per occurrence, in order) of resource variables var, m, v ([rows, d], float32 /
-    float64, or float16 / bfloat16 storage with float32 math), with grad [N, d] in the math dtype and
-    scalar ``step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``, beta1, beta2, epsilon:
+    updated once per occurrence, in order) of resource variables var and m, v ([rows, d]; all float64,
+    or var and the slots each float32 / float16 / bfloat16 with float32 math: m and v share one type,
+    which may differ from var's), with grad [N, d] in the math dtype and scalar
+    ``step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``, beta1, beta2, epsilon. Every value is read,
+    updated in the math dtype and rounded once to its storage type:
 
         m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2
         var += -step_size * m / (sqrt(v) + epsilon)
     """
     math_dtype = grad.dtype.base_dtype
+    slot_dtype = m.dtype.base_dtype
+    if v.dtype.base_dtype != slot_dtype:
+        raise TypeError(f"sparse_lazy_adam: slots m ({slot_dtype.name}) and v ({v.dtype.base_dtype.name}) of "
+                        f"{var.name} must share one dtype")
     lib = fused_library_for(var)
     if lib is not None:
         return lib.mxrec_sparse_lazy_adam(var.handle, m.handle, v.handle, step_size, beta1, beta2, epsilon, grad,
-                                          indices, T=var.dtype.base_dtype, use_locking=use_locking)
+                                          indices, T=var.dtype.base_dtype, Tslot=slot_dtype, use_locking=use_locking)
 
     def read(slot):
         rows = tf.gather(slot, indices)

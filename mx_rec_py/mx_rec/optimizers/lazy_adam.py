@@ -15,9 +15,16 @@ from mx_rec.system.log import log_once
 
 
 class CustomizedLazyAdam(tf.compat.v1.train.AdamOptimizer, CustomizedOptimizer):
-    """Adam whose sparse update touches only the rows in the gradient (slots ``m`` and ``v``)."""
+    """Adam whose sparse update touches only the rows in the gradient (slots ``m`` and ``v``).
+
+    Tables with float16 / bfloat16 rows or slots (``create_table(storage_dtype=, slot_dtype=)``) get
+    the same float32 update, each value rounded once to its storage type."""
 
     slot_init_values = {"m": 0.0, "v": 0.0}
+    supports_compact_storage = True  # float16 / bfloat16 rows and slots, float32 math (sparse_lazy_adam)
+
+    def _valid_dtypes(self):
+        return {tf.float32, tf.float64, tf.float16, tf.bfloat16}
 
     def _resource_apply_sparse(self, grad, var, indices):
         dtype = grad.dtype.base_dtype  # the math dtype (float32 for float16 / bfloat16 storage)

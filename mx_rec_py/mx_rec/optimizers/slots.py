@@ -6,12 +6,16 @@ value a new row of it starts from, so DDR/SSD tiers move it with the rows, evict
 dynamic expansion grows it. A slot's initial value comes from, in order: the class's
 ``slot_init_values`` dict, Rec SDK's ``get_slot_init_values()`` list (one value a slot, in creation
 order), or the slot variable's constant initial value.
+
+A table with ``slot_dtype`` (float16 / bfloat16) gets its declared slots in that dtype
+(:func:`make_typed_slots`), whatever dtype its rows have.
 """
 from typing import List, Optional
 
 import tensorflow as tf
 from tensorflow.python.training.optimizer import _var_key
 
+from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.system.log import logger
 from mx_rec.tables.variable_init import filled
 
@@ -63,13 +67,22 @@ def slot_init_value(optimizer, var, slot_name: str) -> float:
     return value
 
 
+def slot_dtype_of(var) -> tf.DType:
+    """The dtype slots of table variable ``var`` are kept in (its table's ``slot_dtype``; else var's)."""
+    if ConfigInitializer.is_initialized():
+        for table in ConfigInitializer.get_instance().tables.values():
+            if table.variable is var:
+                return table.slot_dtype
+    return var.dtype.base_dtype
+
+
 def make_table_slots(optimizer, var, growable: bool) -> None:
-    """The declared slots of table variable ``var``, made before the class's own ``_create_slots`` runs
-    (which then finds and keeps them), from initial values TF neither folds nor copies
-    (``tables.variable_init.filled``); ``growable`` (dynamic expansion): with an open leading
-    dimension so they grow with the table."""
+    """The declared slots of table variable ``var``, in the table's ``slot_dtype``, made before the
+    class's own ``_create_slots`` runs (which then finds and keeps them), from initial values TF
+    neither folds nor copies (``tables.variable_init.filled``); ``growable`` (dynamic expansion): with
+    an open leading dimension so they grow with the table."""
+    dtype = slot_dtype_of(var)
     for slot_name, init in (getattr(optimizer, "slot_init_values", None) or {}).items():
-        dtype = var.dtype.base_dtype
         if growable:
             value = filled(tf.shape(var.initial_value), init, dtype)
             value = tf.compat.v1.placeholder_with_default(value, shape=[None, var.shape[1]])
@@ -88,6 +101,7 @@ def register_slots(optimizer, var, table) -> None:
         ValueError: a DDR table got a slot after create_table, or an expanding table a slot that
             cannot grow; both name the table and the slot.
     """
+    table.check_optimizer(optimizer)
     names = slot_names_of(optimizer, var)
     if table.frozen_slots is not None:
         added = {(optimizer.get_name(), n) for n in names}

@@ -8,6 +8,10 @@ dynamic expansion starts small and grows in chunks.
 
 Lookups of one table are independent of each other: a row inserted by one lookup is written by
 every lookup that gathers it until a write is confirmed (see ``DeviceStore``).
+
+With a float16 / bfloat16 ``storage_dtype`` the host still works in value_dtype (float32): initial
+rows are computed in it and rounded by the write, gathered rows are widened to it (their gradient
+stays float32, see :func:`widen`), and checkpoints read and write value_dtype arrays.
 """
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -22,6 +26,15 @@ from mx_rec.storage.initial_rows import InitSpec
 from mx_rec.storage.plan import BatchPlan, PlanRequest
 
 
+def widen(rows: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """``tf.cast(rows, dtype)`` whose gradient passes through in ``dtype``: TF's Cast gradient would round
+    the gradient to the narrow storage type on its way to the optimizer."""
+    @tf.custom_gradient
+    def cast(narrow):
+        return tf.cast(narrow, dtype), lambda dy: dy
+    return cast(rows)
+
+
 def assign(variable: tf.Variable, value: np.ndarray, session) -> None:
     """Overwrite a whole variable by feeding its initializer (adds no ops, so it works on a final graph)."""
     session.run(variable.initializer, {variable.initializer.inputs[1]: value})
@@ -33,11 +46,13 @@ class DeviceBackend(Backend):
     Args:
         table_name / dim / value_dtype / init: see :class:`Backend`. capacity: the shard's rows.
         expandable: dynamic expansion (the variable grows; its growth runs in ``lock``).
+        storage_dtype: the variable's dtype (None: value_dtype; float16 / bfloat16 with value_dtype float32).
     """
 
     def __init__(self, table_name: str, dim: int, value_dtype: tf.DType, init: InitSpec, capacity: int,
-                 expandable: bool = False) -> None:
+                 expandable: bool = False, storage_dtype: Optional[tf.DType] = None) -> None:
         super().__init__(table_name, dim, value_dtype, init)
+        self.storage_dtype = storage_dtype or value_dtype
         self.expandable = expandable
         self.store = DeviceStore(table_name, capacity, dim, init, value_dtype.as_numpy_dtype, expandable=expandable)
         if expandable:  # lookups grow the variable one at a time (slots grow in the optimizer)
@@ -67,7 +82,11 @@ class DeviceBackend(Backend):
                   ) -> Tuple[np.ndarray, List[np.ndarray]]:
         rows = self.store.index.lookup(keys)
         has = rows >= 0
-        return has, gather(rows[has])
+        return has, [self._wide(part) for part in gather(rows[has])]
+
+    def _wide(self, values: np.ndarray) -> np.ndarray:
+        """Rows or slots read from the session as value_dtype (saved as such whatever they are stored in)."""
+        return np.asarray(values).astype(self.value_dtype.as_numpy_dtype, copy=False)
 
     def restore_capacity(self) -> Optional[int]:
         return None if self.expandable else self.store.capacity()
@@ -85,6 +104,9 @@ class DeviceBackend(Backend):
                     ) -> tf.Tensor:
         """Write rows before the gather; with expansion, first grow the variable to ``device_rows`` rows
         (zero-filled) inside the critical section, so two lookups never grow it at once."""
+        if self.storage_dtype != self.value_dtype:  # computed in value_dtype, rounded once here
+            values = tf.cast(values, self.storage_dtype)
+
         def write():
             return tf.raw_ops.ResourceScatterUpdate(resource=variable.handle, indices=rows, updates=values,
                                                     name="init_new_rows")
@@ -96,7 +118,7 @@ class DeviceBackend(Backend):
             current = tf.raw_ops.VariableShape(input=variable.handle, out_type=tf.int64)[0]
 
             def grow():
-                extra = tf.zeros(tf.stack([device_rows - current, self.dim]), self.value_dtype)
+                extra = tf.zeros(tf.stack([device_rows - current, self.dim]), self.storage_dtype)
                 grown = tf.concat([variable.read_value(), extra], axis=0)
                 return variable.assign(grown, read_value=False)
 
@@ -130,24 +152,26 @@ class DeviceBackend(Backend):
             # the gradient's indices are these: optimizers then read slots only after the writes
             gather_rows = tf.identity(gather_rows)
             gathered = tf.gather(variables[0], gather_rows)
+        if self.storage_dtype != self.value_dtype:
+            gathered = widen(gathered, self.value_dtype)
         return gathered, gather_rows, inverse
 
     def read_state(self, session, variables: List[tf.Variable]) -> Tuple[np.ndarray, List[np.ndarray]]:
         keys, rows = self.store.items()
-        return keys, [value[rows] for value in session.run(variables)]
+        return keys, [self._wide(value[rows]) for value in session.run(variables)]
 
     def write_state(self, session, variables: List[tf.Variable], slot_inits: Sequence[float], keys: np.ndarray,
                     parts: Sequence[Optional[np.ndarray]]) -> None:
-        """Every key gets a device row; the variable and slots are overwritten whole."""
+        """Every key gets a device row; the variable and slots are overwritten whole (saved values are
+        rounded to each variable's own dtype)."""
         self.store.clear()
         rows = self.store.load_keys(keys)
         shape = (self.store.capacity() + 1, self.dim)
-        dtype = self.value_dtype.as_numpy_dtype
-        full = np.zeros(shape, dtype)
+        full = np.zeros(shape, variables[0].dtype.base_dtype.as_numpy_dtype)
         full[rows] = parts[0]
         assign(variables[0], full, session)
         for slot, init, saved in zip(variables[1:], slot_inits, parts[1:]):
-            full = np.full(shape, init, dtype)
+            full = np.full(shape, init, slot.dtype.base_dtype.as_numpy_dtype)
             if saved is not None:
                 full[rows] = saved
             assign(slot, full, session)

@@ -13,6 +13,7 @@ from mx_rec.tables.extra_args import check_npu_switches, check_optimizer_list, c
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 _KEY_DTYPES = (tf.int64, tf.int32)
 _VALUE_DTYPES = (tf.float32, tf.float64)
+HALF_DTYPES = (tf.float16, tf.bfloat16)  # storage_dtype / slot_dtype besides value_dtype (float32 math)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,18 @@ class TableConfig:
     shard_num: int = 1
     fusion_optimizer_var: bool = True
     hashtable_threshold: int = 0
+    storage_dtype: Optional[tf.DType] = None  # mx_rec's own: the rows' dtype in memory (None: value_dtype)
+    slot_dtype: Optional[tf.DType] = None  # mx_rec's own: the optimizer slots' dtype (None: value_dtype)
+
+    def __post_init__(self) -> None:
+        for name in ("storage_dtype", "slot_dtype"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, self.value_dtype)
+
+    @property
+    def compact(self) -> bool:
+        """Rows or slots are stored in float16 / bfloat16 (math, lookups and gradients stay value_dtype)."""
+        return self.storage_dtype in HALF_DTYPES or self.slot_dtype in HALF_DTYPES
 
     @property
     def gradient_reduction(self) -> GradientReduction:
@@ -68,7 +81,8 @@ def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_s
                       ssd_vocabulary_size=0, ssd_data_path=None, is_save=True, is_dp=False, init_param=1.0,
                       all2all_gradients_op="sum_gradients", value_dtype=tf.float32, enable_merge=False,
                       padding_keys=None, padding_keys_mask=False, padding_keys_len=None, shard_num=1,
-                      fusion_optimizer_var=True, hashtable_threshold=0, optimizer_list=None) -> TableConfig:
+                      fusion_optimizer_var=True, hashtable_threshold=0, optimizer_list=None, *, storage_dtype=None,
+                      slot_dtype=None) -> TableConfig:
     """Validate ``create_table`` arguments into a :class:`TableConfig`.
 
     Raises:
@@ -113,10 +127,37 @@ def make_table_config(key_dtype, dim, name, emb_initializer, device_vocabulary_s
                                                                            padding_keys_mask, padding_keys_len)
     check_npu_switches(name, enable_merge, shard_num, fusion_optimizer_var, hashtable_threshold)
     check_optimizer_list(name, optimizer_list)
+    storage_dtype = _storage_dtype(name, "storage_dtype", storage_dtype, value_dtype)
+    slot_dtype = _storage_dtype(name, "slot_dtype", slot_dtype, value_dtype)
+    if host_vocabulary_size and (storage_dtype in HALF_DTYPES or slot_dtype in HALF_DTYPES):
+        raise ValueError(f"table '{name}': storage_dtype={storage_dtype.name} / slot_dtype={slot_dtype.name} is for "
+                         "HBM tables only; in DDR/SSD mode (host_vocabulary_size > 0) rows and slots also live in "
+                         "host memory and SSD files as value_dtype, so set host_vocabulary_size=0 or leave both "
+                         "dtypes unset")
     return TableConfig(table_name=name, key_dtype=key_dtype, dim=dim, emb_initializer=emb_initializer,
                        device_vocabulary_size=device_vocabulary_size, host_vocabulary_size=host_vocabulary_size,
                        ssd_vocabulary_size=ssd_vocabulary_size, ssd_data_path=ssd_data_path, is_save=is_save,
                        is_dp=is_dp, init_param=float(init_param), all2all_gradients_op=all2all_gradients_op,
                        value_dtype=value_dtype, padding_keys=padding_keys, padding_keys_mask=padding_keys_mask,
                        padding_keys_len=padding_keys_len, enable_merge=bool(enable_merge), shard_num=int(shard_num),
-                       fusion_optimizer_var=bool(fusion_optimizer_var), hashtable_threshold=int(hashtable_threshold))
+                       fusion_optimizer_var=bool(fusion_optimizer_var), hashtable_threshold=int(hashtable_threshold),
+                       storage_dtype=storage_dtype, slot_dtype=slot_dtype)
+
+
+def _storage_dtype(table: str, name: str, dtype, value_dtype: tf.DType) -> tf.DType:
+    """``storage_dtype`` / ``slot_dtype``: None (value_dtype), value_dtype, or float16 / bfloat16 over float32."""
+    if dtype is None:
+        return value_dtype
+    try:
+        dtype = tf.as_dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"table '{table}': {name} {dtype!r} is not a dtype") from err
+    if dtype == value_dtype:
+        return dtype
+    if dtype not in HALF_DTYPES:
+        raise TypeError(f"table '{table}': {name} must be None, value_dtype ({value_dtype.name}), tf.float16 or "
+                        f"tf.bfloat16, got {dtype.name}")
+    if value_dtype != tf.float32:
+        raise TypeError(f"table '{table}': {name}={dtype.name} needs value_dtype=tf.float32 (the math, lookups and "
+                        f"gradients stay float32), got value_dtype={value_dtype.name}")
+    return dtype

@@ -4,15 +4,16 @@ import tensorflow as tf
 from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.storage.ssd import check_paths
 from mx_rec.tables.config import make_table_config
-from mx_rec.tables.table import EmbeddingTable
+from mx_rec.tables.table import EmbeddingTable, check_optimizer
 
 
 def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1, host_vocabulary_size=0,
                  ssd_vocabulary_size=0, ssd_data_path=None, is_save=True, is_dp=False, init_param=1.0,
                  all2all_gradients_op="sum_gradients", enable_merge=False, padding_keys=None,
                  padding_keys_mask=False, padding_keys_len=None, value_dtype=tf.float32, shard_num=1,
-                 fusion_optimizer_var=True, hashtable_threshold=0, optimizer_list=None) -> EmbeddingTable:
-    """Create a sparse embedding table (Rec SDK signature).
+                 fusion_optimizer_var=True, hashtable_threshold=0, optimizer_list=None, *, storage_dtype=None,
+                 slot_dtype=None) -> EmbeddingTable:
+    """Create a sparse embedding table (Rec SDK signature, plus mx_rec's own ``storage_dtype`` / ``slot_dtype``).
 
     Example:
         >>> table = create_table(tf.int64, 16, "user_table", tf.compat.v1.truncated_normal_initializer(),
@@ -37,6 +38,11 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
             padding like -1 (zeros, no row, no update); the length is the feature's length, the static
             ``send_count`` of lookups that give none. See ``mx_rec.tables.extra_args``.
         value_dtype: tf.float32 or tf.float64.
+        storage_dtype / slot_dtype (keyword only; mx_rec's own, Rec SDK has no such option): the dtype the rows /
+            the optimizer slots are kept in, None (= value_dtype), tf.float16 or tf.bfloat16 (with value_dtype
+            tf.float32). Lookups still return value_dtype, gradients reach the optimizer unrounded and the update
+            is computed in float32, then rounded once to the storage type; checkpoints and exports hold float32.
+            HBM tables only (not with host_vocabulary_size > 0), and only hash lazy Adam updates such a table.
         enable_merge / shard_num / fusion_optimizer_var / hashtable_threshold: NPU-only; validated, and logged
             once as having no effect. optimizer_list: older scripts' argument; checked, no effect.
 
@@ -48,7 +54,8 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
                                      host_vocabulary_size, ssd_vocabulary_size, ssd_data_path, is_save, is_dp,
                                      init_param, all2all_gradients_op, value_dtype, enable_merge, padding_keys,
                                      padding_keys_mask, padding_keys_len, shard_num, fusion_optimizer_var,
-                                     hashtable_threshold, optimizer_list)
+                                     hashtable_threshold, optimizer_list, storage_dtype=storage_dtype,
+                                     slot_dtype=slot_dtype)
     if config.table_in_graph(name):
         raise ValueError(f"table '{name}' already exists; table names must be unique")
     if table_config.ssd_vocabulary_size:
@@ -60,6 +67,8 @@ def create_table(key_dtype, dim, name, emb_initializer, device_vocabulary_size=1
     if ddr and config.use_dynamic_expansion:
         raise ValueError(f"table '{name}': DDR mode and dynamic expansion exclude each other (the device variable "
                          "is a fixed-size cache in DDR mode)")
+    for optimizer in config.hash_optimizers:  # those made later are checked when they make their slots
+        check_optimizer(table_config, optimizer)
     table = EmbeddingTable(table_config, rank_size=config.rank_size, expandable=config.use_dynamic_expansion,
                            rank=config.rank_id)
     config.register_table(table)

@@ -27,8 +27,9 @@ class EmbeddingTable:
     and grows in chunks as keys arrive.
 
     Attributes:
-        table_name: str. dim: int. key_dtype / value_dtype: tf.DType.
-        variable: the ``tf.Variable`` [capacity + 1, dim] holding this shard's rows.
+        table_name: str. dim: int. key_dtype / value_dtype: tf.DType (value_dtype: lookups, gradients, math,
+            checkpoints). storage_dtype / slot_dtype: tf.DType the rows / optimizer slots are kept in.
+        variable: the ``tf.Variable`` storage_dtype [capacity + 1, dim] holding this shard's rows.
         backend: the shard's storage (``mx_rec.storage.backend``): the device alone, or DDR/SSD tiers.
     """
 
@@ -38,14 +39,17 @@ class EmbeddingTable:
         self.dim = config.dim
         self.key_dtype = config.key_dtype
         self.value_dtype = config.value_dtype
+        self.storage_dtype = config.storage_dtype
+        self.slot_dtype = config.slot_dtype
         self.init_spec = parse_initializer(config.emb_initializer, config.table_name, config.init_param,
                                            shape=config.init_shape)
         self.expandable = expandable
         self.backend: Backend = choose_backend(
             config.table_name, config.dim, config.value_dtype, self.init_spec,
             math.ceil(config.device_vocabulary_size / rank_size), math.ceil(config.host_vocabulary_size / rank_size),
-            math.ceil(config.ssd_vocabulary_size / rank_size), config.ssd_data_path, rank, expandable)
-        initial = filled([self.backend.device_rows + 1, config.dim], 0.0, config.value_dtype)
+            math.ceil(config.ssd_vocabulary_size / rank_size), config.ssd_data_path, rank, expandable,
+            storage_dtype=config.storage_dtype)
+        initial = filled([self.backend.device_rows + 1, config.dim], 0.0, config.storage_dtype)
         if expandable:  # an open leading dimension, so restore can feed any row count
             initial = tf.compat.v1.placeholder_with_default(initial, [None, config.dim])
         self.variable = tf.compat.v1.Variable(
@@ -93,6 +97,10 @@ class EmbeddingTable:
         Raises:
             ValueError: a different setting was given before, naming both.
         """
+        if lifecycle.evicts and self.storage_dtype != self.value_dtype:
+            raise ValueError(f"table '{self.table_name}': eviction (eviction_threshold) does not support "
+                             f"storage_dtype={self.storage_dtype.name} yet; leave storage_dtype unset "
+                             "(slot_dtype may stay)")
         if self.lifecycle is not None and self.lifecycle != lifecycle:
             raise ValueError(f"table '{self.table_name}': admission/eviction settings {lifecycle} differ from "
                              f"{self.lifecycle} given by an earlier lookup of the table")
@@ -170,9 +178,28 @@ class EmbeddingTable:
         """The rows keys int64 [K] start from: value_dtype [K, dim]."""
         return self.backend.initial_values(keys)
 
+    def check_optimizer(self, optimizer) -> None:
+        """See :func:`check_optimizer`."""
+        check_optimizer(self.config, optimizer)
+
     def register_slot(self, optimizer_name: str, slot_name: str, variable: tf.Variable, init_value: float) -> None:
         """Record an optimizer slot that moves row-for-row with this table."""
         self.slots[(optimizer_name, slot_name)] = (variable, init_value)
 
     def __repr__(self) -> str:
         return f"EmbeddingTable(name={self.table_name!r}, dim={self.dim}, capacity={self.capacity()})"
+
+
+def check_optimizer(config: TableConfig, optimizer) -> None:
+    """Refuse an optimizer that cannot update a table of ``config``: with float16 / bfloat16 rows or
+    slots only classes declaring ``supports_compact_storage = True`` (hash lazy Adam) may.
+
+    Raises:
+        TypeError: naming the table, the optimizer and the dtypes.
+    """
+    if config.compact and not getattr(optimizer, "supports_compact_storage", False):
+        name = optimizer.get_name() if hasattr(optimizer, "get_name") else type(optimizer).__name__
+        raise TypeError(f"table '{config.table_name}' keeps rows as {config.storage_dtype.name} and slots as "
+                        f"{config.slot_dtype.name}, which only hash lazy Adam updates (in float32); optimizer "
+                        f"{name!r} ({type(optimizer).__name__}) cannot: leave storage_dtype / slot_dtype "
+                        "unset for this table or use mx_rec.optimizers.lazy_adam")

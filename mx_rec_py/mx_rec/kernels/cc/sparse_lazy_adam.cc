@@ -5,12 +5,17 @@
 //   v[r, j] = beta2 * v[r, j] + (1 - beta2) * g * g
 //   var[r, j] += (-step_size) * m[r, j] / (sqrt(v[r, j]) + epsilon)
 // with the same operation order as the TF-op path (mx_rec/optimizers/lazy_adam.py), so both give the
-// same float32 numbers. Storage T may be float, double, half or bfloat16; math is in Tgrad (float or
-// double). Distinct rows (the usual case) are split among the threads by position; when a row repeats,
-// by row number (row % shards), each shard walking `indices` in order, so a repeated row is updated
-// once per occurrence, in order. Either way the result never depends on the thread count.
+// same float32 numbers. Row storage T and slot storage Tslot (m, v) may each be float, half or
+// bfloat16 with float math, or both double with double math (Tgrad): each value is read, updated in
+// Tgrad and rounded once to its storage type (m and v are rounded after the row's delta is computed
+// from their unrounded values). Distinct rows (the usual case) are split among the threads by
+// position; when a row repeats, by row number (row % shards), each shard walking `indices` in order,
+// so a repeated row is updated once per occurrence, in order. Either way the result never depends on
+// the thread count.
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -36,6 +41,7 @@ REGISTER_OP("MxrecSparseLazyAdam")
     .Input("grad: Tgrad")
     .Input("indices: Tindices")
     .Attr("T: {float, double, half, bfloat16}")
+    .Attr("Tslot: {float, double, half, bfloat16}")
     .Attr("Tgrad: {float, double}")
     .Attr("Tindices: {int32, int64}")
     .Attr("use_locking: bool = false")
@@ -54,22 +60,58 @@ inline G Load(const T& x) { return static_cast<G>(x); }
 template <typename T, typename G>
 inline T Store(G x) { return static_cast<T>(x); }
 
+// bfloat16 <-> float written out, branch-free, so the compiler vectorizes the row loop (Eigen's scalar
+// conversion does not vectorize); the same values as Eigen's (and TF's Cast): round to nearest even, a
+// NaN becomes the quiet NaN of its sign.
+template <>
+inline float Load<bfloat16, float>(const bfloat16& x) {
+  const uint32_t bits = static_cast<uint32_t>(Eigen::numext::bit_cast<uint16_t>(x)) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+template <>
+inline bfloat16 Store<bfloat16, float>(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  const uint16_t rounded = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  const uint16_t nan = (u >> 31) ? 0xFFC0 : 0x7FC0;
+  return Eigen::numext::bit_cast<bfloat16>(x != x ? nan : rounded);
+}
+
 // One row: scalars by value and restrict pointers, so the compiler vectorizes the columns.
-template <typename T, typename G>
-inline void AdamRow(T* __restrict row, T* __restrict m, T* __restrict v, const G* __restrict g, int64_t dim,
+template <typename T, typename S, typename G>
+inline void AdamRow(T* __restrict row, S* __restrict m, S* __restrict v, const G* __restrict g, int64_t dim,
                     const G beta1, const G one_minus_beta1, const G beta2, const G one_minus_beta2, const G neg_step,
                     const G epsilon) {
   for (int64_t j = 0; j < dim; ++j) {
     const G gj = g[j];
-    const G m_t = beta1 * Load<T, G>(m[j]) + one_minus_beta1 * gj;
-    const G v_t = beta2 * Load<T, G>(v[j]) + one_minus_beta2 * (gj * gj);
-    m[j] = Store<T, G>(m_t);
-    v[j] = Store<T, G>(v_t);
+    const G m_t = beta1 * Load<S, G>(m[j]) + one_minus_beta1 * gj;
+    const G v_t = beta2 * Load<S, G>(v[j]) + one_minus_beta2 * (gj * gj);
+    m[j] = Store<S, G>(m_t);
+    v[j] = Store<S, G>(v_t);
     row[j] = Store<T, G>(Load<T, G>(row[j]) + (neg_step * m_t) / (std::sqrt(v_t) + epsilon));
   }
 }
 
-template <typename T, typename G, typename Index>
+// The variable's tensor for an in-place sparse update, made copy-on-read with its own type X (TF's
+// GetInputTensorFromVariable would take the variable's lock again, which the caller already holds).
+template <typename X>
+Status SparseAccess(OpKernelContext* ctx, int input, Tensor* out) {
+  core::RefCountPtr<Var> var;
+  TF_RETURN_IF_ERROR(LookupResource(ctx, HandleFromInput(ctx, input), &var));
+  if (var->tensor()->dtype() != DataTypeToEnum<X>::v()) {
+    return errors::InvalidArgument("MxrecSparseLazyAdam: input ", input, " is a ",
+                                   DataTypeString(var->tensor()->dtype()), " variable, the op was given ",
+                                   DataTypeString(DataTypeToEnum<X>::v()));
+  }
+  TF_RETURN_IF_ERROR(EnsureSparseVariableAccess<CPUDevice, X>(ctx, var.get(), /*lock_held=*/true));
+  *out = *var->tensor();
+  return OkStatus();
+}
+
+template <typename T, typename S, typename G, typename Index>
 class SparseLazyAdamOp : public OpKernel {
  public:
   explicit SparseLazyAdamOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -77,11 +119,16 @@ class SparseLazyAdamOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(ctx, use_locking_, /*sparse=*/true, {0, 1, 2});
+    // Exclusive locks (sparse=false): TF's helper would make every variable copy-on-read with one type T,
+    // which is wrong for slots of another type; each variable is made so below, with its own type.
+    auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(ctx, use_locking_, /*sparse=*/false, {0, 1, 2});
     Tensor var, m, v;
-    OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, T>(ctx, 0, use_locking_, true, &var));
-    OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, T>(ctx, 1, use_locking_, true, &m));
-    OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, T>(ctx, 2, use_locking_, true, &v));
+    OP_REQUIRES(ctx, ctx->input_dtype(0) == DT_RESOURCE && ctx->input_dtype(1) == DT_RESOURCE &&
+                         ctx->input_dtype(2) == DT_RESOURCE,
+                errors::InvalidArgument("MxrecSparseLazyAdam: var, m and v must be resource variables"));
+    OP_REQUIRES_OK(ctx, SparseAccess<T>(ctx, 0, &var));
+    OP_REQUIRES_OK(ctx, SparseAccess<S>(ctx, 1, &m));
+    OP_REQUIRES_OK(ctx, SparseAccess<S>(ctx, 2, &v));
     OP_REQUIRES(ctx, var.IsInitialized() && m.IsInitialized() && v.IsInitialized(),
                 errors::FailedPrecondition("MxrecSparseLazyAdam: the variable or a slot is not initialized"));
     OP_REQUIRES(ctx, var.dims() == 2, errors::InvalidArgument("MxrecSparseLazyAdam: var must be 2-D, got ",
@@ -124,8 +171,8 @@ class SparseLazyAdamOp : public OpKernel {
     }
     if (n == 0) return;
     T* var_p = var.flat<T>().data();
-    T* m_p = m.flat<T>().data();
-    T* v_p = v.flat<T>().data();
+    S* m_p = m.flat<S>().data();
+    S* v_p = v.flat<S>().data();
     const G* g_p = grad.flat<G>().data();
     const G one_minus_beta1 = G(1) - beta1;
     const G one_minus_beta2 = G(1) - beta2;
@@ -134,8 +181,8 @@ class SparseLazyAdamOp : public OpKernel {
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     auto update = [&](int64_t i) {
       const int64_t r = static_cast<int64_t>(idx[i]);
-      AdamRow<T, G>(var_p + r * dim, m_p + r * dim, v_p + r * dim, g_p + i * dim, dim, beta1, one_minus_beta1, beta2,
-                    one_minus_beta2, neg_step, epsilon);
+      AdamRow<T, S, G>(var_p + r * dim, m_p + r * dim, v_p + r * dim, g_p + i * dim, dim, beta1, one_minus_beta1,
+                       beta2, one_minus_beta2, neg_step, epsilon);
     };
     auto prefetch = [&](int64_t i) {  // rows are scattered over the table: ask for them ahead
       const int64_t r = static_cast<int64_t>(idx[i]);
@@ -179,18 +226,22 @@ class SparseLazyAdamOp : public OpKernel {
   std::vector<uint64_t> seen_ TF_GUARDED_BY(seen_mu_);  // one bit a row, all zero between calls
 };
 
-#define REGISTER(T, G, I)                                                                              \
+#define REGISTER(T, S, G, I)                                                                           \
   REGISTER_KERNEL_BUILDER(Name("MxrecSparseLazyAdam")                                                  \
                               .Device(DEVICE_CPU)                                                      \
                               .TypeConstraint<T>("T")                                                  \
+                              .TypeConstraint<S>("Tslot")                                              \
                               .TypeConstraint<G>("Tgrad")                                              \
                               .TypeConstraint<I>("Tindices"),                                          \
-                          SparseLazyAdamOp<T, G, I>);
-#define REGISTER_INDICES(T, G) REGISTER(T, G, int32) REGISTER(T, G, int64_t)
-REGISTER_INDICES(float, float)
-REGISTER_INDICES(double, double)
-REGISTER_INDICES(Eigen::half, float)
-REGISTER_INDICES(bfloat16, float)
+                          SparseLazyAdamOp<T, S, G, I>);
+#define REGISTER_INDICES(T, S, G) REGISTER(T, S, G, int32) REGISTER(T, S, G, int64_t)
+#define REGISTER_SLOTS(T) \
+  REGISTER_INDICES(T, float, float) REGISTER_INDICES(T, Eigen::half, float) REGISTER_INDICES(T, bfloat16, float)
+REGISTER_INDICES(double, double, double)
+REGISTER_SLOTS(float)
+REGISTER_SLOTS(Eigen::half)
+REGISTER_SLOTS(bfloat16)
+#undef REGISTER_SLOTS
 #undef REGISTER_INDICES
 #undef REGISTER
 
