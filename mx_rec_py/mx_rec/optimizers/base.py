@@ -119,7 +119,7 @@ def _apply_dense(self, grad, var):
 
 
 def _valid_dtypes(self):
-    return {tf.float32, tf.float64}
+    return {tf.float32, tf.float64, tf.float16, tf.bfloat16}  # compact tables: refused per optimizer later
 
 
 _AROUND: Dict[str, Callable] = {"__init__": _init, "compute_gradients": _compute_gradients,

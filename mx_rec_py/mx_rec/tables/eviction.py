@@ -27,7 +27,7 @@ class RowReset:
             n = tf.shape(self.rows)[0]
             ops = [tf.raw_ops.ResourceScatterUpdate(
                 resource=table.variable.handle, indices=self.rows,
-                updates=tf.zeros(tf.stack([n, table.dim]), table.value_dtype))]
+                updates=tf.zeros(tf.stack([n, table.dim]), table.variable.dtype.base_dtype))]
             for (_, _), (slot, init) in sorted(table.slots.items()):
                 ops.append(tf.raw_ops.ResourceScatterUpdate(
                     resource=slot.handle, indices=self.rows,

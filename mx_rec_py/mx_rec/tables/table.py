@@ -97,10 +97,6 @@ class EmbeddingTable:
         Raises:
             ValueError: a different setting was given before, naming both.
         """
-        if lifecycle.evicts and self.storage_dtype != self.value_dtype:
-            raise ValueError(f"table '{self.table_name}': eviction (eviction_threshold) does not support "
-                             f"storage_dtype={self.storage_dtype.name} yet; leave storage_dtype unset "
-                             "(slot_dtype may stay)")
         if self.lifecycle is not None and self.lifecycle != lifecycle:
             raise ValueError(f"table '{self.table_name}': admission/eviction settings {lifecycle} differ from "
                              f"{self.lifecycle} given by an earlier lookup of the table")

@@ -138,11 +138,6 @@ def test_ddr_mode_and_other_dtypes_are_refused_naming_the_table(graph):
         create_table(tf.int64, D, "bad", INIT, slot_dtype=tf.int32)
     with pytest.raises(TypeError, match="table 'wide': storage_dtype=bfloat16 needs value_dtype=tf.float32"):
         create_table(tf.int64, D, "wide", INIT, value_dtype=tf.float64, storage_dtype=tf.bfloat16)
-    table = create_table(tf.int64, D, "evicting", INIT, device_vocabulary_size=8, storage_dtype=tf.float16)
-    with pytest.raises(ValueError, match="table 'evicting': eviction \\(eviction_threshold\\) does not support "
-                                         "storage_dtype=float16 yet"):
-        sparse_lookup(table, tf.constant([1, 2], tf.int64),
-                      access_and_evict_config={"access_threshold": 0, "eviction_threshold": 50})
 
 
 def test_optimizers_without_float32_math_on_compact_storage_are_refused(graph):
@@ -194,3 +189,29 @@ def test_export_reads_float32_rows_and_predicts_like_the_session(graph, tmp_path
     assert np.load(tmp_path / "local" / "tables" / "c" / "rows.npy").dtype == np.float32
     model = load_inference_model(str(tmp_path / "local"))
     np.testing.assert_allclose(model.predict({"ids": ids_all[3]}), expected, atol=1e-6, rtol=0)
+
+
+def test_eviction_resets_half_rows_and_slots_and_reuses_them(graph):
+    from mx_rec.constants.constants import ASCEND_TIMESTAMP
+    from mx_rec.core.feature_process import EvictHook
+
+    table = create_table(tf.int64, D, "evicting", INIT, device_vocabulary_size=8, storage_dtype=tf.bfloat16,
+                         slot_dtype=tf.bfloat16)
+    ids = tf.compat.v1.placeholder(tf.int64, [None])
+    stamp = tf.compat.v1.placeholder(tf.int64, [])
+    tf.compat.v1.add_to_collection(ASCEND_TIMESTAMP, stamp)
+    emb = sparse_lookup(table, ids, access_and_evict_config={"access_threshold": 1, "eviction_threshold": 50})
+    opt = lazy_adam.create_hash_optimizer(0.1)
+    train = opt.minimize(tf.reduce_sum(emb), var_list=[table.variable])
+    hook = EvictHook(evict_enable=True, evict_step_interval=1)
+    with tf.compat.v1.train.MonitoredTrainingSession(hooks=[hook]) as sess:
+        sess.run(train, {ids: [1, 2], stamp: 100})
+        row1 = int(table.backend.store.index.lookup(np.array([1]))[0])
+        sess.run(train, {ids: [2, 3], stamp: 160})  # key 1 is 60 s old: evicted after this step
+        assert hook.evicted == 1 and table.size() == 2
+        m = sess.run(opt.get_slot(table.variable, "m"))
+        assert m.dtype == tf.bfloat16.as_numpy_dtype and np.all(np.asarray(m[row1], np.float32) == 0.0)
+        out = sess.run(emb, {ids: [4], stamp: 170})  # a new key reuses the freed row, from its initial value
+        assert int(table.backend.store.index.lookup(np.array([4]))[0]) == row1
+        expected = table.initial_values(np.array([4]))[0].astype(tf.bfloat16.as_numpy_dtype).astype(np.float32)
+        np.testing.assert_array_equal(out[0], expected)
