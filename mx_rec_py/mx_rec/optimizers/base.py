@@ -32,6 +32,7 @@ from collections import defaultdict
 from typing import Callable, Dict, List
 
 import tensorflow as tf
+from tensorflow.python.ops import resource_variable_ops
 from tensorflow.python.training.optimizer import _var_key
 
 from mx_rec.config.initializer import ConfigInitializer
@@ -82,7 +83,21 @@ def _init(self, inner, *args, **kwargs):
 
 def _compute_gradients(self, inner, *args, **kwargs):
     build_pending_lookups()  # multi-lookup: the merged lookups must exist before gradients flow to them
+    if len(args) < 3 and "gate_gradients" not in kwargs and _all_resource(args[1] if len(args) > 1
+                                                                          else kwargs.get("var_list")):
+        kwargs["gate_gradients"] = tf.compat.v1.train.Optimizer.GATE_NONE
     return inner(*args, **kwargs)
+
+
+def _all_resource(var_list) -> bool:
+    """Whether every variable the gradients are for is a resource variable (the trainable ones when
+    ``var_list`` is None). TF's default GATE_OP makes each op's input gradients wait for each other so
+    that an update cannot overwrite a reference variable another gradient still reads; a resource
+    variable is copied on write instead, so without the gating the numbers are the same and the
+    backward pass is free to overlap (a matmul's input gradient no longer waits for its weight
+    gradient)."""
+    variables = tf.compat.v1.trainable_variables() if var_list is None else list(var_list)
+    return bool(variables) and all(isinstance(v, resource_variable_ops.BaseResourceVariable) for v in variables)
 
 
 def _create_slots(self, inner, var_list):
