@@ -64,14 +64,15 @@ class SegmentSumOp : public OpKernel {
     const T* in = data.flat<T>().data();
     T* o = out->flat<T>().data();
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    const int64_t shards = std::max<int64_t>(1, std::min<int64_t>({workers->num_threads, segments,
-                                                                  n * dim / 32768}));
+    int64_t shards = 1;  // a power of two, so that a segment's shard is a mask, not a division
+    while (shards * 2 <= std::min<int64_t>({workers->num_threads, segments, n * dim / 32768})) shards *= 2;
+    const int64_t mask = shards - 1;
     auto work = [&](int64_t first, int64_t last) {
       for (int64_t s = first; s < last; ++s) {
         for (int64_t seg = s; seg < segments; seg += shards) std::fill(o + seg * dim, o + (seg + 1) * dim, T(0));
         for (int64_t i = 0; i < n; ++i) {
           const int64_t seg = static_cast<int64_t>(id[i]);
-          if (seg >= 0 && seg % shards == s) AddRow<T>(o + seg * dim, in + i * dim, dim);
+          if (seg >= 0 && (seg & mask) == s) AddRow<T>(o + seg * dim, in + i * dim, dim);
         }
       }
     };
