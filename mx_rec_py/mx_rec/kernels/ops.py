@@ -83,8 +83,8 @@ def segment_sum(data: tf.Tensor, segment_ids: tf.Tensor, num_segments) -> tf.Ten
     segment_ids int32/int64 [N] (negative: dropped); [num_segments, d]. Same sums, same order of
     additions, parallel over segments."""
     lib = library()
-    if lib is None or data.shape.rank != 2:
-        return tf.math.unsorted_segment_sum(data, segment_ids, num_segments)
+    if lib is None or data.shape.rank != 2 or tf.config.list_physical_devices("GPU"):  # a CPU kernel: no copies
+        return tf.math.unsorted_segment_sum(data, segment_ids, num_segments)           # off a GPU and back
     return lib.mxrec_segment_sum(data, segment_ids, num_segments)
 
 
