@@ -104,7 +104,7 @@ def _create_slots(self, inner, var_list):
     tables = [table_of(var) for var in var_list]
     initialized = self.__dict__.setdefault("_mxrec_slots_initialized", set())
     for var, table in zip(var_list, tables):
-        slots.make_table_slots(self, var, growable=table.expandable)
+        slots.make_table_slots(self, var, table.slot_dtype, growable=table.expandable)
         if _var_key(var) not in initialized and _overrides(self, "initialize_slots"):
             for info in self.initialize_slots(var, table) or []:  # Rec SDK's protocol: made here, kept by TF
                 self.insert_slot(info["slot"], info["named_slot_key"], info["slot_name"])

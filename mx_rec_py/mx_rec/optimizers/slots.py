@@ -8,14 +8,13 @@ dynamic expansion grows it. A slot's initial value comes from, in order: the cla
 order), or the slot variable's constant initial value.
 
 A table with ``slot_dtype`` (float16 / bfloat16) gets its declared slots in that dtype
-(:func:`make_typed_slots`), whatever dtype its rows have.
+(:func:`make_table_slots`), whatever dtype its rows have.
 """
 from typing import List, Optional
 
 import tensorflow as tf
 from tensorflow.python.training.optimizer import _var_key
 
-from mx_rec.config.initializer import ConfigInitializer
 from mx_rec.system.log import logger
 from mx_rec.tables.variable_init import filled
 
@@ -67,21 +66,11 @@ def slot_init_value(optimizer, var, slot_name: str) -> float:
     return value
 
 
-def slot_dtype_of(var) -> tf.DType:
-    """The dtype slots of table variable ``var`` are kept in (its table's ``slot_dtype``; else var's)."""
-    if ConfigInitializer.is_initialized():
-        for table in ConfigInitializer.get_instance().tables.values():
-            if table.variable is var:
-                return table.slot_dtype
-    return var.dtype.base_dtype
-
-
-def make_table_slots(optimizer, var, growable: bool) -> None:
-    """The declared slots of table variable ``var``, in the table's ``slot_dtype``, made before the
+def make_table_slots(optimizer, var, dtype: tf.DType, growable: bool) -> None:
+    """The declared slots of table variable ``var``, in ``dtype`` (its table's ``slot_dtype``), made before the
     class's own ``_create_slots`` runs (which then finds and keeps them), from initial values TF
     neither folds nor copies (``tables.variable_init.filled``); ``growable`` (dynamic expansion): with
     an open leading dimension so they grow with the table."""
-    dtype = slot_dtype_of(var)
     for slot_name, init in (getattr(optimizer, "slot_init_values", None) or {}).items():
         if growable:
             value = filled(tf.shape(var.initial_value), init, dtype)
