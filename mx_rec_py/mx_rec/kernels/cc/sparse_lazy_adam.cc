@@ -191,18 +191,18 @@ class SparseLazyAdamOp : public OpKernel {
       __builtin_prefetch(v_p + r * dim, 1);
     };
     constexpr int64_t kAhead = 32;
-    auto run_in_order = [&](const int64_t* positions, int64_t count) {
-      for (int64_t k = 0; k < std::min(count, kAhead); ++k) prefetch(positions[k]);
+    // position(k): the k-th position of `indices` to apply (a range, or a shard's list)
+    auto run_in_order = [&](auto position, int64_t count) {
+      for (int64_t k = 0; k < std::min(count, kAhead); ++k) prefetch(position(k));
       for (int64_t k = 0; k < count; ++k) {
-        if (k + kAhead < count) prefetch(positions[k + kAhead]);
-        update(positions[k]);
+        if (k + kAhead < count) prefetch(position(k + kAhead));
+        update(position(k));
       }
     };
     if (!repeats) {  // distinct rows (the usual case): any split of the positions gives the same numbers
-      std::vector<int64_t> all(n);
-      for (int64_t i = 0; i < n; ++i) all[i] = i;
-      Shard(workers->num_threads, workers->workers, n, /*cost_per_unit=*/dim * 24,
-            [&](int64_t first, int64_t last) { run_in_order(all.data() + first, last - first); });
+      Shard(workers->num_threads, workers->workers, n, /*cost_per_unit=*/dim * 24, [&](int64_t first, int64_t last) {
+        run_in_order([first](int64_t k) { return first + k; }, last - first);
+      });
       return;
     }
     // a repeated row is updated once per occurrence, in order: each shard owns the rows r % shards == s
@@ -214,7 +214,7 @@ class SparseLazyAdamOp : public OpKernel {
         for (int64_t i = 0; i < n; ++i) {
           if (shards == 1 || static_cast<int64_t>(idx[i]) % shards == s) mine.push_back(i);
         }
-        run_in_order(mine.data(), static_cast<int64_t>(mine.size()));
+        run_in_order([&mine](int64_t k) { return mine[k]; }, static_cast<int64_t>(mine.size()));
       }
     };
     Shard(workers->num_threads, workers->workers, shards, /*cost_per_unit=*/1 << 30, work);
